@@ -1,0 +1,140 @@
+import { runOneShotBench } from '../bench/oneshot.js';
+import { type ProtocolConfig, runProtocol, type Scenario } from '../bench/protocol.js';
+import { loadDataset } from '../data/index.js';
+import { type Architecture, makeArchitecture } from '../model/arch.js';
+import { BACKEND_PREFERENCES, type BackendPreference, selectBackend } from '../model/backend.js';
+import type { InferenceMethod, ScoreInit } from '../model/engine.js';
+import type { MaskRule } from '../model/mask-rule.js';
+import type { Objective } from '../model/objectives.js';
+import { defaultOptimizer, type OptimizerKind } from '../model/optimizers.js';
+import { OptionReader } from './options.js';
+import { Progress } from './progress.js';
+
+type RawOptions = Readonly<Record<string, unknown>>;
+
+function readArchitecture(reader: OptionReader, outputsFallback: number): Architecture {
+  const hidden = reader.integerList('hidden');
+  const arch = hidden === undefined ? reader.string('arch', 'lenet') : undefined;
+  const outputs = reader.integer('outputs', outputsFallback, 1, 65536);
+  return reader.attempt(
+    () => makeArchitecture({ arch, hidden, outputs }),
+    makeArchitecture({ arch: 'lenet', outputs: 10 }),
+  );
+}
+
+export function readProtocolConfig(
+  scenario: Scenario,
+  raw: RawOptions,
+): ProtocolConfig & { backend: BackendPreference } {
+  const r = new OptionReader(raw);
+  const arch = readArchitecture(r, 100);
+  const maskKind = r.choice('mask', ['threshold', 'topk'] as const, 'threshold');
+  const density = r.number('density', 0.5, 1e-6, 1) ?? 0.5;
+  const rule: MaskRule = maskKind === 'topk' ? { kind: 'topk', density } : { kind: 'threshold' };
+  const optimizerKind = r.choice<OptimizerKind>('optimizer', ['rmsprop', 'adam', 'sgd'], 'rmsprop');
+  const lr = r.number('lr', undefined, 1e-12, 100);
+  const tasks = r.integer('tasks', 10, 1, 100_000);
+  if (scenario === 'split' && tasks > 5)
+    r.problem(`split has 5 tasks at most (digit pairs), got --tasks ${tasks}`);
+  if (scenario === 'split' && arch.realClasses > arch.outputs) r.problem('split needs at least 10 outputs');
+  const config = {
+    scenario,
+    dataset: r.choice('dataset', ['mnist', 'fashion'] as const, 'mnist'),
+    arch,
+    tasks,
+    iterations: r.integer('iterations', 1000, 1),
+    batchSize: r.integer('batch', 128, 1, 65536),
+    seed: r.integer('seed', 1, 0, 0xffffffff),
+    inference: r.choice<InferenceMethod>('inference', ['one-shot', 'binary'], 'one-shot'),
+    objective: r.choice<Objective>('objective', ['H', 'G'], 'H'),
+    bprime: r.integer('bprime', 1, 1, 65536),
+    optimizer: defaultOptimizer(optimizerKind, lr),
+    rule,
+    init: r.choice<ScoreInit>('init', ['kaiming', 'transfer'], 'kaiming'),
+    evalLimit: r.optionalInteger('evalLimit', 1),
+    backend: r.choice<BackendPreference>('backend', BACKEND_PREFERENCES, 'auto'),
+  };
+  if (config.bprime > config.batchSize)
+    r.problem(`--bprime ${config.bprime} exceeds --batch ${config.batchSize}`);
+  r.finish(`bench ${scenario}`);
+  return config;
+}
+
+export async function benchProtocol(scenario: Scenario, raw: RawOptions): Promise<void> {
+  const { backend: preference, ...config } = readProtocolConfig(scenario, raw);
+  const json = raw.json === true;
+  const backend = await selectBackend(preference);
+  const dataset = loadDataset(config.dataset);
+  const progress = new Progress();
+  const totalSteps = config.tasks * config.iterations;
+  const result = runProtocol(config, dataset, (event) => {
+    if (event.phase === 'train') {
+      const loss = event.loss === undefined ? '' : ` loss ${event.loss.toFixed(3)}`;
+      progress.update(
+        event.task * config.iterations + event.iteration,
+        totalSteps,
+        `train task ${event.task + 1}/${config.tasks} step ${event.iteration}/${config.iterations}${loss}`,
+      );
+    } else {
+      progress.update(event.batch, event.batches, `evaluate task ${event.task + 1}/${config.tasks}`);
+    }
+  });
+  progress.done();
+  const report = { command: `bench ${scenario}`, backend: backend.backend, ...result, config };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  const pct = (v: number) => `${(100 * v).toFixed(2)} %`;
+  const lines = [
+    `SupSup ${scenario} ${config.dataset}, ${config.arch.name} (${[config.arch.inputs, ...config.arch.hidden, config.arch.outputs].join('-')}), ${config.tasks} tasks x ${config.iterations} iterations, ${config.inference} ${config.objective}, B'=${config.bprime}, backend ${backend.backend}`,
+    `  GG  accuracy          ${pct(result.gg_acc)}`,
+    `  GNs accuracy          ${pct(result.gns_acc)}`,
+    `  GNu accuracy          ${pct(result.gnu_acc)}`,
+    `  task inference        ${pct(result.task_inference_acc)}`,
+    `  training              ${result.train_samples_per_s.toFixed(0)} samples/s (${result.train_seconds.toFixed(1)} s)`,
+    `  task inference time   ${result.oneshot_ms_per_batch.toFixed(2)} ms per batch (${result.inference_passes_per_batch.toFixed(2)} passes)`,
+    `  mask size             ${result.mask_bytes_per_task} bytes per task`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export async function benchOneShot(raw: RawOptions): Promise<void> {
+  const r = new OptionReader(raw);
+  const arch = readArchitecture(r, 500);
+  const config = {
+    arch,
+    masks: r.integer('masks', 2500, 1, 1_000_000),
+    batchSize: r.integer('batch', 128, 1, 65536),
+    bprime: r.integer('bprime', 1, 1, 65536),
+    objective: r.choice<Objective>('objective', ['H', 'G'], 'H'),
+    repeats: r.integer('repeats', 20, 1, 100_000),
+    seed: r.integer('seed', 1, 0, 0xffffffff),
+  };
+  const preference = r.choice<BackendPreference>('backend', BACKEND_PREFERENCES, 'auto');
+  r.finish('bench oneshot');
+  const backend = await selectBackend(preference);
+  const progress = new Progress();
+  const result = runOneShotBench(config, (done, total, phase) =>
+    progress.update(
+      done,
+      total,
+      phase === 'masks' ? `generate masks ${done}/${total}` : `infer ${done}/${total}`,
+    ),
+  );
+  progress.done();
+  const report = { command: 'bench oneshot', backend: backend.backend, ...result, config };
+  if (raw.json === true) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  process.stdout.write(
+    `${[
+      `one-shot task inference, ${config.masks} masks, ${[arch.inputs, ...arch.hidden, arch.outputs].join('-')}, batch ${config.batchSize}, B'=${config.bprime}, backend ${backend.backend}`,
+      `  ${result.oneshot_ms_per_batch.toFixed(1)} ms per batch (p50 ${result.oneshot_ms_p50.toFixed(1)}, min ${result.oneshot_ms_min.toFixed(1)})`,
+      `  prediction with the inferred mask: ${result.predict_ms_per_batch.toFixed(1)} ms per batch`,
+      `  masks: ${result.mask_bytes_per_task} bytes each, bank ${(result.mask_bank_bytes / 2 ** 20).toFixed(1)} MiB`,
+      `  resident memory ${result.rss_mb.toFixed(0)} MiB`,
+    ].join('\n')}\n`,
+  );
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { errorMessage, isSupsupError } from '../errors.js';
+import { benchOneShot, benchProtocol } from './bench.js';
+import { info } from './info.js';
+
+const BACKEND_HELP = 'tfjs backend: auto|tensorflow|wasm|cpu';
+
+function protocolCommand(parent: Command, scenario: 'permuted' | 'rotated' | 'split', summary: string): void {
+  parent
+    .command(scenario)
+    .description(summary)
+    .option('--dataset <name>', 'mnist|fashion', 'mnist')
+    .option('--arch <name>', 'lenet (784-300-100-s) | fc1024 (784-1024-1024-s)')
+    .option('--hidden <widths>', 'hidden widths, e.g. 300,100 (instead of --arch)')
+    .option('--outputs <s>', 'output neurons s (10 real classes plus superfluous ones)')
+    .option('--tasks <n>', 'tasks to learn', '10')
+    .option('--iterations <n>', 'training iterations per task', '1000')
+    .option('--batch <n>', 'batch size', '128')
+    .option('--inference <method>', 'one-shot|binary', 'one-shot')
+    .option('--objective <obj>', 'H (entropy) | G (superfluous neurons)', 'H')
+    .option('--bprime <n>', "B': leading images of a batch used to infer its task", '1')
+    .option('--optimizer <kind>', 'rmsprop|adam|sgd', 'rmsprop')
+    .option('--lr <rate>', 'learning rate (default: the paper value for the optimizer)')
+    .option('--mask <rule>', 'threshold (score >= 0) | topk (edge-popup)', 'threshold')
+    .option('--density <d>', 'kept fraction per layer for --mask topk', '0.5')
+    .option('--init <kind>', 'score init: kaiming|transfer (running mean of earlier scores)', 'kaiming')
+    .option('--seed <n>', 'seed of weights, scores, batch order and tasks', '1')
+    .option('--eval-limit <n>', 'test images per task to evaluate (default: all)')
+    .option('--backend <name>', BACKEND_HELP, 'auto')
+    .option('--json', 'print one JSON object as the last line of stdout')
+    .action((options: Record<string, unknown>) => benchProtocol(scenario, options));
+}
+
+function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('supsupd')
+    .description(
+      'Supermasks in Superposition: learn tasks without forgetting, infer which task data comes from',
+    )
+    .showHelpAfterError();
+
+  program
+    .command('info')
+    .description('show the tfjs backend in use, versions, and why a preferred backend was not taken')
+    .option('--backend <name>', BACKEND_HELP, 'auto')
+    .option('--json', 'print JSON')
+    .action((options: Record<string, unknown>) => info(options));
+
+  const bench = program.command('bench').description('reproduce the paper and measure speed');
+  protocolCommand(bench, 'permuted', 'PermutedMNIST: each task a fixed pixel permutation');
+  protocolCommand(bench, 'rotated', 'RotatedMNIST: task i rotated by 10·i degrees');
+  protocolCommand(bench, 'split', 'SplitMNIST: task i = digits {2i, 2i+1}');
+  bench
+    .command('oneshot')
+    .description('time one-shot task inference over K random masks (no training)')
+    .option('--arch <name>', 'lenet|fc1024', 'lenet')
+    .option('--hidden <widths>', 'hidden widths, e.g. 300,100 (instead of --arch)')
+    .option('--outputs <s>', 'output neurons', '500')
+    .option('--masks <k>', 'number of random masks', '2500')
+    .option('--batch <n>', 'batch size', '128')
+    .option('--bprime <n>', "B'", '1')
+    .option('--objective <obj>', 'H|G', 'H')
+    .option('--repeats <n>', 'timed repetitions', '20')
+    .option('--seed <n>', 'seed', '1')
+    .option('--backend <name>', BACKEND_HELP, 'auto')
+    .option('--json', 'print one JSON object as the last line of stdout')
+    .action((options: Record<string, unknown>) => benchOneShot(options));
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (error) {
+    const code = isSupsupError(error) ? error.code : 'E_INTERNAL';
+    process.stderr.write(`supsupd: ${code}: ${errorMessage(error)}\n`);
+    if (!isSupsupError(error) && error instanceof Error && error.stack)
+      process.stderr.write(`${error.stack}\n`);
+    process.exitCode = isSupsupError(error) && error.code === 'E_BAD_ARGUMENT' ? 2 : 1;
+  }
+}
+
+await main();

@@ -1,0 +1,42 @@
+/**
+ * Typed errors with stable codes. Every error the daemon raises on purpose is a SupsupError:
+ * `code` is stable across releases (match on it, never on the message) and `retriable` says
+ * whether the same call may succeed later without a change of input or configuration.
+ */
+export type ErrorCode =
+  | 'E_CONFIG'
+  | 'E_BAD_ARGUMENT'
+  | 'E_BACKEND_UNAVAILABLE'
+  | 'E_DATASET_MISSING'
+  | 'E_DATASET_CORRUPT'
+  | 'E_CODEC'
+  | 'E_ARCH_MISMATCH'
+  | 'E_NO_MASKS'
+  | 'E_INTERNAL';
+
+export class SupsupError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { retriable?: boolean; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SupsupError';
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+    this.details = options.details ?? {};
+  }
+}
+
+export function isSupsupError(value: unknown): value is SupsupError {
+  return value instanceof SupsupError;
+}
+
+/** The message of any thrown value, for logs and CLI output. */
+export function errorMessage(value: unknown): string {
+  return value instanceof Error ? value.message : String(value);
+}

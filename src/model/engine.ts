@@ -1,0 +1,286 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { SupsupError } from '../errors.js';
+import { type Architecture, architectureKey } from './arch.js';
+import { MaskBank } from './mask-bank.js';
+import { type MaskLayout, maskLayout, unpackLayer } from './mask-layout.js';
+import { type MaskRule, validateMaskRule } from './mask-rule.js';
+import { MaskedMlp } from './network.js';
+import { type Objective, objectiveGradient } from './objectives.js';
+import type { OptimizerConfig } from './optimizers.js';
+import { ScoreTrainer } from './trainer.js';
+import { type BaseWeights, kaimingUniformScores, signedConstantWeights } from './weights.js';
+
+export interface EngineConfig {
+  readonly arch: Architecture;
+  readonly seed: number;
+  readonly rule: MaskRule;
+  readonly optimizer: OptimizerConfig;
+  /** How many per-task effective weight sets to keep on the backend for prediction. */
+  readonly taskWeightCache?: number;
+}
+
+export type InferenceMethod = 'one-shot' | 'binary';
+
+export interface InferenceOptions {
+  readonly method: InferenceMethod;
+  readonly objective: Objective;
+  /** B′: the number of leading rows whose objective drives inference. */
+  readonly bprime: number;
+}
+
+export interface TaskInference {
+  readonly task: number;
+  /** ∂Obj/∂α over all masks at the uniform superposition (the first pass). */
+  readonly gradient: Float64Array;
+  /** Forward/backward passes used: 1 for one-shot, about log2(k) for binary. */
+  readonly passes: number;
+}
+
+export type ScoreInit = 'kaiming' | 'transfer';
+
+/**
+ * One fixed random network, its bank of bit-packed masks, training of new masks and task inference
+ * by the exact identity of spec §9: ∂Obj/∂α_i = Σ_l ⟨∂Obj/∂W̃_l ⊙ W_l, M_l^i⟩, evaluated with one
+ * forward/backward pass at W̃ = W ⊙ C/k (C the integer mask count) and one bit-packed dot product
+ * per mask. No float stack of k masks is ever formed.
+ */
+export class SupermaskEngine {
+  readonly arch: Architecture;
+  readonly seed: number;
+  readonly layout: MaskLayout;
+  readonly rule: MaskRule;
+  readonly optimizer: OptimizerConfig;
+  readonly base: BaseWeights;
+  readonly net: MaskedMlp;
+  readonly bank: MaskBank;
+  private readonly alphaBuffer: Float32Array;
+  private readonly taskWeightCacheSize: number;
+  private readonly taskWeights = new Map<number, tf.Tensor2D[]>();
+  private superposed: { version: number; tensors: tf.Tensor2D[] } | null = null;
+  private bankVersion = 0;
+  private scoreSum: Float64Array[] | null = null;
+  private scoreSumTasks = 0;
+  private disposed = false;
+
+  constructor(config: EngineConfig) {
+    this.arch = config.arch;
+    this.seed = config.seed;
+    this.rule = validateMaskRule(config.rule);
+    this.optimizer = config.optimizer;
+    this.layout = maskLayout(config.arch);
+    this.base = signedConstantWeights(config.arch, config.seed);
+    this.net = new MaskedMlp(config.arch, this.base);
+    this.bank = new MaskBank(this.layout);
+    this.alphaBuffer = new Float32Array(this.layout.totalBits);
+    this.taskWeightCacheSize = config.taskWeightCache ?? 32;
+  }
+
+  get archKey(): string {
+    return architectureKey(this.arch);
+  }
+
+  get maskCount(): number {
+    return this.bank.size;
+  }
+
+  /** Initial scores of a new mask: the spec's Kaiming-uniform init, or transfer (mean of earlier scores). */
+  initialScores(taskIndex: number, init: ScoreInit): Float32Array[] {
+    if (init === 'transfer' && this.scoreSum !== null && this.scoreSumTasks > 0) {
+      const n = this.scoreSumTasks;
+      return this.scoreSum.map((sum) => Float32Array.from(sum, (v) => v / n));
+    }
+    return kaimingUniformScores(this.arch, this.seed, taskIndex);
+  }
+
+  createTrainer(initialScores: readonly Float32Array[]): ScoreTrainer {
+    this.assertOpen();
+    return new ScoreTrainer(this.net, this.layout, initialScores, this.rule, this.optimizer);
+  }
+
+  /** Freezes a trained mask into the bank; its scores join the running mean used by transfer init. */
+  commitScores(scores: readonly Float32Array[], packed: Uint8Array): number {
+    if (this.scoreSum === null) this.scoreSum = scores.map((s) => new Float64Array(s.length));
+    this.scoreSum.forEach((sum, l) => {
+      const layer = scores[l] as Float32Array;
+      for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (layer[i] as number);
+    });
+    this.scoreSumTasks++;
+    return this.addMask(packed);
+  }
+
+  addMask(packed: Uint8Array): number {
+    this.assertOpen();
+    const index = this.bank.add(packed);
+    this.bankVersion++;
+    return index;
+  }
+
+  replaceMask(index: number, packed: Uint8Array): void {
+    this.assertOpen();
+    this.bank.replace(index, packed);
+    this.bankVersion++;
+    this.dropTaskWeights(index);
+  }
+
+  /**
+   * ∂Obj/∂α_i for every mask i in `subset` (all masks when omitted), at α uniform over the subset,
+   * from the first `bprime` rows of x.
+   */
+  alphaGradient(
+    x: Float32Array,
+    bprime: number,
+    objective: Objective,
+    subset?: readonly number[],
+  ): Float64Array {
+    this.assertOpen();
+    const k = subset === undefined ? this.bank.size : subset.length;
+    if (k === 0) throw new SupsupError('E_NO_MASKS', 'task inference needs at least one mask');
+    const rows = Math.min(bprime, Math.floor(x.length / this.arch.inputs));
+    if (rows < 1) throw new SupsupError('E_BAD_ARGUMENT', 'task inference needs at least one input row');
+    const owned = subset === undefined ? null : this.effectiveFromCounts(this.bank.subsetCounts(subset), k);
+    const effective = owned ?? this.superposedWeights();
+    try {
+      this.fillAlphaBuffer(x.subarray(0, rows * this.arch.inputs), rows, effective, objective);
+    } finally {
+      if (owned !== null) for (const t of owned) t.dispose();
+    }
+    return subset === undefined
+      ? this.bank.dotAll(this.alphaBuffer)
+      : this.bank.dotSubset(subset, this.alphaBuffer);
+  }
+
+  /** Infers the task of a batch (spec §4.3 one-shot, §4.4 binary). */
+  inferTask(x: Float32Array, options: InferenceOptions): TaskInference {
+    const gradient = this.alphaGradient(x, options.bprime, options.objective);
+    if (options.method === 'one-shot' || gradient.length === 1) {
+      return { task: argMin(gradient), gradient, passes: 1 };
+    }
+    let candidates = Array.from(gradient.keys());
+    let g: Float64Array = gradient;
+    let passes = 1;
+    const maxPasses = Math.ceil(Math.log2(gradient.length)) + 2;
+    for (;;) {
+      candidates = keepLowerHalf(candidates, g);
+      if (candidates.length === 1 || passes >= maxPasses) break;
+      g = this.alphaGradient(x, options.bprime, options.objective, candidates);
+      passes++;
+    }
+    return { task: candidates[0] as number, gradient, passes };
+  }
+
+  /** Class predictions (argmax over all s outputs) of every row of x with mask `task`. */
+  predict(x: Float32Array, task: number): Int32Array {
+    const rows = Math.floor(x.length / this.arch.inputs);
+    const effective = this.taskEffectiveWeights(task);
+    const classes = tf.tidy(() =>
+      tf.argMax(this.net.logits(tf.tensor2d(x, [rows, this.arch.inputs]), effective), 1),
+    );
+    const out = Int32Array.from(classes.dataSync() as Int32Array);
+    classes.dispose();
+    return out;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const ws of this.taskWeights.values()) for (const w of ws) w.dispose();
+    this.taskWeights.clear();
+    if (this.superposed !== null) for (const w of this.superposed.tensors) w.dispose();
+    this.superposed = null;
+    this.net.dispose();
+  }
+
+  private fillAlphaBuffer(
+    x: Float32Array,
+    rows: number,
+    effective: readonly tf.Tensor2D[],
+    objective: Objective,
+  ): void {
+    const weighted = tf.tidy(() => {
+      const trace = this.net.forward(tf.tensor2d(x, [rows, this.arch.inputs]), effective);
+      const { dLogits } = objectiveGradient(objective, trace.logits, this.arch.realClasses);
+      return this.net
+        .backward(trace, effective, dLogits)
+        .map((g, l) => tf.mul<tf.Tensor2D>(g, this.net.weights[l] as tf.Tensor2D));
+    });
+    weighted.forEach((v, l) => {
+      this.alphaBuffer.set(v.dataSync() as Float32Array, this.layout.bitOffsets[l]);
+      v.dispose();
+    });
+  }
+
+  private superposedWeights(): tf.Tensor2D[] {
+    if (this.superposed !== null && this.superposed.version === this.bankVersion)
+      return this.superposed.tensors;
+    if (this.superposed !== null) for (const t of this.superposed.tensors) t.dispose();
+    const tensors = this.effectiveFromCounts(this.bank.counts(), this.bank.size);
+    this.superposed = { version: this.bankVersion, tensors };
+    return tensors;
+  }
+
+  /** W ⊙ C/k per layer, as fresh tensors owned by the caller. */
+  private effectiveFromCounts(counts: Uint32Array, k: number): tf.Tensor2D[] {
+    return this.layout.shapes.map(([fanIn, fanOut], l) => {
+      const w = this.base.layers[l] as Float32Array;
+      const base = this.layout.bitOffsets[l] as number;
+      const out = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) out[i] = ((w[i] as number) * (counts[base + i] as number)) / k;
+      return tf.tensor2d(out, [fanIn, fanOut]);
+    });
+  }
+
+  private taskEffectiveWeights(task: number): tf.Tensor2D[] {
+    this.assertOpen();
+    if (!Number.isInteger(task) || task < 0 || task >= this.bank.size) {
+      throw new SupsupError('E_BAD_ARGUMENT', `no mask ${task} (have ${this.bank.size})`);
+    }
+    const cached = this.taskWeights.get(task);
+    if (cached !== undefined) {
+      this.taskWeights.delete(task);
+      this.taskWeights.set(task, cached);
+      return cached;
+    }
+    const packed = this.bank.get(task);
+    const tensors = this.layout.shapes.map(([fanIn, fanOut], l) => {
+      const mask = unpackLayer(this.layout, packed, l);
+      const w = this.base.layers[l] as Float32Array;
+      for (let i = 0; i < mask.length; i++) mask[i] = (mask[i] as number) * (w[i] as number);
+      return tf.tensor2d(mask, [fanIn, fanOut]);
+    });
+    this.taskWeights.set(task, tensors);
+    while (this.taskWeights.size > this.taskWeightCacheSize) {
+      const oldest = this.taskWeights.keys().next().value as number;
+      this.dropTaskWeights(oldest);
+    }
+    return tensors;
+  }
+
+  private dropTaskWeights(task: number): void {
+    const tensors = this.taskWeights.get(task);
+    if (tensors === undefined) return;
+    for (const t of tensors) t.dispose();
+    this.taskWeights.delete(task);
+  }
+
+  private assertOpen(): void {
+    if (this.disposed) throw new SupsupError('E_INTERNAL', 'the engine has been disposed');
+  }
+}
+
+/** Index of the smallest value; the first on ties. */
+export function argMin(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if ((values[i] as number) < (values[best] as number)) best = i;
+  return best;
+}
+
+/**
+ * Binary search step (spec §4.4): keep the candidates whose gradient is at most the lower median,
+ * i.e. the half where the objective falls fastest. `g` is indexed like `candidates`.
+ */
+export function keepLowerHalf(candidates: readonly number[], g: ArrayLike<number>): number[] {
+  const values = Array.from({ length: candidates.length }, (_, i) => g[i] as number);
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = sorted[(sorted.length - 1) >> 1] as number;
+  return candidates.filter((_, i) => (values[i] as number) <= median);
+}

@@ -1,0 +1,472 @@
+import { SupsupError } from '../errors.js';
+import type { MaskLayout } from './mask-layout.js';
+
+/**
+ * A bank of k packed binary masks over one network, laid out for the task-inference kernel
+ * g_i = Σ_w V[w]·M_i[w] (one float vector against every mask, never expanding a mask to floats).
+ *
+ * Storage: blocks of `blockSize` masks, byte-position-major. Block b is one
+ * Uint8Array(totalBytes · blockSize) where byte j of the mask in slot m sits at j·blockSize + m, so
+ * row j of a block holds byte j of all its masks side by side.
+ *
+ * Kernel (dotAll): for each group of four byte positions j..j+3, build four 256-entry subset-sum
+ * tables T_r[x] = Σ_{bits t of x} V[8(j+r) + t] (255 adds each), then walk every block's four rows
+ * once, reading four masks' bytes per Uint32 load, and add T_0[x_0] + … + T_3[x_3] to each mask's
+ * float64 accumulator. The tables are built once per group and shared by all blocks, so a call
+ * costs about totalBytes · (255 + k) additions and reads the bank once, sequentially.
+ */
+
+const DEFAULT_BLOCK_SIZE = 256;
+/** Byte rows whose tables are built together; totalBytes is a multiple of 4 by construction. */
+const ROWS_PER_GROUP = 4;
+const TABLE_SIZE = 256;
+/** Below this many indices dotSubset walks each mask's set bits instead of building tables. */
+const SMALL_SUBSET = 32;
+
+/** 0 on little-endian hosts; 3 on big-endian ones, where a Uint32 view reverses a quad's slots. */
+const QUAD_SWIZZLE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 3;
+
+export interface MaskBankOptions {
+  /** Masks per storage block; a positive multiple of 4. Default 256. */
+  blockSize?: number;
+}
+
+export class MaskBank {
+  readonly layout: MaskLayout;
+  readonly blockSize: number;
+  private readonly blocks: Uint8Array[] = [];
+  private readonly blockWords: Uint32Array[] = [];
+  private readonly bitCounts: Uint32Array;
+  /** Bytes that contain padding bits, and which of their bits are padding. */
+  private readonly paddingByteIndices: Int32Array;
+  private readonly paddingByteBits: Uint8Array;
+  /** Float64 copy of the caller's vector, so the kernel sees one array type. */
+  private readonly values: Float64Array;
+  private readonly tables = new Float64Array(ROWS_PER_GROUP * TABLE_SIZE);
+  private accumulators = new Float64Array(0);
+  private maskCount = 0;
+
+  constructor(layout: MaskLayout, options: MaskBankOptions = {}) {
+    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    if (!Number.isInteger(blockSize) || blockSize < 4 || blockSize % 4 !== 0 || blockSize > 1 << 16) {
+      throw new SupsupError('E_BAD_ARGUMENT', `blockSize ${blockSize} is not a multiple of 4 in [4, 65536]`);
+    }
+    this.layout = layout;
+    this.blockSize = blockSize;
+    this.bitCounts = new Uint32Array(layout.totalBits);
+    this.values = new Float64Array(layout.totalBits);
+    const padding = paddingBits(layout);
+    this.paddingByteIndices = padding.byteIndices;
+    this.paddingByteBits = padding.bits;
+  }
+
+  get size(): number {
+    return this.maskCount;
+  }
+
+  /** Appends a packed mask; returns its index. */
+  add(packed: Uint8Array): number {
+    this.checkPacked(packed);
+    const index = this.maskCount;
+    const block = Math.floor(index / this.blockSize);
+    if (block === this.blocks.length) this.allocateBlock();
+    writeColumn(this.blocks[block] as Uint8Array, this.blockSize, index % this.blockSize, packed);
+    addBitCounts(this.bitCounts, packed, 1);
+    this.maskCount++;
+    return index;
+  }
+
+  /** Overwrites mask `index`; counts() follows in O(totalBytes). */
+  replace(index: number, packed: Uint8Array): void {
+    this.checkIndex(index);
+    this.checkPacked(packed);
+    const storage = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
+    const slot = index % this.blockSize;
+    updateBitCountsForReplace(this.bitCounts, storage, this.blockSize, slot, packed);
+    writeColumn(storage, this.blockSize, slot, packed);
+  }
+
+  /** A fresh packed copy of mask `index`. */
+  get(index: number): Uint8Array {
+    this.checkIndex(index);
+    const storage = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
+    return readColumn(storage, this.blockSize, index % this.blockSize, this.layout.totalBytes);
+  }
+
+  /** C[w] = number of masks with bit w set (a copy of the incrementally maintained counts). */
+  counts(out?: Uint32Array): Uint32Array {
+    const target = this.bitsTarget(out);
+    target.set(this.bitCounts);
+    return target;
+  }
+
+  /**
+   * C_S[w] = Σ_{i∈S} M_i[w] for a set S of distinct indices. When S holds more than half of the
+   * bank it is computed as counts() − Σ_{i∉S} M_i.
+   */
+  subsetCounts(indices: ArrayLike<number>, out?: Uint32Array): Uint32Array {
+    const target = this.bitsTarget(out);
+    const members = this.membership(indices, true);
+    const useComplement = indices.length > this.maskCount / 2;
+    if (useComplement) target.set(this.bitCounts);
+    else target.fill(0);
+    for (let index = 0; index < this.maskCount; index++) {
+      if (((members[index] as number) === 1) === useComplement) continue;
+      const storage = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
+      addColumnBits(target, storage, this.blockSize, index % this.blockSize, useComplement ? -1 : 1);
+    }
+    return target;
+  }
+
+  /** g[i] = Σ_w v[w]·M_i[w] for every mask, accumulated in float64. */
+  dotAll(v: Float32Array | Float64Array, out?: Float64Array): Float64Array {
+    const target = this.dotTarget(out, this.maskCount);
+    this.loadValues(v);
+    const fills = new Int32Array(this.blocks.length);
+    for (let b = 0; b < fills.length; b++) fills[b] = this.blockFill(b);
+    const acc = this.accumulatorsFor(this.blocks.length);
+    tableDot(this.blockWords, fills, this.values, this.tables, acc, this.blockSize);
+    for (let index = 0; index < this.maskCount; index++) target[index] = acc[index ^ QUAD_SWIZZLE] as number;
+    return target;
+  }
+
+  /** out[p] = g[indices[p]]: the same products, only for the given masks (repeats allowed). */
+  dotSubset(indices: ArrayLike<number>, v: Float32Array | Float64Array, out?: Float64Array): Float64Array {
+    const target = this.dotTarget(out, indices.length);
+    for (let p = 0; p < indices.length; p++) this.checkIndex(indices[p] as number);
+    this.loadValues(v);
+    if (indices.length < SMALL_SUBSET) this.bitWalkDots(indices, target);
+    else this.tableDotSubset(indices, target);
+    return target;
+  }
+
+  /** Bytes held by the bank's typed arrays (mask storage, counts and scratch). */
+  memoryBytes(): number {
+    let bytes = this.bitCounts.byteLength + this.values.byteLength + this.tables.byteLength;
+    bytes +=
+      this.accumulators.byteLength + this.paddingByteIndices.byteLength + this.paddingByteBits.byteLength;
+    for (const block of this.blocks) bytes += block.byteLength;
+    return bytes;
+  }
+
+  private allocateBlock(): void {
+    const block = new Uint8Array(this.layout.totalBytes * this.blockSize);
+    this.blocks.push(block);
+    this.blockWords.push(new Uint32Array(block.buffer, block.byteOffset, block.length / 4));
+  }
+
+  /** Masks stored in block b. */
+  private blockFill(block: number): number {
+    return Math.min(this.blockSize, this.maskCount - block * this.blockSize);
+  }
+
+  private accumulatorsFor(blockCount: number): Float64Array {
+    const needed = blockCount * this.blockSize;
+    if (this.accumulators.length < needed) this.accumulators = new Float64Array(needed);
+    return this.accumulators;
+  }
+
+  private bitWalkDots(indices: ArrayLike<number>, target: Float64Array): void {
+    for (let p = 0; p < indices.length; p++) {
+      const index = indices[p] as number;
+      const storage = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
+      target[p] = columnDot(storage, this.blockSize, index % this.blockSize, this.values);
+    }
+  }
+
+  /** Runs the table kernel over the blocks that hold a requested mask, then picks the results. */
+  private tableDotSubset(indices: ArrayLike<number>, target: Float64Array): void {
+    const listPosition = new Int32Array(this.blocks.length).fill(-1);
+    const words: Uint32Array[] = [];
+    const fills: number[] = [];
+    for (let p = 0; p < indices.length; p++) {
+      const block = Math.floor((indices[p] as number) / this.blockSize);
+      if ((listPosition[block] as number) >= 0) continue;
+      listPosition[block] = words.length;
+      words.push(this.blockWords[block] as Uint32Array);
+      fills.push(this.blockFill(block));
+    }
+    const acc = this.accumulatorsFor(words.length);
+    tableDot(words, Int32Array.from(fills), this.values, this.tables, acc, this.blockSize);
+    for (let p = 0; p < indices.length; p++) {
+      const index = indices[p] as number;
+      const block = Math.floor(index / this.blockSize);
+      const slot = (index % this.blockSize) ^ QUAD_SWIZZLE;
+      target[p] = acc[(listPosition[block] as number) * this.blockSize + slot] as number;
+    }
+  }
+
+  private loadValues(v: Float32Array | Float64Array): void {
+    if (!(v instanceof Float32Array || v instanceof Float64Array) || v.length !== this.layout.totalBits) {
+      throw new SupsupError(
+        'E_BAD_ARGUMENT',
+        `vector must be a Float32Array or Float64Array of length ${this.layout.totalBits}`,
+      );
+    }
+    this.values.set(v);
+  }
+
+  private dotTarget(out: Float64Array | undefined, length: number): Float64Array {
+    if (out === undefined) return new Float64Array(length);
+    if (out.length < length) {
+      throw new SupsupError('E_BAD_ARGUMENT', `output holds ${out.length} values, need ${length}`);
+    }
+    return out.length === length ? out : out.subarray(0, length);
+  }
+
+  private bitsTarget(out: Uint32Array | undefined): Uint32Array {
+    if (out === undefined) return new Uint32Array(this.layout.totalBits);
+    if (out.length !== this.layout.totalBits) {
+      throw new SupsupError('E_BAD_ARGUMENT', `counts output must hold ${this.layout.totalBits} values`);
+    }
+    return out;
+  }
+
+  /** 1 for each index in the set; refuses repeats when `distinct`. */
+  private membership(indices: ArrayLike<number>, distinct: boolean): Uint8Array {
+    const members = new Uint8Array(this.maskCount);
+    for (let p = 0; p < indices.length; p++) {
+      const index = indices[p] as number;
+      this.checkIndex(index);
+      if (distinct && members[index] === 1) {
+        throw new SupsupError('E_BAD_ARGUMENT', `mask index ${index} appears twice in the subset`);
+      }
+      members[index] = 1;
+    }
+    return members;
+  }
+
+  private checkIndex(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.maskCount) {
+      throw new SupsupError('E_BAD_ARGUMENT', `mask index ${index} is not in [0, ${this.maskCount})`);
+    }
+  }
+
+  private checkPacked(packed: Uint8Array): void {
+    if (!(packed instanceof Uint8Array) || packed.length !== this.layout.totalBytes) {
+      throw new SupsupError(
+        'E_BAD_ARGUMENT',
+        `a packed mask must be a Uint8Array of ${this.layout.totalBytes} bytes`,
+      );
+    }
+    for (let p = 0; p < this.paddingByteIndices.length; p++) {
+      const byte = this.paddingByteIndices[p] as number;
+      if (((packed[byte] as number) & (this.paddingByteBits[p] as number)) !== 0) {
+        throw new SupsupError('E_BAD_ARGUMENT', `packed mask has padding bits set in byte ${byte}`);
+      }
+    }
+  }
+}
+
+/** The bytes that hold padding bits (each layer's tail up to its 32-bit boundary) and those bits. */
+function paddingBits(layout: MaskLayout): { byteIndices: Int32Array; bits: Uint8Array } {
+  const byIndex = new Map<number, number>();
+  for (let l = 0; l < layout.sizes.length; l++) {
+    const start = (layout.bitOffsets[l] as number) + (layout.sizes[l] as number);
+    const end = l + 1 < layout.sizes.length ? (layout.bitOffsets[l + 1] as number) : layout.totalBits;
+    for (let bit = start; bit < end; bit++) {
+      const byte = bit >>> 3;
+      byIndex.set(byte, (byIndex.get(byte) ?? 0) | (1 << (bit & 7)));
+    }
+  }
+  return { byteIndices: Int32Array.from(byIndex.keys()), bits: Uint8Array.from(byIndex.values()) };
+}
+
+function writeColumn(storage: Uint8Array, blockSize: number, slot: number, packed: Uint8Array): void {
+  for (let j = 0, at = slot; j < packed.length; j++, at += blockSize) storage[at] = packed[j] as number;
+}
+
+function readColumn(storage: Uint8Array, blockSize: number, slot: number, totalBytes: number): Uint8Array {
+  const packed = new Uint8Array(totalBytes);
+  for (let j = 0, at = slot; j < totalBytes; j++, at += blockSize) packed[j] = storage[at] as number;
+  return packed;
+}
+
+/** Index of the lowest set bit of a nonzero byte. */
+function lowestBit(byte: number): number {
+  return 31 - Math.clz32(byte & -byte);
+}
+
+/** counts[8j + t] += delta for every bit t set in `byte`. */
+function addByteBits(counts: Uint32Array, firstBit: number, byte: number, delta: number): void {
+  let rest = byte;
+  while (rest !== 0) {
+    const bit = firstBit + lowestBit(rest);
+    counts[bit] = (counts[bit] as number) + delta;
+    rest &= rest - 1;
+  }
+}
+
+function addBitCounts(counts: Uint32Array, packed: Uint8Array, delta: number): void {
+  for (let j = 0; j < packed.length; j++) {
+    const byte = packed[j] as number;
+    if (byte !== 0) addByteBits(counts, 8 * j, byte, delta);
+  }
+}
+
+function addColumnBits(
+  counts: Uint32Array,
+  storage: Uint8Array,
+  blockSize: number,
+  slot: number,
+  delta: number,
+): void {
+  const totalBytes = storage.length / blockSize;
+  for (let j = 0, at = slot; j < totalBytes; j++, at += blockSize) {
+    const byte = storage[at] as number;
+    if (byte !== 0) addByteBits(counts, 8 * j, byte, delta);
+  }
+}
+
+/** Subtracts the stored mask's bits and adds the new mask's, only where the bytes differ. */
+function updateBitCountsForReplace(
+  counts: Uint32Array,
+  storage: Uint8Array,
+  blockSize: number,
+  slot: number,
+  packed: Uint8Array,
+): void {
+  for (let j = 0, at = slot; j < packed.length; j++, at += blockSize) {
+    const before = storage[at] as number;
+    const after = packed[j] as number;
+    if (before === after) continue;
+    addByteBits(counts, 8 * j, before & ~after, -1);
+    addByteBits(counts, 8 * j, after & ~before, 1);
+  }
+}
+
+/** Σ_w values[w]·M[w] for one stored mask, walking its set bits. */
+function columnDot(storage: Uint8Array, blockSize: number, slot: number, values: Float64Array): number {
+  const totalBytes = storage.length / blockSize;
+  let sum = 0;
+  for (let j = 0, at = slot; j < totalBytes; j++, at += blockSize) {
+    let rest = storage[at] as number;
+    while (rest !== 0) {
+      sum += values[8 * j + lowestBit(rest)] as number;
+      rest &= rest - 1;
+    }
+  }
+  return sum;
+}
+
+/**
+ * Fills tables[offset + x] = Σ_{bits t of x} values[first + t] for x in [0, 256) by doubling:
+ * entries [n, 2n) are entries [0, n) plus the value of bit log2(n).
+ */
+function buildByteTable(tables: Float64Array, offset: number, values: Float64Array, first: number): void {
+  tables[offset] = 0;
+  for (let t = 0, n = 1; t < 8; t++, n <<= 1) {
+    const value = values[first + t] as number;
+    for (let x = 0; x < n; x++) tables[offset + n + x] = (tables[offset + x] as number) + value;
+  }
+}
+
+/** True when the 32 values of a four-byte group are all zero (padding, dead units): nothing to add. */
+function groupIsZero(values: Float64Array, first: number): boolean {
+  for (let w = first; w < first + 8 * ROWS_PER_GROUP; w++) if ((values[w] as number) !== 0) return false;
+  return true;
+}
+
+/**
+ * The table kernel: acc[p·blockSize + s] = Σ_w values[w]·M[w] for the mask in slot s (swizzled by
+ * QUAD_SWIZZLE) of blocks[p], for the first fills[p] slots rounded up to a multiple of 4.
+ */
+function tableDot(
+  blocks: readonly Uint32Array[],
+  fills: Int32Array,
+  values: Float64Array,
+  tables: Float64Array,
+  acc: Float64Array,
+  blockSize: number,
+): void {
+  const blockCount = blocks.length;
+  const totalBytes = values.length >>> 3;
+  const quadsPerRow = blockSize >>> 2;
+  acc.fill(0, 0, blockCount * blockSize);
+  for (let row = 0; row < totalBytes; row += ROWS_PER_GROUP) {
+    if (groupIsZero(values, 8 * row)) continue;
+    buildByteTable(tables, 0, values, 8 * row);
+    buildByteTable(tables, 256, values, 8 * row + 8);
+    buildByteTable(tables, 512, values, 8 * row + 16);
+    buildByteTable(tables, 768, values, 8 * row + 24);
+    const first = row * quadsPerRow;
+    for (let b = 0; b < blockCount; b++) {
+      const words = blocks[b] as Uint32Array;
+      const quads = ((fills[b] as number) + 3) >>> 2;
+      const r1 = first + quadsPerRow;
+      const r2 = r1 + quadsPerRow;
+      const r3 = r2 + quadsPerRow;
+      for (let q = 0, a = b * blockSize; q < quads; q++, a += 4) {
+        const x0 = words[first + q] as number;
+        const x1 = words[r1 + q] as number;
+        const x2 = words[r2 + q] as number;
+        const x3 = words[r3 + q] as number;
+        acc[a] =
+          (acc[a] as number) +
+          ((tables[x0 & 255] as number) +
+            (tables[256 | (x1 & 255)] as number) +
+            (tables[512 | (x2 & 255)] as number) +
+            (tables[768 | (x3 & 255)] as number));
+        acc[a + 1] =
+          (acc[a + 1] as number) +
+          ((tables[(x0 >>> 8) & 255] as number) +
+            (tables[256 | ((x1 >>> 8) & 255)] as number) +
+            (tables[512 | ((x2 >>> 8) & 255)] as number) +
+            (tables[768 | ((x3 >>> 8) & 255)] as number));
+        acc[a + 2] =
+          (acc[a + 2] as number) +
+          ((tables[(x0 >>> 16) & 255] as number) +
+            (tables[256 | ((x1 >>> 16) & 255)] as number) +
+            (tables[512 | ((x2 >>> 16) & 255)] as number) +
+            (tables[768 | ((x3 >>> 16) & 255)] as number));
+        acc[a + 3] =
+          (acc[a + 3] as number) +
+          ((tables[x0 >>> 24] as number) +
+            (tables[256 | (x1 >>> 24)] as number) +
+            (tables[512 | (x2 >>> 24)] as number) +
+            (tables[768 | (x3 >>> 24)] as number));
+      }
+    }
+  }
+}
+
+/** Adds one four-row group of one block: four masks per Uint32 read, four table lookups per mask. */
+function accumulateGroup(
+  words: Uint32Array,
+  quads: number,
+  first: number,
+  quadsPerRow: number,
+  tables: Float64Array,
+  acc: Float64Array,
+  accStart: number,
+): void {
+  const r1 = first + quadsPerRow;
+  const r2 = r1 + quadsPerRow;
+  const r3 = r2 + quadsPerRow;
+  for (let q = 0, a = accStart; q < quads; q++, a += 4) {
+    const x0 = words[first + q] as number;
+    const x1 = words[r1 + q] as number;
+    const x2 = words[r2 + q] as number;
+    const x3 = words[r3 + q] as number;
+    const s0 =
+      (tables[x0 & 255] as number) +
+      (tables[256 | (x1 & 255)] as number) +
+      ((tables[512 | (x2 & 255)] as number) + (tables[768 | (x3 & 255)] as number));
+    const s1 =
+      (tables[(x0 >>> 8) & 255] as number) +
+      (tables[256 | ((x1 >>> 8) & 255)] as number) +
+      ((tables[512 | ((x2 >>> 8) & 255)] as number) + (tables[768 | ((x3 >>> 8) & 255)] as number));
+    const s2 =
+      (tables[(x0 >>> 16) & 255] as number) +
+      (tables[256 | ((x1 >>> 16) & 255)] as number) +
+      ((tables[512 | ((x2 >>> 16) & 255)] as number) + (tables[768 | ((x3 >>> 16) & 255)] as number));
+    const s3 =
+      (tables[x0 >>> 24] as number) +
+      (tables[256 | (x1 >>> 24)] as number) +
+      ((tables[512 | (x2 >>> 24)] as number) + (tables[768 | (x3 >>> 24)] as number));
+    acc[a] = (acc[a] as number) + s0;
+    acc[a + 1] = (acc[a + 1] as number) + s1;
+    acc[a + 2] = (acc[a + 2] as number) + s2;
+    acc[a + 3] = (acc[a + 3] as number) + s3;
+  }
+}

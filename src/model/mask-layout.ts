@@ -1,0 +1,99 @@
+import { type Architecture, type LayerShape, layerShapes } from './arch.js';
+
+/**
+ * Where each weight's bit lives in a packed mask. Layers are concatenated; each layer starts on a
+ * 32-bit boundary (its tail is zero padding). Inside layer l, weight (i, o) of the [fanIn, fanOut]
+ * kernel has index i·fanOut + o. Bit b of byte j is weight 8j + b (little-endian bit order), so a
+ * Uint32 view on a little-endian machine reads bit b of word w as weight 32w + b.
+ */
+export interface MaskLayout {
+  readonly shapes: readonly LayerShape[];
+  /** Number of weights per layer. */
+  readonly sizes: readonly number[];
+  /** First bit of each layer inside the packed mask. */
+  readonly bitOffsets: readonly number[];
+  /** Total bits including padding (a multiple of 32). */
+  readonly totalBits: number;
+  readonly totalBytes: number;
+  /** Weights without padding. */
+  readonly weightCount: number;
+}
+
+export function maskLayout(arch: Architecture): MaskLayout {
+  const shapes = layerShapes(arch);
+  const sizes = shapes.map(([fanIn, fanOut]) => fanIn * fanOut);
+  const bitOffsets: number[] = [];
+  let offset = 0;
+  for (const size of sizes) {
+    bitOffsets.push(offset);
+    offset += Math.ceil(size / 32) * 32;
+  }
+  return {
+    shapes,
+    sizes,
+    bitOffsets,
+    totalBits: offset,
+    totalBytes: offset / 8,
+    weightCount: sizes.reduce((a, b) => a + b, 0),
+  };
+}
+
+/** Packs per-layer float masks or scores into bits: bit = value ≥ 0 (threshold) or value > 0.5 (binary). */
+export function packLayers(
+  layout: MaskLayout,
+  layers: readonly Float32Array[],
+  rule: 'scoreThreshold' | 'binary',
+): Uint8Array {
+  const words = new Uint32Array(layout.totalBits / 32);
+  for (let l = 0; l < layers.length; l++) {
+    const values = layers[l] as Float32Array;
+    const base = layout.bitOffsets[l] as number;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i] as number;
+      const on = rule === 'scoreThreshold' ? v >= 0 : v > 0.5;
+      if (on) {
+        const bit = base + i;
+        words[bit >>> 5] = ((words[bit >>> 5] as number) | (1 << (bit & 31))) >>> 0;
+      }
+    }
+  }
+  return bytesOfWords(words);
+}
+
+/** Unpacks one layer of a packed mask into 0/1 floats. */
+export function unpackLayer(layout: MaskLayout, packed: Uint8Array, layer: number): Float32Array {
+  const size = layout.sizes[layer] as number;
+  const base = layout.bitOffsets[layer] as number;
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    const bit = base + i;
+    out[i] = ((packed[bit >>> 3] as number) >>> (bit & 7)) & 1;
+  }
+  return out;
+}
+
+/** Little-endian bytes of a word array, independent of the host's byte order. */
+export function bytesOfWords(words: Uint32Array): Uint8Array {
+  const out = new Uint8Array(words.length * 4);
+  for (let w = 0; w < words.length; w++) {
+    const v = words[w] as number;
+    out[4 * w] = v & 0xff;
+    out[4 * w + 1] = (v >>> 8) & 0xff;
+    out[4 * w + 2] = (v >>> 16) & 0xff;
+    out[4 * w + 3] = v >>> 24;
+  }
+  return out;
+}
+
+/** Number of set bits in a packed mask. */
+export function popcount(packed: Uint8Array): number {
+  let n = 0;
+  for (let j = 0; j < packed.length; j++) {
+    let b = packed[j] as number;
+    while (b !== 0) {
+      b &= b - 1;
+      n++;
+    }
+  }
+  return n;
+}

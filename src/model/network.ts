@@ -1,0 +1,80 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Architecture } from './arch.js';
+import { layerShapes } from './arch.js';
+import type { BaseWeights } from './weights.js';
+
+/**
+ * The bias-free ReLU MLP with explicit forward and backward passes. Gradients are written out by
+ * hand rather than taken from tf.grad: no gradient is computed for the input or for the fixed
+ * weights, and every transpose is explicit (tfjs-wasm's matMul with transposeA/B is 20-30x slower
+ * than tf.transpose followed by matMul).
+ */
+export interface ForwardTrace {
+  /** The input of each layer: x, relu(a1), relu(a2), … */
+  readonly inputs: readonly tf.Tensor2D[];
+  /** Pre-activations of the hidden layers. */
+  readonly hiddenPre: readonly tf.Tensor2D[];
+  readonly logits: tf.Tensor2D;
+}
+
+export class MaskedMlp {
+  readonly arch: Architecture;
+  /** Fixed base weights W_l, [fanIn, fanOut]. Owned: released by dispose(). */
+  readonly weights: readonly tf.Tensor2D[];
+  private disposed = false;
+
+  constructor(arch: Architecture, base: BaseWeights) {
+    this.arch = arch;
+    this.weights = layerShapes(arch).map(([fanIn, fanOut], l) =>
+      tf.keep(tf.tensor2d(base.layers[l] as Float32Array, [fanIn, fanOut], 'float32')),
+    );
+  }
+
+  /** Logits and the activations the backward pass needs. Call inside tf.tidy. */
+  forward(x: tf.Tensor2D, effective: readonly tf.Tensor2D[]): ForwardTrace {
+    const inputs: tf.Tensor2D[] = [x];
+    const hiddenPre: tf.Tensor2D[] = [];
+    let h: tf.Tensor2D = x;
+    const last = effective.length - 1;
+    for (let l = 0; l < last; l++) {
+      const pre = tf.matMul(h, effective[l] as tf.Tensor2D) as tf.Tensor2D;
+      hiddenPre.push(pre);
+      h = tf.relu<tf.Tensor2D>(pre);
+      inputs.push(h);
+    }
+    return { inputs, hiddenPre, logits: tf.matMul(h, effective[last] as tf.Tensor2D) };
+  }
+
+  /** Logits only. Call inside tf.tidy. */
+  logits(x: tf.Tensor2D, effective: readonly tf.Tensor2D[]): tf.Tensor2D {
+    let h: tf.Tensor2D = x;
+    const last = effective.length - 1;
+    for (let l = 0; l < last; l++) h = tf.relu<tf.Tensor2D>(tf.matMul(h, effective[l] as tf.Tensor2D));
+    return tf.matMul(h, effective[last] as tf.Tensor2D);
+  }
+
+  /**
+   * ∂Obj/∂W̃_l for every layer from ∂Obj/∂logits. The input gradient of the first layer is never
+   * formed. Call inside tf.tidy.
+   */
+  backward(trace: ForwardTrace, effective: readonly tf.Tensor2D[], dLogits: tf.Tensor2D): tf.Tensor2D[] {
+    const layers = effective.length;
+    const grads: tf.Tensor2D[] = new Array<tf.Tensor2D>(layers);
+    let delta: tf.Tensor2D = dLogits;
+    for (let l = layers - 1; l >= 0; l--) {
+      const input = trace.inputs[l] as tf.Tensor2D;
+      grads[l] = tf.matMul(tf.transpose(input), delta);
+      if (l > 0) {
+        const back = tf.matMul(delta, tf.transpose(effective[l] as tf.Tensor2D));
+        delta = tf.mul<tf.Tensor2D>(back, tf.step(trace.hiddenPre[l - 1] as tf.Tensor2D));
+      }
+    }
+    return grads;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const w of this.weights) w.dispose();
+  }
+}

@@ -1,0 +1,204 @@
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { makeArchitecture } from '../../src/model/arch.ts';
+import { keepLowerHalf, SupermaskEngine } from '../../src/model/engine.ts';
+import { popcount } from '../../src/model/mask-layout.ts';
+import { defaultOptimizer, makeOptimizer, type OptimizerConfig } from '../../src/model/optimizers.ts';
+import { RandomStream } from '../../src/model/prng.ts';
+import type { LabelledBatch } from '../../src/model/trainer.ts';
+import { testBackend } from '../support/backend.ts';
+
+before(async () => {
+  await testBackend();
+});
+
+const arch = makeArchitecture({ inputs: 32, hidden: [24, 16], outputs: 12, realClasses: 4 });
+
+/**
+ * A separable toy task: inputs are noise around a task-specific centre (tasks differ in their input
+ * distribution, as permuted images do); the label is the largest of 4 task-specific projections of
+ * the noise.
+ */
+function toyBatches(task: number, count: number, rows = 32): LabelledBatch[] {
+  const directions = new RandomStream(99, 'probe', 1000 + task).fillUniform(
+    new Float32Array(4 * arch.inputs),
+    1,
+  );
+  const centre = new RandomStream(99, 'probe', 2000 + task).fillUniform(new Float32Array(arch.inputs), 2);
+  const stream = new RandomStream(99, 'probe', task);
+  return Array.from({ length: count }, () => {
+    const noise = stream.fillUniform(new Float32Array(rows * arch.inputs), 1);
+    const x = noise.map((v, i) => v + (centre[i % arch.inputs] as number));
+    const y = new Int32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let best = 0;
+      let bestValue = Number.NEGATIVE_INFINITY;
+      for (let c = 0; c < 4; c++) {
+        let dot = 0;
+        for (let i = 0; i < arch.inputs; i++)
+          dot += (noise[r * arch.inputs + i] as number) * (directions[c * arch.inputs + i] as number);
+        if (dot > bestValue) {
+          bestValue = dot;
+          best = c;
+        }
+      }
+      y[r] = best;
+    }
+    return { x, y, rows };
+  });
+}
+
+function newEngine(
+  seed: number,
+  optimizer: OptimizerConfig = defaultOptimizer('rmsprop', 0.01),
+): SupermaskEngine {
+  return new SupermaskEngine({ arch, seed, rule: { kind: 'threshold' }, optimizer });
+}
+
+function trainMask(engine: SupermaskEngine, task: number, batches: readonly LabelledBatch[]): Uint8Array {
+  const trainer = engine.createTrainer(engine.initialScores(task, 'kaiming'));
+  for (const batch of batches) trainer.step(batch);
+  const packed = trainer.packedMask();
+  engine.commitScores(trainer.readScores(), packed);
+  trainer.dispose();
+  return packed;
+}
+
+test('training the scores lowers the loss and changes the mask', () => {
+  const engine = newEngine(1);
+  const batches = toyBatches(0, 150);
+  const trainer = engine.createTrainer(engine.initialScores(0, 'kaiming'));
+  const before = engine.initialScores(0, 'kaiming');
+  const first = trainer.step(batches[0] as LabelledBatch, true) as number;
+  for (const batch of batches.slice(1, 149)) trainer.step(batch);
+  const last = trainer.step(batches[149] as LabelledBatch, true) as number;
+  assert.ok(last < first * 0.8, `loss ${first} -> ${last}`);
+  const after = trainer.readScores();
+  assert.notDeepEqual(after[0], before[0]);
+  trainer.dispose();
+  engine.dispose();
+});
+
+test('same seed and data give bit-identical masks; another seed does not', () => {
+  const batches = toyBatches(1, 40);
+  const masks = [1, 1, 2].map((seed) => {
+    const engine = newEngine(seed);
+    const packed = trainMask(engine, 0, batches);
+    engine.dispose();
+    return packed;
+  });
+  assert.deepEqual(masks[0], masks[1]);
+  assert.notDeepEqual(masks[0], masks[2]);
+  const density = popcount(masks[0] as Uint8Array) / arch.inputs;
+  assert.ok(density > 0);
+});
+
+test('no tensor leaks across 100 training steps and 100 inferences', () => {
+  const engine = newEngine(3);
+  const batches = toyBatches(2, 4);
+  trainMask(engine, 0, batches);
+  trainMask(engine, 1, toyBatches(3, 4));
+  const trainer = engine.createTrainer(engine.initialScores(2, 'kaiming'));
+  trainer.step(batches[0] as LabelledBatch, true);
+  engine.inferTask((batches[0] as LabelledBatch).x, { method: 'binary', objective: 'H', bprime: 8 });
+  engine.predict((batches[0] as LabelledBatch).x, 0);
+  engine.predict((batches[0] as LabelledBatch).x, 1);
+  const tensors = tf.memory().numTensors;
+  for (let i = 0; i < 100; i++) {
+    const batch = batches[i % batches.length] as LabelledBatch;
+    trainer.step(batch, i % 10 === 0);
+    engine.inferTask(batch.x, {
+      method: i % 2 === 0 ? 'one-shot' : 'binary',
+      objective: i % 3 === 0 ? 'G' : 'H',
+      bprime: 1 + (i % 8),
+    });
+    engine.predict(batch.x, i % 2);
+  }
+  assert.equal(tf.memory().numTensors, tensors);
+  trainer.dispose();
+  engine.dispose();
+});
+
+test('binary search keeps the candidates at or below the lower median', () => {
+  assert.deepEqual(keepLowerHalf([0, 1, 2, 3, 4, 5], [5, -1, 3, 0, -2, 9]), [1, 3, 4]);
+  assert.deepEqual(keepLowerHalf([7, 9], [0.5, 0.25]), [9]);
+  assert.deepEqual(keepLowerHalf([3, 4, 5], [1, 1, 2]), [3, 4]);
+});
+
+test('transfer init starts from the mean of earlier scores', () => {
+  const engine = newEngine(6);
+  const a = engine.initialScores(0, 'kaiming');
+  const b = engine.initialScores(1, 'kaiming');
+  engine.commitScores(a, new Uint8Array(engine.layout.totalBytes));
+  engine.commitScores(b, new Uint8Array(engine.layout.totalBytes));
+  const mean = engine.initialScores(2, 'transfer');
+  mean.forEach((layer, l) => {
+    for (let i = 0; i < layer.length; i += 37) {
+      const expected = Math.fround(((a[l]?.[i] as number) + (b[l]?.[i] as number)) / 2);
+      assert.ok(Math.abs((layer[i] as number) - expected) < 1e-7);
+    }
+  });
+  engine.dispose();
+});
+
+function optimizerTrace(config: OptimizerConfig, grads: number[][], start: number[]): number[] {
+  const p = tf.variable(tf.tensor1d(start));
+  const optimizer = makeOptimizer(config);
+  for (const g of grads) tf.tidy(() => optimizer.apply([p], [tf.tensor1d(g)]));
+  const out = Array.from(p.dataSync());
+  optimizer.dispose();
+  p.dispose();
+  return out;
+}
+
+test('optimizers follow PyTorch formulas step by step', () => {
+  const grads = [
+    [1e-4, -3e-3],
+    [2e-4, 1e-3],
+    [-5e-5, 0],
+  ];
+  const start = [0.1, -0.2];
+  const close = (a: number[], b: number[]) =>
+    a.every((v, i) => Math.abs(v - (b[i] as number)) < 1e-7 * Math.max(1, Math.abs(v)));
+  // RMSprop (PyTorch): v = 0.99 v + 0.01 g^2; p -= lr g / (sqrt(v) + 1e-8).
+  const rms = start.map((p0, i) => {
+    let p = p0;
+    let v = 0;
+    for (const g of grads) {
+      const gi = g[i] as number;
+      v = 0.99 * v + 0.01 * gi * gi;
+      p -= (1e-4 * gi) / (Math.sqrt(v) + 1e-8);
+    }
+    return p;
+  });
+  assert.ok(close(optimizerTrace(defaultOptimizer('rmsprop'), grads, start), rms));
+  // Adam with coupled L2 weight decay 1e-4.
+  const adam = start.map((p0, i) => {
+    let p = p0;
+    let m = 0;
+    let v = 0;
+    grads.forEach((g, t) => {
+      const gi = (g[i] as number) + 1e-4 * p;
+      m = 0.9 * m + 0.1 * gi;
+      v = 0.999 * v + 0.001 * gi * gi;
+      const mHat = m / (1 - 0.9 ** (t + 1));
+      const vHat = v / (1 - 0.999 ** (t + 1));
+      p -= (1e-3 * mHat) / (Math.sqrt(vHat) + 1e-8);
+    });
+    return p;
+  });
+  assert.ok(close(optimizerTrace(defaultOptimizer('adam'), grads, start), adam));
+  // SGD with momentum 0.9 and weight decay 1e-4; the buffer starts as the first gradient.
+  const sgd = start.map((p0, i) => {
+    let p = p0;
+    let buf = 0;
+    grads.forEach((g, t) => {
+      const gi = (g[i] as number) + 1e-4 * p;
+      buf = t === 0 ? gi : 0.9 * buf + gi;
+      p -= 0.1 * buf;
+    });
+    return p;
+  });
+  assert.ok(close(optimizerTrace(defaultOptimizer('sgd'), grads, start), sgd));
+});
