@@ -80,8 +80,9 @@ for (const rule of [{ kind: 'threshold' }, { kind: 'topk', density: 0.3 }] as Ma
     const x = tf.tensor2d(randomInput(9, 1), [9, arch.inputs]);
     const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7, 9], 'int32'), arch.outputs);
     // Reference: the STE as a custom gradient, differentiated by tfjs.
-    const ste = tf.customGrad((s: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
-      save([s]);
+    const ste = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const s = args[0] as tf.Tensor;
+      (args[1] as tf.GradSaveFunc)([s]);
       return {
         value: maskOfScores(s as tf.Tensor2D, rule),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
@@ -183,8 +184,8 @@ function autogradAlpha(
 }
 
 /** Identity forward, zero gradient (tfjs has no stop-gradient op). */
-const stopGradient = tf.customGrad((t: tf.Tensor) => ({
-  value: tf.clone(t),
+const stopGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+  value: tf.clone(args[0] as tf.Tensor),
   gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
 }));
 

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const cli = path.join(root, 'src/cli/main.ts');
+
+function supsupd(...args: string[]) {
+  return spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+}
+
+test('bad options: every problem reported at once, exit code 2, nothing on stdout', () => {
+  const run = supsupd(
+    'bench',
+    'permuted',
+    '--tasks',
+    '0',
+    '--objective',
+    'X',
+    '--arch',
+    'resnet',
+    '--bprime',
+    '500',
+    '--backend',
+    'gpu',
+  );
+  assert.equal(run.status, 2, run.stderr);
+  assert.equal(run.stdout, '');
+  assert.match(run.stderr, /E_BAD_ARGUMENT/);
+  for (const fragment of [
+    '--tasks',
+    '--objective',
+    "unknown architecture 'resnet'",
+    '--bprime 500',
+    '--backend',
+  ]) {
+    assert.ok(run.stderr.includes(fragment), `missing '${fragment}' in: ${run.stderr}`);
+  }
+});
+
+test('info --json names the backend in use and why the native addon was not taken', () => {
+  const run = supsupd('info', '--json', '--backend', 'auto');
+  assert.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '') as {
+    backend: string;
+    attempts: { backend: string; ok: boolean; reason?: string }[];
+  };
+  assert.ok(['tensorflow', 'wasm', 'cpu'].includes(report.backend));
+  const last = report.attempts.at(-1);
+  assert.equal(last?.backend, report.backend);
+  assert.equal(last?.ok, true);
+  for (const failed of report.attempts.slice(0, -1)) {
+    assert.equal(failed.ok, false);
+    assert.ok((failed.reason ?? '').length > 0, 'a skipped backend must say why');
+  }
+});
+
+test('bench split --json: the last stdout line is one JSON object with the required fields', () => {
+  const run = supsupd(
+    'bench',
+    'split',
+    '--tasks',
+    '2',
+    '--iterations',
+    '40',
+    '--outputs',
+    '20',
+    '--eval-limit',
+    '128',
+    '--backend',
+    'cpu',
+    '--json',
+  );
+  assert.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
+  for (const key of [
+    'gg_acc',
+    'gns_acc',
+    'gnu_acc',
+    'task_inference_acc',
+    'train_samples_per_s',
+    'oneshot_ms_per_batch',
+    'mask_bytes_per_task',
+    'backend',
+    'config',
+  ]) {
+    assert.ok(key in report, `missing ${key}`);
+  }
+  assert.equal(report.backend, 'cpu');
+  const config = report.config as { tasks: number; scenario: string; arch: { outputs: number } };
+  assert.equal(config.tasks, 2);
+  assert.equal(config.scenario, 'split');
+  assert.equal(config.arch.outputs, 20);
+  assert.match(run.stderr, /100\.0%/, 'progress goes to stderr');
+});

@@ -1,0 +1,274 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SupsupError } from '../../src/errors.ts';
+import { makeArchitecture } from '../../src/model/arch.ts';
+import { MaskBank } from '../../src/model/mask-bank.ts';
+import { bytesOfWords, type MaskLayout, maskLayout } from '../../src/model/mask-layout.ts';
+import { RandomStream, randomBits } from '../../src/model/prng.ts';
+
+/** Padded layers: 20·13 = 260 → 288 bits, 13·7 = 91 → 96, 7·11 = 77 → 96. */
+const SMALL = maskLayout(makeArchitecture({ inputs: 20, hidden: [13, 7], outputs: 11 }));
+const LENET = maskLayout(makeArchitecture({ arch: 'lenet', outputs: 500 }));
+
+function isPadding(layout: MaskLayout, bit: number): boolean {
+  for (let l = 0; l < layout.sizes.length; l++) {
+    const start = layout.bitOffsets[l] as number;
+    const end = l + 1 < layout.sizes.length ? (layout.bitOffsets[l + 1] as number) : layout.totalBits;
+    if (bit >= start && bit < end) return bit >= start + (layout.sizes[l] as number);
+  }
+  return true;
+}
+
+/** Random mask with zero padding; every third one is sparse (~25%), every fifth one dense (~75%). */
+function randomMask(layout: MaskLayout, seed: number, index: number): Uint8Array {
+  const a = randomBits(seed, 'randomMasks', 2 * index, layout.totalBits);
+  const b = randomBits(seed, 'randomMasks', 2 * index + 1, layout.totalBits);
+  for (let w = 0; w < a.length; w++) {
+    if (index % 3 === 0) a[w] = ((a[w] as number) & (b[w] as number)) >>> 0;
+    else if (index % 5 === 0) a[w] = ((a[w] as number) | (b[w] as number)) >>> 0;
+  }
+  const packed = bytesOfWords(a);
+  for (let bit = 0; bit < layout.totalBits; bit++) {
+    if (isPadding(layout, bit)) packed[bit >>> 3] = (packed[bit >>> 3] as number) & ~(1 << (bit & 7));
+  }
+  return packed;
+}
+
+function randomMasks(layout: MaskLayout, seed: number, count: number): Uint8Array[] {
+  return Array.from({ length: count }, (_, i) => randomMask(layout, seed, i));
+}
+
+/** Values in [-1, 1) with zeros in the padding; float64 values carry extra low bits. */
+function randomVector(layout: MaskLayout, seed: number, kind: 'f32' | 'f64'): Float32Array | Float64Array {
+  const stream = new RandomStream(seed, 'probe', 0);
+  const v = kind === 'f32' ? new Float32Array(layout.totalBits) : new Float64Array(layout.totalBits);
+  for (let bit = 0; bit < v.length; bit++) {
+    if (isPadding(layout, bit)) continue;
+    v[bit] = 2 * stream.nextFloat() - 1 + (kind === 'f64' ? stream.nextFloat() * 1e-7 : 0);
+  }
+  return v;
+}
+
+function naiveDot(v: Float32Array | Float64Array, packed: Uint8Array): number {
+  let sum = 0;
+  for (let bit = 0; bit < v.length; bit++) {
+    if ((((packed[bit >>> 3] as number) >>> (bit & 7)) & 1) === 1) sum += v[bit] as number;
+  }
+  return sum;
+}
+
+function naiveCounts(layout: MaskLayout, masks: readonly Uint8Array[]): Uint32Array {
+  const counts = new Uint32Array(layout.totalBits);
+  for (const packed of masks) {
+    for (let bit = 0; bit < layout.totalBits; bit++) {
+      counts[bit] = (counts[bit] as number) + (((packed[bit >>> 3] as number) >>> (bit & 7)) & 1);
+    }
+  }
+  return counts;
+}
+
+function bankOf(layout: MaskLayout, masks: readonly Uint8Array[], blockSize?: number): MaskBank {
+  const bank = new MaskBank(layout, blockSize === undefined ? {} : { blockSize });
+  for (const packed of masks) bank.add(packed);
+  return bank;
+}
+
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, message: string): void {
+  assert.equal(actual.length, expected.length, `${message}: length`);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    worst = Math.max(worst, Math.abs((actual[i] as number) - (expected[i] as number)));
+  }
+  assert.ok(worst < 1e-9, `${message}: max abs diff ${worst}`);
+}
+
+function hasCode(code: string): (error: unknown) => boolean {
+  return (error) => error instanceof SupsupError && error.code === code;
+}
+
+test('the small layout has padding in every layer (so padding handling is exercised)', () => {
+  assert.deepEqual(SMALL.bitOffsets, [0, 288, 384]);
+  assert.equal(SMALL.totalBits, 480);
+  assert.equal(LENET.totalBytes, 39404);
+});
+
+test('dotAll equals the naive per-bit float64 sum (several blocks, partial blocks)', () => {
+  for (const k of [1, 3, 17, 300]) {
+    const masks = randomMasks(SMALL, 11, k);
+    for (const blockSize of [undefined, 4, 8]) {
+      const bank = bankOf(SMALL, masks, blockSize);
+      for (const kind of ['f32', 'f64'] as const) {
+        const v = randomVector(SMALL, k, kind);
+        const expected = masks.map((packed) => naiveDot(v, packed));
+        assertClose(bank.dotAll(v), expected, `k=${k} blockSize=${blockSize ?? 256} ${kind}`);
+      }
+    }
+  }
+});
+
+test('dotAll equals the naive sum on the lenet 784-300-100-500 layout', () => {
+  const masks = randomMasks(LENET, 5, 5);
+  const bank = bankOf(LENET, masks);
+  const v = randomVector(LENET, 2, 'f32');
+  assertClose(
+    bank.dotAll(v),
+    masks.map((packed) => naiveDot(v, packed)),
+    'lenet k=5',
+  );
+});
+
+test('dotAll writes into a caller buffer and handles an empty bank and zero vectors', () => {
+  const masks = randomMasks(SMALL, 3, 10);
+  const bank = bankOf(SMALL, masks, 4);
+  const v = randomVector(SMALL, 1, 'f64');
+  const buffer = new Float64Array(16).fill(Number.NaN);
+  const result = bank.dotAll(v, buffer);
+  assert.equal(result.length, 10);
+  assert.equal(result.buffer, buffer.buffer);
+  assertClose(
+    result,
+    masks.map((packed) => naiveDot(v, packed)),
+    'into buffer',
+  );
+  assert.deepEqual(Array.from(bank.dotAll(new Float32Array(SMALL.totalBits))), new Array(10).fill(0));
+  assert.equal(new MaskBank(SMALL).dotAll(v).length, 0);
+  assert.throws(() => bank.dotAll(new Float64Array(SMALL.totalBits - 1)), hasCode('E_BAD_ARGUMENT'));
+  assert.throws(() => bank.dotAll(v, new Float64Array(9)), hasCode('E_BAD_ARGUMENT'));
+});
+
+test('dotSubset equals the matching entries of dotAll (bit walk and table paths, repeats)', () => {
+  const masks = randomMasks(SMALL, 21, 300);
+  const v = randomVector(SMALL, 4, 'f32');
+  for (const blockSize of [undefined, 8]) {
+    const bank = bankOf(SMALL, masks, blockSize);
+    const all = bank.dotAll(v);
+    const subsets = [
+      [],
+      [299],
+      [5, 0, 5, 260],
+      Array.from({ length: 40 }, (_, i) => i),
+      Array.from({ length: 120 }, (_, i) => (i * 37) % 300),
+      Array.from({ length: 300 }, (_, i) => 299 - i),
+    ];
+    for (const indices of subsets) {
+      const expected = indices.map((i) => all[i] as number);
+      assertClose(bank.dotSubset(indices, v), expected, `|S|=${indices.length} blockSize=${blockSize}`);
+      assertClose(bank.dotSubset(Int32Array.from(indices), v), expected, `typed |S|=${indices.length}`);
+    }
+  }
+  const bank = bankOf(SMALL, masks.slice(0, 4));
+  assert.throws(() => bank.dotSubset([4], v), hasCode('E_BAD_ARGUMENT'));
+  assert.throws(() => bank.dotSubset([1.5], v), hasCode('E_BAD_ARGUMENT'));
+});
+
+test('counts() equals the naive sum after adds and after replace', () => {
+  const masks = randomMasks(SMALL, 8, 40);
+  const bank = new MaskBank(SMALL, { blockSize: 8 });
+  for (let i = 0; i < masks.length; i++) {
+    bank.add(masks[i] as Uint8Array);
+    if (i % 13 === 0) assert.deepEqual(bank.counts(), naiveCounts(SMALL, masks.slice(0, i + 1)));
+  }
+  assert.deepEqual(bank.counts(), naiveCounts(SMALL, masks));
+  const current = [...masks];
+  const replacements = randomMasks(SMALL, 9, 6);
+  for (const [r, index] of [0, 7, 8, 39, 7, 20].entries()) {
+    const packed = replacements[r] as Uint8Array;
+    bank.replace(index, packed);
+    current[index] = packed;
+    assert.deepEqual(bank.counts(), naiveCounts(SMALL, current), `after replace #${r}`);
+    assert.deepEqual(bank.get(index), packed);
+  }
+  bank.replace(3, current[3] as Uint8Array);
+  assert.deepEqual(bank.counts(), naiveCounts(SMALL, current), 'replacing a mask by itself');
+  const v = randomVector(SMALL, 6, 'f64');
+  assertClose(
+    bank.dotAll(v),
+    current.map((packed) => naiveDot(v, packed)),
+    'dotAll after replace',
+  );
+});
+
+test('counts() returns a copy', () => {
+  const bank = bankOf(SMALL, randomMasks(SMALL, 1, 3));
+  const copy = bank.counts();
+  copy.fill(99);
+  assert.notDeepEqual(bank.counts(), copy);
+  const out = new Uint32Array(SMALL.totalBits);
+  assert.equal(bank.counts(out), out);
+  assert.throws(() => bank.counts(new Uint32Array(3)), hasCode('E_BAD_ARGUMENT'));
+});
+
+test('subsetCounts equals the naive sum for small and large subsets (direct and complement)', () => {
+  const masks = randomMasks(SMALL, 13, 90);
+  for (const blockSize of [undefined, 8]) {
+    const bank = bankOf(SMALL, masks, blockSize);
+    const subsets = [
+      [],
+      [42],
+      [0, 89, 17],
+      Array.from({ length: 30 }, (_, i) => (i * 7) % 90),
+      Array.from({ length: 46 }, (_, i) => 89 - 2 * i + (i > 44 ? 1 : 0)),
+      Array.from({ length: 80 }, (_, i) => (i * 11) % 90),
+      Array.from({ length: 89 }, (_, i) => i + 1),
+      Array.from({ length: 90 }, (_, i) => i),
+    ];
+    for (const indices of subsets) {
+      const expected = naiveCounts(
+        SMALL,
+        indices.map((i) => masks[i] as Uint8Array),
+      );
+      assert.deepEqual(bank.subsetCounts(indices), expected, `|S|=${indices.length}`);
+    }
+    const out = new Uint32Array(SMALL.totalBits).fill(7);
+    assert.deepEqual(
+      bank.subsetCounts([1, 2], out),
+      naiveCounts(SMALL, [masks[1], masks[2]] as Uint8Array[]),
+    );
+    assert.throws(() => bank.subsetCounts([3, 3]), hasCode('E_BAD_ARGUMENT'));
+    assert.throws(() => bank.subsetCounts([90]), hasCode('E_BAD_ARGUMENT'));
+  }
+});
+
+test('add validates length and padding bits; replace and get validate the index', () => {
+  const bank = new MaskBank(SMALL);
+  const good = randomMask(SMALL, 1, 1);
+  assert.throws(() => bank.add(new Uint8Array(SMALL.totalBytes - 1)), hasCode('E_BAD_ARGUMENT'));
+  assert.throws(() => bank.add(new Uint8Array(SMALL.totalBytes + 4)), hasCode('E_BAD_ARGUMENT'));
+  for (const bit of [260, 287, 288 + 91, 384 + 77, 479]) {
+    const bad = good.slice();
+    bad[bit >>> 3] = (bad[bit >>> 3] as number) | (1 << (bit & 7));
+    assert.throws(() => bank.add(bad), hasCode('E_BAD_ARGUMENT'), `padding bit ${bit}`);
+  }
+  assert.equal(bank.size, 0);
+  assert.equal(bank.add(good), 0);
+  assert.equal(bank.add(good), 1);
+  assert.equal(bank.size, 2);
+  const lastWeight = good.slice();
+  lastWeight[(384 + 76) >>> 3] = (lastWeight[(384 + 76) >>> 3] as number) | (1 << ((384 + 76) & 7));
+  assert.equal(bank.add(lastWeight), 2, 'the last real weight bit is not padding');
+  assert.throws(() => bank.replace(3, good), hasCode('E_BAD_ARGUMENT'));
+  assert.throws(() => bank.replace(0, new Uint8Array(2)), hasCode('E_BAD_ARGUMENT'));
+  assert.throws(() => bank.get(-1), hasCode('E_BAD_ARGUMENT'));
+  assert.throws(() => new MaskBank(SMALL, { blockSize: 6 }), hasCode('E_BAD_ARGUMENT'));
+});
+
+test('get returns a fresh copy of the stored mask', () => {
+  const masks = randomMasks(SMALL, 2, 12);
+  const bank = bankOf(SMALL, masks, 4);
+  for (let i = 0; i < masks.length; i++) assert.deepEqual(bank.get(i), masks[i]);
+  const copy = bank.get(5);
+  copy.fill(0);
+  assert.deepEqual(bank.get(5), masks[5]);
+});
+
+test('memoryBytes counts blocks allocated lazily', () => {
+  const bank = new MaskBank(SMALL, { blockSize: 8 });
+  const empty = bank.memoryBytes();
+  bank.add(randomMask(SMALL, 1, 0));
+  const oneBlock = bank.memoryBytes();
+  assert.ok(oneBlock - empty >= SMALL.totalBytes * 8);
+  for (let i = 1; i < 8; i++) bank.add(randomMask(SMALL, 1, i));
+  assert.equal(bank.memoryBytes(), oneBlock);
+  bank.add(randomMask(SMALL, 1, 8));
+  assert.ok(bank.memoryBytes() - oneBlock >= SMALL.totalBytes * 8);
+});
