@@ -12,6 +12,16 @@ export type ErrorCode =
   | 'E_CODEC'
   | 'E_ARCH_MISMATCH'
   | 'E_NO_MASKS'
+  | 'E_STORE_UNAVAILABLE'
+  | 'E_STORE_CORRUPT'
+  | 'E_STORE_POLICY'
+  | 'E_STORE_CONFLICT'
+  /** A stream record that cannot be decoded (the stream sends it to the dead-letter destination instead). */
+  | 'E_RECORD_INVALID'
+  /** A stream source (Kafka consumer, input file, stdin) failed; `retriable` says whether a retry may help. */
+  | 'E_SOURCE'
+  /** A stream sink (Kafka producer, output files, stdout) failed; `retriable` says whether a retry may help. */
+  | 'E_SINK'
   | 'E_INTERNAL';
 
 export class SupsupError extends Error {

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { errorMessage, isSupsupError } from '../errors.js';
 import { benchOneShot, benchProtocol } from './bench.js';
+import { demo } from './demo.js';
 import { info } from './info.js';
 
 const BACKEND_HELP = 'tfjs backend: auto|tensorflow|wasm|cpu';
@@ -47,6 +48,21 @@ function buildProgram(): Command {
     .option('--backend <name>', BACKEND_HELP, 'auto')
     .option('--json', 'print JSON')
     .action((options: Record<string, unknown>) => info(options));
+
+  program
+    .command('demo')
+    .description(
+      'the embedded default: a built-in PermutedMNIST stream through the daemon (file store, no Kafka or Redis)',
+    )
+    .option(
+      '--dir <path>',
+      'working directory for the store and outputs (default: a fresh temp dir; reuse it to resume)',
+    )
+    .option('--segment <n>', 'records per true-task segment', '6000')
+    .option('--log-level <level>', 'error|warn|info|debug', 'warn')
+    .option('--backend <name>', BACKEND_HELP, 'auto')
+    .option('--json', 'print one JSON object as the last line of stdout')
+    .action((options: Record<string, unknown>) => demo(options));
 
   const bench = program.command('bench').description('reproduce the paper and measure speed');
   protocolCommand(bench, 'permuted', 'PermutedMNIST: each task a fixed pixel permutation');

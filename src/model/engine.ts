@@ -2,11 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { SupsupError } from '../errors.js';
 import { type Architecture, architectureKey } from './arch.js';
 import { MaskBank } from './mask-bank.js';
-import { type MaskLayout, maskLayout, unpackLayer } from './mask-layout.js';
+import { type MaskLayout, maskLayout, randomMask, unpackLayer } from './mask-layout.js';
 import { type MaskRule, validateMaskRule } from './mask-rule.js';
 import { MaskedMlp } from './network.js';
-import { type Objective, objectiveGradient } from './objectives.js';
-import type { OptimizerConfig } from './optimizers.js';
+import { type Objective, objectiveGradient, rowEntropies } from './objectives.js';
+import type { OptimizerConfig, OptimizerState } from './optimizers.js';
 import { ScoreTrainer } from './trainer.js';
 import { type BaseWeights, kaimingUniformScores, signedConstantWeights } from './weights.js';
 
@@ -38,6 +38,12 @@ export interface TaskInference {
 
 export type ScoreInit = 'kaiming' | 'transfer';
 
+export interface Classification {
+  readonly predictions: Int32Array;
+  readonly confidences: Float32Array;
+  readonly entropies: Float32Array;
+}
+
 /**
  * One fixed random network, its bank of bit-packed masks, training of new masks and task inference
  * by the exact identity of spec §9: ∂Obj/∂α_i = Σ_l ⟨∂Obj/∂W̃_l ⊙ W_l, M_l^i⟩, evaluated with one
@@ -58,6 +64,7 @@ export class SupermaskEngine {
   private readonly taskWeights = new Map<number, tf.Tensor2D[]>();
   private superposed: { version: number; tensors: tf.Tensor2D[] } | null = null;
   private bankVersion = 0;
+  private pads: MaskBank | null = null;
   private scoreSum: Float64Array[] | null = null;
   private scoreSumTasks = 0;
   private disposed = false;
@@ -92,9 +99,9 @@ export class SupermaskEngine {
     return kaimingUniformScores(this.arch, this.seed, taskIndex);
   }
 
-  createTrainer(initialScores: readonly Float32Array[]): ScoreTrainer {
+  createTrainer(initialScores: readonly Float32Array[], optimizerState?: OptimizerState): ScoreTrainer {
     this.assertOpen();
-    return new ScoreTrainer(this.net, this.layout, initialScores, this.rule, this.optimizer);
+    return new ScoreTrainer(this.net, this.layout, initialScores, this.rule, this.optimizer, optimizerState);
   }
 
   /** Freezes a trained mask into the bank; its scores join the running mean used by transfer init. */
@@ -135,18 +142,43 @@ export class SupermaskEngine {
     this.assertOpen();
     const k = subset === undefined ? this.bank.size : subset.length;
     if (k === 0) throw new SupsupError('E_NO_MASKS', 'task inference needs at least one mask');
-    const rows = Math.min(bprime, Math.floor(x.length / this.arch.inputs));
-    if (rows < 1) throw new SupsupError('E_BAD_ARGUMENT', 'task inference needs at least one input row');
-    const owned = subset === undefined ? null : this.effectiveFromCounts(this.bank.subsetCounts(subset), k);
-    const effective = owned ?? this.superposedWeights();
-    try {
-      this.fillAlphaBuffer(x.subarray(0, rows * this.arch.inputs), rows, effective, objective);
-    } finally {
-      if (owned !== null) for (const t of owned) t.dispose();
+    if (subset === undefined) {
+      this.fillAlphaBuffer(x, bprime, objective, this.superposedWeights());
+      return this.bank.dotAll(this.alphaBuffer);
     }
-    return subset === undefined
-      ? this.bank.dotAll(this.alphaBuffer)
-      : this.bank.dotSubset(subset, this.alphaBuffer);
+    this.withEffectiveFromCounts(this.bank.subsetCounts(subset), k, (effective) =>
+      this.fillAlphaBuffer(x, bprime, objective, effective),
+    );
+    return this.bank.dotSubset(subset, this.alphaBuffer);
+  }
+
+  /**
+   * ∂Obj/∂α over all learned masks plus `pads` untrained random masks, α uniform over the k + pads
+   * masks: the new-task rule's k′ = max(k, 5) padding (spec §5.2). Pad j is the fixed random mask of
+   * stream (seed, 'randomMasks', j), about half of the weights on.
+   */
+  paddedAlphaGradient(
+    x: Float32Array,
+    bprime: number,
+    objective: Objective,
+    pads: number,
+  ): { readonly masks: Float64Array; readonly pads: Float64Array } {
+    this.assertOpen();
+    if (pads <= 0) return { masks: this.alphaGradient(x, bprime, objective), pads: new Float64Array(0) };
+    const padBank = this.padBank(pads);
+    const padIndices = Array.from({ length: pads }, (_, j) => j);
+    const counts = padBank.subsetCounts(padIndices);
+    if (this.bank.size > 0) {
+      const real = this.bank.counts();
+      for (let i = 0; i < counts.length; i++) counts[i] = (counts[i] as number) + (real[i] as number);
+    }
+    this.withEffectiveFromCounts(counts, this.bank.size + pads, (effective) =>
+      this.fillAlphaBuffer(x, bprime, objective, effective),
+    );
+    return {
+      masks: this.bank.size > 0 ? this.bank.dotAll(this.alphaBuffer) : new Float64Array(0),
+      pads: padBank.dotSubset(padIndices, this.alphaBuffer),
+    };
   }
 
   /** Infers the task of a batch (spec §4.3 one-shot, §4.4 binary). */
@@ -180,24 +212,53 @@ export class SupermaskEngine {
     return out;
   }
 
+  /**
+   * Classifies every row of x with mask `task`: the predicted real class (argmax over the first ℓ
+   * logits), the probability softmax gives it over all s outputs, and the entropy of that softmax.
+   */
+  classify(x: Float32Array, task: number): Classification {
+    const rows = Math.floor(x.length / this.arch.inputs);
+    const effective = this.taskEffectiveWeights(task);
+    const [classes, probabilities, entropies] = tf.tidy(() => {
+      const logits = this.net.logits(tf.tensor2d(x, [rows, this.arch.inputs]), effective);
+      const logp = tf.logSoftmax(logits);
+      const real = tf.slice(logp, [0, 0], [rows, this.arch.realClasses]);
+      return [tf.argMax(real, 1), tf.exp(tf.max(real, 1)), rowEntropies(logits)];
+    });
+    const out = {
+      predictions: Int32Array.from(classes.dataSync() as Int32Array),
+      confidences: Float32Array.from(probabilities.dataSync() as Float32Array),
+      entropies: Float32Array.from(entropies.dataSync() as Float32Array),
+    };
+    classes.dispose();
+    probabilities.dispose();
+    entropies.dispose();
+    return out;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     for (const ws of this.taskWeights.values()) for (const w of ws) w.dispose();
     this.taskWeights.clear();
+    this.pads = null;
     if (this.superposed !== null) for (const w of this.superposed.tensors) w.dispose();
     this.superposed = null;
     this.net.dispose();
   }
 
+  /** Writes V = ∂Obj/∂W̃ ⊙ W for the first `bprime` rows of x into the alpha buffer (layout order). */
   private fillAlphaBuffer(
     x: Float32Array,
-    rows: number,
-    effective: readonly tf.Tensor2D[],
+    bprime: number,
     objective: Objective,
+    effective: readonly tf.Tensor2D[],
   ): void {
+    const rows = Math.min(bprime, Math.floor(x.length / this.arch.inputs));
+    if (rows < 1) throw new SupsupError('E_BAD_ARGUMENT', 'task inference needs at least one input row');
     const weighted = tf.tidy(() => {
-      const trace = this.net.forward(tf.tensor2d(x, [rows, this.arch.inputs]), effective);
+      const input = tf.tensor2d(x.subarray(0, rows * this.arch.inputs), [rows, this.arch.inputs]);
+      const trace = this.net.forward(input, effective);
       const { dLogits } = objectiveGradient(objective, trace.logits, this.arch.realClasses);
       return this.net
         .backward(trace, effective, dLogits)
@@ -207,6 +268,25 @@ export class SupermaskEngine {
       this.alphaBuffer.set(v.dataSync() as Float32Array, this.layout.bitOffsets[l]);
       v.dispose();
     });
+  }
+
+  private withEffectiveFromCounts(
+    counts: Uint32Array,
+    k: number,
+    use: (effective: tf.Tensor2D[]) => void,
+  ): void {
+    const effective = this.effectiveFromCounts(counts, k);
+    try {
+      use(effective);
+    } finally {
+      for (const t of effective) t.dispose();
+    }
+  }
+
+  private padBank(pads: number): MaskBank {
+    if (this.pads === null) this.pads = new MaskBank(this.layout);
+    while (this.pads.size < pads) this.pads.add(randomMask(this.layout, this.seed, this.pads.size));
+    return this.pads;
   }
 
   private superposedWeights(): tf.Tensor2D[] {

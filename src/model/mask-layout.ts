@@ -1,4 +1,5 @@
 import { type Architecture, type LayerShape, layerShapes } from './arch.js';
+import { RandomStream } from './prng.js';
 
 /**
  * Where each weight's bit lives in a packed mask. Layers are concatenated; each layer starts on a
@@ -96,4 +97,23 @@ export function popcount(packed: Uint8Array): number {
     }
   }
   return n;
+}
+
+/**
+ * A random mask with each weight on with probability 1/2: the bits of stream (seed, 'randomMasks',
+ * index), padding bits cleared. Used for the new-task rule's padding masks and for benchmarks.
+ */
+export function randomMask(layout: MaskLayout, seed: number, index: number): Uint8Array {
+  const stream = new RandomStream(seed, 'randomMasks', index);
+  const words = new Uint32Array(layout.totalBits / 32);
+  for (let l = 0; l < layout.sizes.length; l++) {
+    const base = (layout.bitOffsets[l] as number) / 32;
+    const size = layout.sizes[l] as number;
+    for (let w = 0; w * 32 < size; w++) {
+      const valid = Math.min(32, size - w * 32);
+      const bits = stream.nextUint32();
+      words[base + w] = valid === 32 ? bits : (bits & ((1 << valid) - 1)) >>> 0;
+    }
+  }
+  return bytesOfWords(words);
 }

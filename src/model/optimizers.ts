@@ -39,11 +39,34 @@ export interface ScoreOptimizer {
   /** Applies one update to `params` from `grads` (same order and shapes). Call inside tf.tidy. */
   apply(params: readonly tf.Variable[], grads: readonly tf.Tensor[]): void;
   readonly steps: number;
+  /** A copy of the optimizer's state: step count and every slot, by name, per parameter. */
+  exportState(): OptimizerState;
   dispose(): void;
+}
+
+export interface OptimizerState {
+  readonly steps: number;
+  readonly slots: Readonly<Record<string, readonly Float32Array[]>>;
 }
 
 class SlotVariables {
   private readonly slots = new Map<string, tf.Variable[]>();
+
+  restore(state: OptimizerState['slots'], shapes: readonly (readonly number[])[]): void {
+    for (const [name, arrays] of Object.entries(state)) {
+      this.slots.set(
+        name,
+        arrays.map((a, i) => tf.variable(tf.tensor(a, shapes[i] as number[]), false)),
+      );
+    }
+  }
+
+  export(): Record<string, Float32Array[]> {
+    const out: Record<string, Float32Array[]> = {};
+    for (const [name, vars] of this.slots)
+      out[name] = vars.map((v) => Float32Array.from(v.dataSync() as Float32Array));
+    return out;
+  }
 
   get(name: string, params: readonly tf.Variable[]): tf.Variable[] {
     let slot = this.slots.get(name);
@@ -60,9 +83,20 @@ class SlotVariables {
   }
 }
 
-export function makeOptimizer(config: OptimizerConfig): ScoreOptimizer {
+/**
+ * An optimizer for parameters of the given shapes, optionally resuming from an exported state
+ * (`shapes` is needed only then).
+ */
+export function makeOptimizer(
+  config: OptimizerConfig,
+  resume?: { readonly state: OptimizerState; readonly shapes: readonly (readonly number[])[] },
+): ScoreOptimizer {
   const slots = new SlotVariables();
   let steps = 0;
+  if (resume !== undefined) {
+    slots.restore(resume.state.slots, resume.shapes);
+    steps = resume.state.steps;
+  }
   const update = updateRule(config, slots);
   return {
     apply(params, grads) {
@@ -71,6 +105,9 @@ export function makeOptimizer(config: OptimizerConfig): ScoreOptimizer {
     },
     get steps() {
       return steps;
+    },
+    exportState() {
+      return { steps, slots: slots.export() };
     },
     dispose() {
       slots.dispose();

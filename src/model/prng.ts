@@ -90,12 +90,14 @@ export class RandomStream {
   private blockIndex = 0;
   private used = 4;
 
-  constructor(seed: number, purpose: PurposeName, index = 0) {
+  /** `startBlock` seeks: the stream starts at Philox block `startBlock` (4 words per block). */
+  constructor(seed: number, purpose: PurposeName, index = 0, startBlock = 0) {
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
       throw new RangeError(`seed must be an integer in [0, 2^32), got ${seed}`);
     }
     this.key0 = seed >>> 0;
     this.key1 = fmix32(Math.imul(Purpose[purpose], 0x9e3779b1) ^ fmix32(index >>> 0));
+    this.blockIndex = startBlock >>> 0;
   }
 
   nextUint32(): number {

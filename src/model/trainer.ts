@@ -2,7 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { MaskLayout } from './mask-layout.js';
 import { type MaskRule, maskOfScores, packScores, scoreGradient } from './mask-rule.js';
 import type { MaskedMlp } from './network.js';
-import { makeOptimizer, type OptimizerConfig, type ScoreOptimizer } from './optimizers.js';
+import {
+  makeOptimizer,
+  type OptimizerConfig,
+  type OptimizerState,
+  type ScoreOptimizer,
+} from './optimizers.js';
 
 /** A labelled batch: `rows` images of `dim` floats, row-major, and their labels. */
 export interface LabelledBatch {
@@ -29,6 +34,7 @@ export class ScoreTrainer {
     initialScores: readonly Float32Array[],
     rule: MaskRule,
     optimizer: OptimizerConfig,
+    optimizerState?: OptimizerState,
   ) {
     this.net = net;
     this.layout = layout;
@@ -36,7 +42,10 @@ export class ScoreTrainer {
     this.scores = layout.shapes.map(([fanIn, fanOut], l) =>
       tf.variable(tf.tensor2d(initialScores[l] as Float32Array, [fanIn, fanOut]), true),
     );
-    this.optimizer = makeOptimizer(optimizer);
+    this.optimizer = makeOptimizer(
+      optimizer,
+      optimizerState === undefined ? undefined : { state: optimizerState, shapes: layout.shapes },
+    );
   }
 
   get steps(): number {
@@ -72,6 +81,11 @@ export class ScoreTrainer {
   /** A copy of the current scores, one Float32Array per layer. */
   readScores(): Float32Array[] {
     return this.scores.map((s) => Float32Array.from(s.dataSync() as Float32Array));
+  }
+
+  /** Scores and optimizer state, enough to resume training exactly where it stands. */
+  exportState(): { readonly scores: Float32Array[]; readonly optimizer: OptimizerState } {
+    return { scores: this.readScores(), optimizer: this.optimizer.exportState() };
   }
 
   /** The current binary mask, bit-packed. */

@@ -1,0 +1,293 @@
+import { DEFAULT_LEARNER, type LearnerConfig, StreamLearner } from '../discovery/learner.js';
+import { errorMessage, SupsupError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Architecture } from '../model/arch.js';
+import { SupermaskEngine } from '../model/engine.js';
+import type { MaskRule } from '../model/mask-rule.js';
+import type { OptimizerConfig } from '../model/optimizers.js';
+import type { DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
+import { compareOffsets } from '../store/offsets.js';
+import type { MaskStore } from '../store/types.js';
+import { decodeRecord } from '../stream/record-codec.js';
+import type { Sink, Source, SourceBatch } from '../stream/types.js';
+import { buildCommit, restoreState } from './state.js';
+
+export interface DaemonOptions {
+  readonly sink: Sink;
+  readonly store: MaskStore;
+  readonly model: {
+    readonly arch: Architecture;
+    readonly seed: number;
+    readonly optimizer: OptimizerConfig;
+    readonly rule: MaskRule;
+  };
+  readonly learner: LearnerConfig;
+  /** Largest micro-batch handed to the learner. */
+  readonly microBatch: number;
+  readonly maxRecordBytes: number;
+  readonly logger: Logger;
+  /** Deadline for stop(): sources drain, sinks flush, stores close. */
+  readonly stopTimeoutMs?: number;
+  readonly clock?: () => Date;
+}
+
+export interface DaemonStats {
+  recordsIn: number;
+  resultsOut: number;
+  deadLetters: number;
+  batches: number;
+  checks: number;
+  commitsApplied: number;
+  commitsFenced: number;
+}
+
+/**
+ * Wiring of one daemon: source → decode → micro-batches → learner → store commit → sink → (the
+ * source commits its offsets when the handler returns). Per partition the order is: state write
+ * (fenced by the applied offset), results produced and acknowledged, then the offset commit. A crash
+ * anywhere repeats work and never loses it; a repeated batch is only inferred, never learned twice.
+ */
+export class Daemon {
+  readonly stats: DaemonStats = {
+    recordsIn: 0,
+    resultsOut: 0,
+    deadLetters: 0,
+    batches: 0,
+    checks: 0,
+    commitsApplied: 0,
+    commitsFenced: 0,
+  };
+  private readonly options: DaemonOptions;
+  private readonly applied = new Map<string, string>();
+  private engine: SupermaskEngine;
+  private learner: StreamLearner;
+  private stopping: Promise<void> | null = null;
+  private source: Source | null = null;
+  private readonly log: Logger;
+
+  private constructor(options: DaemonOptions, engine: SupermaskEngine, learner: StreamLearner) {
+    this.options = options;
+    this.engine = engine;
+    this.learner = learner;
+    this.log = options.logger;
+  }
+
+  /** Opens the store, restores masks and policy state, and returns a daemon ready to run. */
+  static async open(options: DaemonOptions): Promise<Daemon> {
+    await options.store.open();
+    const { engine, learner, applied } = await Daemon.restore(options);
+    const daemon = new Daemon(options, engine, learner);
+    for (const [key, offset] of Object.entries(applied)) daemon.applied.set(key, offset);
+    options.logger.info('state restored', {
+      store: options.store.kind,
+      tasks: learner.learnedTasks.length,
+      partitions: Object.keys(applied).length,
+    });
+    return daemon;
+  }
+
+  get tasks() {
+    return this.learner.learnedTasks;
+  }
+
+  get currentTask(): number | null {
+    return this.learner.policyState.current;
+  }
+
+  /** The last applied offset of `topic/partition`: where a file or demo source resumes. */
+  appliedOffset(topic: string, partition: number): string | undefined {
+    return this.applied.get(`${topic}/${partition}`);
+  }
+
+  /** Consumes `source` until it is done (finite sources) or the daemon is stopped. */
+  async run(source: Source): Promise<void> {
+    if (this.source !== null) throw new SupsupError('E_INTERNAL', 'the daemon is already running a source');
+    if (this.stopping !== null) throw new SupsupError('E_INTERNAL', 'the daemon has been stopped');
+    this.source = source;
+    await source.start((batch) => this.handle(batch));
+    await source.done();
+  }
+
+  /** Idempotent, bounded stop: the source drains and commits, the sink flushes, the store closes. */
+  stop(): Promise<void> {
+    if (this.stopping === null) this.stopping = this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    const deadline = this.options.stopTimeoutMs ?? 20_000;
+    const steps: [string, () => Promise<void>][] = [
+      ['source', () => this.source?.stop() ?? Promise.resolve()],
+      ['sink', () => this.options.sink.close()],
+      ['store', () => this.options.store.close()],
+    ];
+    const started = Date.now();
+    for (const [name, step] of steps) {
+      const left = Math.max(1, deadline - (Date.now() - started));
+      try {
+        await withTimeout(step(), left, `stopping the ${name}`);
+      } catch (error) {
+        this.log.error(`stop: ${name} did not close cleanly`, { error: errorMessage(error) });
+      }
+    }
+    this.learner.dispose();
+    this.engine.dispose();
+    this.log.info('stopped', { ...this.stats });
+  }
+
+  private static async restore(options: DaemonOptions) {
+    const engine = new SupermaskEngine({ ...options.model, taskWeightCache: 16 });
+    try {
+      const restored = await restoreState(options.store, engine);
+      const learner = new StreamLearner(
+        engine,
+        { ...DEFAULT_LEARNER, ...options.learner },
+        restored === null ? undefined : restored,
+      );
+      return { engine, learner, applied: restored?.applied ?? {} };
+    } catch (error) {
+      engine.dispose();
+      throw error;
+    }
+  }
+
+  private async handle(batch: SourceBatch): Promise<void> {
+    const key = `${batch.topic}/${batch.partition}`;
+    const limits = {
+      dim: this.engine.arch.inputs,
+      maxBytes: this.options.maxRecordBytes,
+      classes: this.engine.arch.realClasses,
+    };
+    const valid: InputRecord[] = [];
+    const letters: DeadLetter[] = [];
+    for (const raw of batch.records) {
+      const outcome = decodeRecord(raw, limits);
+      if (outcome.ok) valid.push(outcome.record);
+      else letters.push(outcome.letter);
+    }
+    this.stats.recordsIn += batch.records.length;
+    const applied = this.applied.get(key);
+    const results: ResultRecord[] = [];
+    const events: DaemonEvent[] = [];
+    const changed = new Set<number>();
+    let learned = false;
+    for (const group of microBatches(valid, this.options.microBatch, applied)) {
+      const now = (this.options.clock?.() ?? new Date()).toISOString();
+      const outcome = this.learner.process(group.records, { learn: group.learn, now });
+      learned ||= group.learn;
+      results.push(...outcome.results);
+      events.push(...outcome.events);
+      for (const task of outcome.changed) changed.add(task);
+      if (outcome.checked) this.stats.checks++;
+      this.logDecision(group.records, outcome.decision, outcome.checked);
+      await batch.heartbeat();
+    }
+    const last = batch.records[batch.records.length - 1];
+    if (last !== undefined && (applied === undefined || compareOffsets(last.position.offset, applied) > 0)) {
+      await this.commitState(key, last.position.offset, changed);
+    } else if (learned) {
+      throw new SupsupError('E_INTERNAL', 'learned from a batch that was already applied');
+    }
+    if (results.length > 0) await this.options.sink.writeResults(results);
+    if (letters.length > 0) await this.options.sink.writeDeadLetters(letters);
+    if (events.length > 0) await this.options.sink.writeEvents(events);
+    this.stats.resultsOut += results.length;
+    this.stats.deadLetters += letters.length;
+    this.stats.batches++;
+    for (const letter of letters) {
+      this.log.warn('record dead-lettered', {
+        ...letter.source,
+        reason: letter.reason,
+        detail: letter.detail,
+      });
+    }
+    for (const event of events) this.log.info(event.type, { ...event });
+  }
+
+  private async commitState(key: string, offset: string, changed: ReadonlySet<number>): Promise<void> {
+    const commit = buildCommit(this.engine, this.learner, changed, key, offset);
+    const outcome = await this.options.store.commit(commit);
+    if (outcome === 'applied') {
+      this.stats.commitsApplied++;
+      this.applied.set(key, offset);
+      return;
+    }
+    // Another member applied this partition further than we have: our model is stale. Reload the
+    // store's state so that nothing computed here overwrites it, then let the batch be redelivered.
+    this.stats.commitsFenced++;
+    this.log.warn('state write fenced: the store is ahead of this member; reloading state', {
+      partition: key,
+      offset,
+    });
+    const { engine, learner, applied } = await Daemon.restore(this.options);
+    this.learner.dispose();
+    this.engine.dispose();
+    this.engine = engine;
+    this.learner = learner;
+    this.applied.clear();
+    for (const [k, v] of Object.entries(applied)) this.applied.set(k, v);
+    throw new SupsupError(
+      'E_STORE_CONFLICT',
+      `state write for ${key}@${offset} was fenced; batch will be redelivered`,
+      {
+        retriable: true,
+      },
+    );
+  }
+
+  private logDecision(
+    records: readonly InputRecord[],
+    decision: { kind: string; reason: string },
+    checked: boolean,
+  ): void {
+    const first = records[0];
+    const last = records[records.length - 1];
+    if (first === undefined || last === undefined) return;
+    this.log.debug('decision', {
+      topic: first.position.topic,
+      partition: first.position.partition,
+      offset: first.position.offset,
+      lastOffset: last.position.offset,
+      task: this.learner.policyState.current,
+      decision: decision.kind,
+      reason: decision.reason,
+      checked,
+      records: records.length,
+    });
+  }
+}
+
+/**
+ * Splits a partition's valid records into micro-batches of at most `size`, never mixing records
+ * already applied (offset ≤ `applied`: inferred only) with new ones (learned).
+ */
+export function* microBatches(
+  records: readonly InputRecord[],
+  size: number,
+  applied: string | undefined,
+): Generator<{ records: InputRecord[]; learn: boolean }> {
+  let group: InputRecord[] = [];
+  let learn = true;
+  for (const record of records) {
+    const isNew = applied === undefined || compareOffsets(record.position.offset, applied) > 0;
+    if (group.length > 0 && (group.length === size || isNew !== learn)) {
+      yield { records: group, learn };
+      group = [];
+    }
+    learn = isNew;
+    group.push(record);
+  }
+  if (group.length > 0) yield { records: group, learn };
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SupsupError('E_INTERNAL', `${what} took longer than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,116 @@
+import { z } from 'zod';
+import type { LearnedTask } from '../discovery/learner.js';
+import { EMPTY_BAND, type PolicyState } from '../discovery/policy.js';
+import { SupsupError } from '../errors.js';
+import type { SupermaskEngine } from '../model/engine.js';
+import { crc32, decodeMask, encodeMask } from '../model/mask-codec.js';
+import { decodeTrainingState, encodeTrainingState, type TrainingState } from '../model/training-state.js';
+import type { Commit, LoadedState, MaskStore, MaskWrite, Registry } from '../store/types.js';
+
+/** Everything the learner needs to resume, read back from a store. */
+export interface RestoredState {
+  readonly tasks: readonly LearnedTask[];
+  readonly policy: PolicyState;
+  readonly training: ReadonlyMap<number, TrainingState>;
+  readonly applied: Readonly<Record<string, string>>;
+}
+
+const bandSchema = z.object({
+  mean: z.number(),
+  variance: z.number().min(0),
+  observations: z.number().int().min(0),
+});
+const policySchema = z.object({
+  masks: z.number().int().min(0),
+  current: z.number().int().min(0).nullable(),
+  sinceAllocation: z.number().int().min(0),
+  sinceCheck: z.number().int().min(0),
+  band: bandSchema,
+  budgetReported: z.boolean(),
+});
+
+/**
+ * Loads the registry, masks and training states into a fresh engine. Refuses a store written for
+ * another base network (architecture or seed).
+ */
+export async function restoreState(store: MaskStore, engine: SupermaskEngine): Promise<RestoredState | null> {
+  const loaded: LoadedState | null = await store.load();
+  if (loaded === null) return null;
+  const { registry } = loaded;
+  if (registry.archKey !== engine.archKey || registry.seed !== engine.seed) {
+    throw new SupsupError(
+      'E_ARCH_MISMATCH',
+      `the store holds masks for network ${registry.archKey} seed ${registry.seed}, but this daemon runs ${engine.archKey} seed ${engine.seed}`,
+    );
+  }
+  const training = new Map<number, TrainingState>();
+  const tasks = [...registry.tasks].sort((a, b) => a.task - b.task);
+  for (const [i, meta] of tasks.entries()) {
+    if (meta.task !== i)
+      throw new SupsupError(
+        'E_STORE_CORRUPT',
+        `registry task ids are not 0..k-1 (found ${meta.task} at ${i})`,
+      );
+    const encoded = await store.loadMask(meta.task);
+    if (crc32(encoded) !== meta.checksum) {
+      throw new SupsupError('E_STORE_CORRUPT', `mask ${meta.task} does not match its registry checksum`);
+    }
+    const { packed } = decodeMask(encoded, { archKey: engine.archKey, totalBytes: engine.layout.totalBytes });
+    engine.addMask(packed);
+    if (!meta.frozen) {
+      const bytes = await store.loadTrainingState(meta.task);
+      if (bytes !== null) training.set(meta.task, decodeTrainingState(bytes, engine.layout.sizes));
+    }
+  }
+  const parsed = policySchema.safeParse(registry.policy);
+  const policy: PolicyState = parsed.success
+    ? parsed.data
+    : {
+        masks: tasks.length,
+        current: tasks.length > 0 ? tasks.length - 1 : null,
+        sinceAllocation: Number.MAX_SAFE_INTEGER,
+        sinceCheck: 0,
+        band: EMPTY_BAND,
+        budgetReported: false,
+      };
+  if (policy.masks !== tasks.length) {
+    throw new SupsupError(
+      'E_STORE_CORRUPT',
+      `policy state counts ${policy.masks} masks, registry has ${tasks.length}`,
+    );
+  }
+  return { tasks, policy, training, applied: loaded.applied };
+}
+
+/** The commit for one handled batch: the registry, and the masks (and training states) that changed. */
+export function buildCommit(
+  engine: SupermaskEngine,
+  learner: {
+    readonly learnedTasks: readonly LearnedTask[];
+    readonly policyState: PolicyState;
+    trainingState(task: number): TrainingState | null;
+    setChecksum(task: number, checksum: number): void;
+  },
+  changed: ReadonlySet<number>,
+  partitionKey: string,
+  appliedOffset: string,
+): Commit {
+  const masks: MaskWrite[] = [];
+  for (const task of [...changed].sort((a, b) => a - b)) {
+    const meta = learner.learnedTasks[task] as LearnedTask;
+    const encodedMask = encodeMask(
+      { archKey: engine.archKey, seed: engine.seed, taskId: task, version: meta.version },
+      engine.bank.get(task),
+    );
+    learner.setChecksum(task, crc32(encodedMask));
+    const state = meta.frozen ? null : learner.trainingState(task);
+    masks.push({ task, encodedMask, trainingState: state === null ? null : encodeTrainingState(state) });
+  }
+  const registry: Registry = {
+    archKey: engine.archKey,
+    seed: engine.seed,
+    tasks: learner.learnedTasks,
+    policy: learner.policyState,
+  };
+  return { partitionKey, appliedOffset, registry, masks };
+}

@@ -1,0 +1,350 @@
+import type { SupermaskEngine } from '../model/engine.js';
+import type { Objective } from '../model/objectives.js';
+import { RandomStream } from '../model/prng.js';
+import type { LabelledBatch, ScoreTrainer } from '../model/trainer.js';
+import type { TrainingState } from '../model/training-state.js';
+import type { DaemonEvent, InputRecord, ResultRecord, SourcePosition } from '../records.js';
+import {
+  advance,
+  afterEntropy,
+  type Decision,
+  decideFromGradient,
+  INITIAL_STATE,
+  type PolicyConfig,
+  type PolicyState,
+  padsNeeded,
+  precheck,
+} from './policy.js';
+
+export interface LearnerConfig {
+  readonly policy: PolicyConfig;
+  readonly objective: Objective;
+  /** Optimizer steps per labelled batch, each on a batch drawn from the replay buffer. */
+  readonly stepsPerBatch: number;
+  /** Labelled batches of the current task kept for replay. */
+  readonly replayBatches: number;
+  /** Rows per training step. */
+  readonly trainBatchSize: number;
+  /** A mask stops training (its scores are dropped) after this many steps; 0 = never. */
+  readonly freezeAfterSteps: number;
+}
+
+export const DEFAULT_LEARNER: Omit<LearnerConfig, 'policy'> = {
+  objective: 'H',
+  stepsPerBatch: 8,
+  replayBatches: 16,
+  trainBatchSize: 128,
+  freezeAfterSteps: 4000,
+};
+
+/** What the daemon knows of a task. Structurally the store's TaskMeta. */
+export interface LearnedTask {
+  readonly task: number;
+  readonly version: number;
+  readonly frozen: boolean;
+  readonly trainSteps: number;
+  readonly bornAt: SourcePosition;
+  readonly bornTime: string;
+  readonly checksum: number;
+}
+
+export interface BatchOutcome {
+  readonly results: ResultRecord[];
+  readonly events: DaemonEvent[];
+  /** Tasks whose mask (and training state) changed in this batch. */
+  readonly changed: ReadonlySet<number>;
+  readonly decision: Decision;
+  /** Whether the full ∂H/∂α check ran. */
+  readonly checked: boolean;
+}
+
+interface ReplayBuffer {
+  task: number;
+  batches: LabelledBatch[];
+}
+
+/**
+ * Learns from a stream without task labels: per micro-batch it asks the policy whether to keep the
+ * current task, check all masks, or allocate; trains the chosen mask on the batch's labelled rows
+ * (several steps drawn from a replay buffer of the current task); classifies every row. One live
+ * trainer at a time; the training state of other unfrozen masks is kept as plain arrays.
+ */
+export class StreamLearner {
+  private readonly engine: SupermaskEngine;
+  private readonly config: LearnerConfig;
+  private state: PolicyState;
+  private readonly tasks: LearnedTask[];
+  private readonly saved = new Map<number, TrainingState>();
+  private live: { task: number; trainer: ScoreTrainer } | null = null;
+  private replay: ReplayBuffer | null = null;
+
+  constructor(
+    engine: SupermaskEngine,
+    config: LearnerConfig,
+    restored?: {
+      readonly tasks: readonly LearnedTask[];
+      readonly policy: PolicyState;
+      readonly training: ReadonlyMap<number, TrainingState>;
+    },
+  ) {
+    this.engine = engine;
+    this.config = config;
+    this.state = restored?.policy ?? INITIAL_STATE;
+    this.tasks = [...(restored?.tasks ?? [])];
+    for (const [task, state] of restored?.training ?? []) this.saved.set(task, state);
+  }
+
+  get policyState(): PolicyState {
+    return this.state;
+  }
+
+  get learnedTasks(): readonly LearnedTask[] {
+    return this.tasks;
+  }
+
+  /** Training state of an unfrozen mask (the live one is exported from its trainer), else null. */
+  trainingState(task: number): TrainingState | null {
+    if (this.live !== null && this.live.task === task) return this.live.trainer.exportState();
+    return this.saved.get(task) ?? null;
+  }
+
+  /** Sets the checksum of a task's encoded mask (computed by whoever encodes it). */
+  setChecksum(task: number, checksum: number): void {
+    const meta = this.tasks[task];
+    if (meta !== undefined) this.tasks[task] = { ...meta, checksum };
+  }
+
+  /**
+   * Handles one micro-batch. With `learn: false` (a batch whose state changes were already applied
+   * before a restart) it only infers and classifies: no allocation, no training, no state change.
+   */
+  process(
+    records: readonly InputRecord[],
+    options: { readonly learn: boolean; readonly now: string },
+  ): BatchOutcome {
+    const dim = this.engine.arch.inputs;
+    const x = new Float32Array(records.length * dim);
+    records.forEach((r, i) => {
+      x.set(r.x, i * dim);
+    });
+    const labelled = records.filter((r) => r.y !== undefined);
+    if (!options.learn) return this.inferOnly(records, x);
+
+    const at = (records[records.length - 1] as InputRecord).position;
+    const { decision, checked, entropy } = this.decide(x, labelled.length > 0);
+    const events: DaemonEvent[] = [];
+    const changed = new Set<number>();
+    let newTask = false;
+    let task: number;
+    if (decision.kind === 'allocate') {
+      task = this.allocate(at, options.now);
+      newTask = true;
+      changed.add(task);
+      events.push({ type: 'task_discovered', task, at, time: options.now });
+      if (this.tasks.length === this.config.policy.budget) {
+        events.push({ type: 'budget_reached', masks: this.tasks.length, at, time: options.now });
+      }
+    } else {
+      task = decision.task;
+    }
+    if (labelled.length > 0 && !(this.tasks[task] as LearnedTask).frozen) {
+      this.train(task, labelled);
+      changed.add(task);
+      const meta = this.tasks[task] as LearnedTask;
+      if (this.config.freezeAfterSteps > 0 && meta.trainSteps >= this.config.freezeAfterSteps) {
+        this.freeze(task);
+        events.push({ type: 'mask_frozen', task, steps: meta.trainSteps, time: options.now });
+      }
+    }
+    const classification = this.engine.classify(x, task);
+    const meanEntropy = entropy ?? mean(classification.entropies);
+    this.state = advance(
+      this.state,
+      decision,
+      { labelled: labelled.length > 0, entropy: meanEntropy, checked },
+      this.config.policy,
+    );
+    const version = (this.tasks[task] as LearnedTask).version;
+    const results = records.map((r, i) => ({
+      id: r.id,
+      source: r.position,
+      task,
+      newTask,
+      confidence: classification.confidences[i] as number,
+      entropy: classification.entropies[i] as number,
+      prediction: classification.predictions[i] as number,
+      maskVersion: version,
+    }));
+    return { results, events, changed, decision, checked };
+  }
+
+  dispose(): void {
+    this.live?.trainer.dispose();
+    this.live = null;
+  }
+
+  private decide(
+    x: Float32Array,
+    labelled: boolean,
+  ): { decision: Decision; checked: boolean; entropy?: number } {
+    const pre = precheck(this.state, this.config.policy);
+    const current = this.state.current ?? 0;
+    if (pre.kind === 'allocate')
+      return { decision: { kind: 'allocate', confidence: 0, reason: pre.reason }, checked: false };
+    if (pre.kind === 'keep') {
+      return {
+        decision: { kind: 'route', task: current, confidence: 1, reason: pre.reason },
+        checked: false,
+      };
+    }
+    const entropy = mean(this.engine.classify(x, current).entropies);
+    if (afterEntropy(this.state, entropy, this.config.policy) === 'keep') {
+      return {
+        decision: { kind: 'route', task: current, confidence: 1, reason: 'fast_path' },
+        checked: false,
+        entropy,
+      };
+    }
+    const rows = Math.floor(x.length / this.engine.arch.inputs);
+    const gradient = this.engine.paddedAlphaGradient(
+      x,
+      rows,
+      this.config.objective,
+      padsNeeded(this.tasks.length, this.config.policy),
+    );
+    const decision = decideFromGradient(this.state, gradient, this.config.policy, labelled);
+    // The band follows the entropy of the task the batch ends up on.
+    const routed = decision.kind === 'route' && decision.task !== current ? undefined : entropy;
+    return { decision, checked: true, entropy: routed };
+  }
+
+  private inferOnly(records: readonly InputRecord[], x: Float32Array): BatchOutcome {
+    const rows = records.length;
+    const inferred = this.engine.inferTask(x, {
+      method: 'one-shot',
+      objective: this.config.objective,
+      bprime: rows,
+    });
+    const classification = this.engine.classify(x, inferred.task);
+    const version = (this.tasks[inferred.task] as LearnedTask).version;
+    return {
+      results: records.map((r, i) => ({
+        id: r.id,
+        source: r.position,
+        task: inferred.task,
+        newTask: false,
+        confidence: classification.confidences[i] as number,
+        entropy: classification.entropies[i] as number,
+        prediction: classification.predictions[i] as number,
+        maskVersion: version,
+      })),
+      events: [],
+      changed: new Set(),
+      decision: { kind: 'route', task: inferred.task, confidence: 1, reason: 'confident' },
+      checked: true,
+    };
+  }
+
+  private allocate(at: SourcePosition, now: string): number {
+    const task = this.tasks.length;
+    const scores = this.engine.initialScores(task, 'kaiming');
+    this.makeLive(task, { scores, optimizer: { steps: 0, slots: {} } });
+    const packed = (this.live as { trainer: ScoreTrainer }).trainer.packedMask();
+    const index = this.engine.addMask(packed);
+    if (index !== task) throw new Error(`mask bank index ${index} does not match task ${task}`);
+    this.tasks.push({
+      task,
+      version: 1,
+      frozen: false,
+      trainSteps: 0,
+      bornAt: at,
+      bornTime: now,
+      checksum: 0,
+    });
+    return task;
+  }
+
+  private train(task: number, labelled: readonly InputRecord[]): void {
+    this.makeLive(task, this.saved.get(task) ?? null);
+    this.remember(task, labelled);
+    const trainer = (this.live as { trainer: ScoreTrainer }).trainer;
+    const meta = this.tasks[task] as LearnedTask;
+    for (let s = 0; s < this.config.stepsPerBatch; s++)
+      trainer.step(this.drawReplayBatch(task, meta.trainSteps + s));
+    this.engine.replaceMask(task, trainer.packedMask());
+    this.tasks[task] = {
+      ...meta,
+      version: meta.version + 1,
+      trainSteps: meta.trainSteps + this.config.stepsPerBatch,
+    };
+  }
+
+  private freeze(task: number): void {
+    if (this.live?.task === task) {
+      this.live.trainer.dispose();
+      this.live = null;
+    }
+    this.saved.delete(task);
+    const meta = this.tasks[task] as LearnedTask;
+    this.tasks[task] = { ...meta, frozen: true };
+  }
+
+  /** Makes `task` the live trainer; the previous live trainer's state is saved as arrays. */
+  private makeLive(task: number, state: TrainingState | null): void {
+    if (this.live?.task === task) return;
+    if (this.live !== null) {
+      this.saved.set(this.live.task, this.live.trainer.exportState());
+      this.live.trainer.dispose();
+      this.live = null;
+    }
+    const resume = state ?? this.saved.get(task);
+    if (resume === undefined || resume === null) {
+      throw new Error(`no training state for task ${task}`);
+    }
+    const optimizer = resume.optimizer.steps > 0 ? resume.optimizer : undefined;
+    this.live = { task, trainer: this.engine.createTrainer(resume.scores, optimizer) };
+    this.saved.delete(task);
+  }
+
+  private remember(task: number, labelled: readonly InputRecord[]): void {
+    if (this.replay === null || this.replay.task !== task) this.replay = { task, batches: [] };
+    const dim = this.engine.arch.inputs;
+    const x = new Float32Array(labelled.length * dim);
+    const y = new Int32Array(labelled.length);
+    labelled.forEach((r, i) => {
+      x.set(r.x, i * dim);
+      y[i] = r.y as number;
+    });
+    this.replay.batches.push({ x, y, rows: labelled.length });
+    if (this.replay.batches.length > this.config.replayBatches) this.replay.batches.shift();
+  }
+
+  /** A training batch drawn uniformly from the replay buffer's rows, seeded by (task, step). */
+  private drawReplayBatch(task: number, step: number): LabelledBatch {
+    const buffer = this.replay as ReplayBuffer;
+    const total = buffer.batches.reduce((n, b) => n + b.rows, 0);
+    const rows = this.config.trainBatchSize;
+    const dim = this.engine.arch.inputs;
+    const stream = new RandomStream(this.engine.seed, 'replay', task, step * Math.ceil(rows / 4));
+    const x = new Float32Array(rows * dim);
+    const y = new Int32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let pick = stream.nextInt(total);
+      let b = 0;
+      while (pick >= (buffer.batches[b] as LabelledBatch).rows) {
+        pick -= (buffer.batches[b] as LabelledBatch).rows;
+        b++;
+      }
+      const source = buffer.batches[b] as LabelledBatch;
+      x.set(source.x.subarray(pick * dim, (pick + 1) * dim), r * dim);
+      y[r] = source.y[pick] as number;
+    }
+    return { x, y, rows };
+  }
+}
+
+function mean(values: Float32Array): number {
+  let sum = 0;
+  for (const v of values) sum += v;
+  return values.length === 0 ? 0 : sum / values.length;
+}

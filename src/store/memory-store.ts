@@ -1,0 +1,84 @@
+/**
+ * MaskStore in process memory, for tests. Same contract as the file and Redis stores: fenced commits (offsets
+ * compared as BigInt), atomic (each commit is applied in one synchronous step), and every byte array and registry
+ * is copied on the way in and out, so callers can never mutate stored state. State survives close() and a later
+ * open() of the same instance, which lets tests simulate a daemon restart.
+ */
+import { compareOffsets } from './offsets.js';
+import type { Commit, CommitOutcome, LoadedState, MaskStore, Registry } from './types.js';
+import {
+  checkCommit,
+  checkTaskArgument,
+  copyBytes,
+  copyLoadedState,
+  copyRegistry,
+  missingMaskError,
+  notOpenError,
+} from './validate.js';
+
+export class MemoryStore implements MaskStore {
+  readonly kind = 'memory' as const;
+  private status: 'new' | 'open' | 'closed' = 'new';
+  private registry: Registry | null = null;
+  private readonly applied = new Map<string, string>();
+  private readonly masks = new Map<number, Uint8Array>();
+  private readonly training = new Map<number, Uint8Array>();
+
+  async open(): Promise<void> {
+    this.status = 'open';
+  }
+
+  async load(): Promise<LoadedState | null> {
+    this.assertOpen();
+    if (this.registry === null) return null;
+    return copyLoadedState({ registry: this.registry, applied: Object.fromEntries(this.applied) });
+  }
+
+  async loadMask(task: number): Promise<Uint8Array> {
+    this.assertOpen();
+    checkTaskArgument(task);
+    const mask = this.masks.get(task);
+    if (mask === undefined) throw missingMaskError(task, this.registry, 'memory store');
+    return copyBytes(mask);
+  }
+
+  async loadTrainingState(task: number): Promise<Uint8Array | null> {
+    this.assertOpen();
+    checkTaskArgument(task);
+    const state = this.training.get(task);
+    return state === undefined ? null : copyBytes(state);
+  }
+
+  async commit(commit: Commit): Promise<CommitOutcome> {
+    this.assertOpen();
+    const checked = checkCommit(commit);
+    const current = this.applied.get(checked.partitionKey);
+    if (current !== undefined && compareOffsets(checked.appliedOffset, current) <= 0) return 'fenced';
+    // Copy everything before changing anything: the update below cannot fail half-way.
+    const writes = checked.masks.map((write) => ({
+      task: write.task,
+      mask: copyBytes(write.encodedMask),
+      training: write.trainingState === null ? null : copyBytes(write.trainingState),
+    }));
+    for (const write of writes) {
+      this.masks.set(write.task, write.mask);
+      if (write.training === null) this.training.delete(write.task);
+      else this.training.set(write.task, write.training);
+    }
+    this.registry = copyRegistry(checked.registry);
+    this.applied.set(checked.partitionKey, checked.appliedOffset);
+    return 'applied';
+  }
+
+  async ping(): Promise<boolean> {
+    return this.status === 'open';
+  }
+
+  async close(): Promise<void> {
+    if (this.status === 'open') this.status = 'closed';
+  }
+
+  private assertOpen(): void {
+    if (this.status !== 'open') throw notOpenError('memory', this.status);
+  }
+}

@@ -1,0 +1,431 @@
+/**
+ * MaskStore on Redis (ioredis). Keys, all under one hash tag so every commit touches a single slot (Cluster-safe):
+ *
+ *   <ns>:{reg}:registry      registry JSON
+ *   <ns>:{reg}:applied       hash: partition key → applied offset (canonical decimal string)
+ *   <ns>:{reg}:mask:<task>   encoded mask (binary)
+ *   <ns>:{reg}:train:<task>  training state (binary; absent for a frozen mask)
+ *
+ * A commit is ONE Lua script (EVALSHA through ioredis defineCommand, EVAL on NOSCRIPT): it compares the new offset
+ * with the stored one and, only if it is newer, writes masks, training states, registry and offset. Scripts run
+ * atomically, so a commit is all-or-nothing and two writers cannot interleave.
+ *
+ * Client settings: no offline queue (a command while disconnected fails at once instead of piling up), one retry
+ * per request, a command timeout (so no promise hangs on a dead server), lazy connect (open() connects), and a
+ * bounded reconnect backoff so readiness recovers within ~2 s of the server coming back.
+ *
+ * ioredis resends in-flight commands after a reconnect (autoResendUnfulfilledCommands), and a commit that timed
+ * out may still have been applied. Both are harmless here: a resent or retried commit carries the same offset,
+ * which the script then finds already applied and answers 0 ('fenced') without writing anything.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { SupsupError } from '../errors.js';
+import type { Commit, CommitOutcome, LoadedState, MaskStore, Registry } from './types.js';
+import {
+  checkCommit,
+  checkStoredState,
+  checkTaskArgument,
+  copyBytes,
+  missingMaskError,
+  notOpenError,
+} from './validate.js';
+
+export const DEFAULT_REDIS_NAMESPACE = 'supsupd:default';
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
+const NAMESPACE_PATTERN = /^[A-Za-z0-9_:.-]{1,64}$/;
+
+export interface RedisStoreOptions {
+  /** redis:// or rediss:// URL; credentials in it are never repeated in errors. */
+  readonly url?: string;
+  /**
+   * ioredis options (host, port, username, password, tls, db, retryStrategy, …). The store's safety settings
+   * (no offline queue, lazy connect, command timeout, bounded retries per request) take precedence.
+   */
+  readonly client?: RedisOptions;
+  /** Key namespace, `^[A-Za-z0-9_:.-]{1,64}$`; default 'supsupd:default'. */
+  readonly namespace?: string;
+  /** Reply timeout of every command, also the connect timeout; default 5000 ms. */
+  readonly commandTimeoutMs?: number;
+}
+
+/** What the server persists, as found by open(). The daemon decides whether "neither" is acceptable. */
+export interface RedisPersistence {
+  /** `aof_enabled:1` in INFO persistence. */
+  readonly aof: boolean;
+  /** RDB snapshot points configured (`CONFIG GET save` non-empty); false when CONFIG is not permitted. */
+  readonly rdb: boolean;
+}
+
+export interface RedisKeys {
+  readonly registry: string;
+  readonly applied: string;
+  mask(task: number): string;
+  training(task: number): string;
+}
+
+/** The keys of a namespace (for tests and operators). */
+export function redisKeys(namespace: string): RedisKeys {
+  checkNamespace(namespace);
+  const base = `${namespace}:{reg}`;
+  return {
+    registry: `${base}:registry`,
+    applied: `${base}:applied`,
+    mask: (task) => `${base}:mask:${task}`,
+    training: (task) => `${base}:train:${task}`,
+  };
+}
+
+export function checkNamespace(namespace: string): void {
+  if (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace)) {
+    throw new SupsupError(
+      'E_CONFIG',
+      `Redis namespace ${JSON.stringify(namespace)} must match ${NAMESPACE_PATTERN.source}`,
+      { details: { namespace } },
+    );
+  }
+}
+
+/**
+ * KEYS[1] applied hash, KEYS[2] registry; per mask write i (1-based): KEYS[1+2i] mask, KEYS[2+2i] training state.
+ * ARGV[1] partition key, ARGV[2] new offset, ARGV[3] registry JSON; per write i: ARGV[1+3i] encoded mask,
+ * ARGV[2+3i] 'S' (set the training state to ARGV[3+3i]) or 'D' (delete it).
+ * Offsets can exceed 2^53 (Lua numbers are doubles), so they are compared as canonical decimal strings: a longer
+ * string is a larger number; at equal length the first differing digit decides (bytes, not locale collation).
+ * The only writes come after every check, and SET/DEL/HSET cannot fail on these keys, so a script error never
+ * leaves a half-applied commit. Returns 1 when applied, 0 when fenced.
+ */
+const COMMIT_SCRIPT = `
+local function canonical(s)
+  return s == '0' or string.find(s, '^[1-9][0-9]*$') ~= nil
+end
+local function greater(a, b)
+  if #a ~= #b then return #a > #b end
+  for i = 1, #a do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return false
+end
+local offset = ARGV[2]
+if not canonical(offset) then
+  return redis.error_reply('BADOFFSET new applied offset is not a canonical decimal integer')
+end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  if not canonical(current) then
+    return redis.error_reply('STORECORRUPT stored applied offset ' .. current .. ' is not a canonical decimal integer')
+  end
+  if not greater(offset, current) then return 0 end
+end
+for i = 1, (#KEYS - 2) / 2 do
+  redis.call('SET', KEYS[1 + 2 * i], ARGV[1 + 3 * i])
+  if ARGV[2 + 3 * i] == 'S' then
+    redis.call('SET', KEYS[2 + 2 * i], ARGV[3 + 3 * i])
+  else
+    redis.call('DEL', KEYS[2 + 2 * i])
+  end
+end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], offset)
+return 1
+`;
+
+/** KEYS[1] registry, KEYS[2] applied hash: both in one consistent read. */
+const LOAD_SCRIPT = `return { redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2]) }`;
+
+type ScriptArg = string | Buffer | number;
+
+interface StoreScripts {
+  supsupdCommit(numKeys: number, ...args: ScriptArg[]): Promise<unknown>;
+  supsupdLoad(registryKey: string, appliedKey: string): Promise<unknown>;
+}
+
+type StoreClient = Redis & StoreScripts;
+
+export class RedisStore implements MaskStore {
+  readonly kind = 'redis' as const;
+  readonly namespace: string;
+  readonly keys: RedisKeys;
+  readonly commandTimeoutMs: number;
+  private readonly url: string | undefined;
+  private readonly clientOptions: RedisOptions;
+  private client: StoreClient | null = null;
+  private status: 'new' | 'open' | 'closed' = 'new';
+  private persistenceInfo: RedisPersistence | null = null;
+  private lastClientError: Error | null = null;
+  private opening: Promise<void> | null = null;
+
+  constructor(options: RedisStoreOptions = {}) {
+    this.namespace = options.namespace ?? DEFAULT_REDIS_NAMESPACE;
+    this.keys = redisKeys(this.namespace);
+    const timeout = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    if (!Number.isInteger(timeout) || timeout <= 0) {
+      throw new SupsupError('E_CONFIG', `commandTimeoutMs must be a positive integer, got ${timeout}`);
+    }
+    this.commandTimeoutMs = timeout;
+    this.url = options.url;
+    this.clientOptions = options.client ?? {};
+  }
+
+  /** Connects and checks the server: `maxmemory-policy` must be noeviction (else E_STORE_POLICY). */
+  open(): Promise<void> {
+    if (this.status === 'open') return Promise.resolve();
+    this.opening ??= this.doOpen().finally(() => {
+      this.opening = null;
+    });
+    return this.opening;
+  }
+
+  /** The server's persistence as found by open(). */
+  persistence(): RedisPersistence {
+    if (this.persistenceInfo === null || this.status !== 'open')
+      throw notOpenError('redis', this.notOpenState());
+    return { ...this.persistenceInfo };
+  }
+
+  async load(): Promise<LoadedState | null> {
+    const client = this.requireClient();
+    const reply = await this.call('load', () => client.supsupdLoad(this.keys.registry, this.keys.applied));
+    if (!Array.isArray(reply) || !Array.isArray(reply[1])) {
+      throw new SupsupError('E_INTERNAL', `unexpected reply to the load script: ${JSON.stringify(reply)}`);
+    }
+    const [registryText, flat] = reply as [unknown, unknown[]];
+    const applied = Object.fromEntries(
+      Array.from({ length: Math.floor(flat.length / 2) }, (_, i) => [String(flat[2 * i]), flat[2 * i + 1]]),
+    );
+    if (registryText === null || registryText === undefined) {
+      if (flat.length > 0) {
+        throw new SupsupError(
+          'E_STORE_CORRUPT',
+          `${this.where()}: ${this.keys.applied} holds offsets but ${this.keys.registry} is missing`,
+          { details: { key: this.keys.registry } },
+        );
+      }
+      return null;
+    }
+    return checkStoredState(
+      this.parseRegistry(registryText),
+      applied,
+      `${this.where()} ${this.keys.registry}`,
+    );
+  }
+
+  async loadMask(task: number): Promise<Uint8Array> {
+    checkTaskArgument(task);
+    const client = this.requireClient();
+    const bytes = await this.call('loadMask', () => client.getBuffer(this.keys.mask(task)));
+    if (bytes !== null) return copyBytes(bytes);
+    const registryText = await this.call('loadMask', () => client.get(this.keys.registry));
+    const registry = registryText === null ? null : (this.parseRegistry(registryText) as Registry);
+    throw missingMaskError(task, registry, `${this.where()} ${this.keys.mask(task)}`);
+  }
+
+  async loadTrainingState(task: number): Promise<Uint8Array | null> {
+    checkTaskArgument(task);
+    const client = this.requireClient();
+    const bytes = await this.call('loadTrainingState', () => client.getBuffer(this.keys.training(task)));
+    return bytes === null ? null : copyBytes(bytes);
+  }
+
+  async commit(commit: Commit): Promise<CommitOutcome> {
+    const checked = checkCommit(commit);
+    const client = this.requireClient();
+    const keys: string[] = [this.keys.applied, this.keys.registry];
+    const args: ScriptArg[] = [checked.partitionKey, checked.appliedOffset, JSON.stringify(checked.registry)];
+    for (const write of checked.masks) {
+      keys.push(this.keys.mask(write.task), this.keys.training(write.task));
+      // Buffers (views, no copy) keep the bytes binary-safe; a plain Uint8Array would be stringified.
+      args.push(asBuffer(write.encodedMask));
+      if (write.trainingState === null) args.push('D', '');
+      else args.push('S', asBuffer(write.trainingState));
+    }
+    // Safe to resend or retry: see the module comment (the script is fenced on the offset).
+    const result = await this.call('commit', () => client.supsupdCommit(keys.length, ...keys, ...args));
+    if (result === 1) return 'applied';
+    if (result === 0) return 'fenced';
+    throw new SupsupError('E_INTERNAL', `unexpected reply to the commit script: ${JSON.stringify(result)}`);
+  }
+
+  /** PING within the command timeout; false (never a throw) when closed, disconnected or slow. */
+  async ping(): Promise<boolean> {
+    const client = this.client;
+    if (client === null || this.status !== 'open' || client.status !== 'ready') return false;
+    try {
+      return (await client.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  /** QUIT (bounded by the command timeout), then drop the connection. Idempotent; open() may follow. */
+  async close(): Promise<void> {
+    if (this.opening) await this.opening.catch(() => {});
+    const client = this.client;
+    this.client = null;
+    this.persistenceInfo = null;
+    if (this.status === 'open') this.status = 'closed';
+    if (client === null) return;
+    try {
+      if (client.status === 'ready') await client.quit();
+    } catch {
+      // already gone; disconnect() below
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+
+  private async doOpen(): Promise<void> {
+    const options: RedisOptions = {
+      retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      ...this.clientOptions,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: this.commandTimeoutMs,
+      connectTimeout: this.commandTimeoutMs,
+      enableAutoPipelining: false,
+    };
+    const client = (
+      this.url === undefined ? new Redis(options) : new Redis(this.url, options)
+    ) as StoreClient;
+    // Without a listener ioredis prints every connection error; keep the last one for error messages instead.
+    client.on('error', (error: Error) => {
+      this.lastClientError = error;
+    });
+    client.defineCommand('supsupdCommit', { lua: COMMIT_SCRIPT });
+    client.defineCommand('supsupdLoad', { lua: LOAD_SCRIPT, numberOfKeys: 2, readOnly: true });
+    try {
+      const connecting = client.connect();
+      connecting.catch(() => {}); // settled by withTimeout's race; never an unhandled rejection
+      await withTimeout(connecting, this.commandTimeoutMs * 2, 'connect');
+      const [memory, persistence] = await Promise.all([client.info('memory'), client.info('persistence')]);
+      const policy = parseInfo(memory).get('maxmemory_policy');
+      if (policy !== 'noeviction') {
+        throw new SupsupError(
+          'E_STORE_POLICY',
+          `${this.where(client)}: maxmemory-policy is ${policy ?? 'not reported'}; masks could be evicted ` +
+            'silently, so the store requires noeviction',
+          { details: { maxmemoryPolicy: policy ?? null } },
+        );
+      }
+      this.persistenceInfo = {
+        aof: parseInfo(persistence).get('aof_enabled') === '1',
+        rdb: await this.rdbConfigured(client),
+      };
+    } catch (error) {
+      client.disconnect();
+      throw this.mapError(error, 'open', client);
+    }
+    this.client = client;
+    this.status = 'open';
+  }
+
+  private async rdbConfigured(client: Redis): Promise<boolean> {
+    try {
+      const reply = (await client.config('GET', 'save')) as unknown;
+      return Array.isArray(reply) && typeof reply[1] === 'string' && reply[1].trim() !== '';
+    } catch {
+      return false; // CONFIG not permitted (ACL, managed Redis): cannot confirm snapshots
+    }
+  }
+
+  private notOpenState(): 'new' | 'closed' {
+    return this.status === 'new' ? 'new' : 'closed';
+  }
+
+  private requireClient(): StoreClient {
+    if (this.client === null || this.status !== 'open') throw notOpenError('redis', this.notOpenState());
+    return this.client;
+  }
+
+  private async call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      throw this.mapError(error, operation, this.client);
+    }
+  }
+
+  private parseRegistry(text: unknown): unknown {
+    try {
+      return JSON.parse(String(text));
+    } catch (error) {
+      throw new SupsupError(
+        'E_STORE_CORRUPT',
+        `${this.where()}: ${this.keys.registry} is not valid JSON (${(error as Error).message})`,
+        { details: { key: this.keys.registry } },
+      );
+    }
+  }
+
+  /** host:port/db of the server, never the credentials. */
+  private where(client: Redis | null = this.client): string {
+    const o = client?.options ?? this.clientOptions;
+    if (client === null && this.url !== undefined) {
+      try {
+        const url = new URL(this.url);
+        return `redis ${url.host}${url.pathname.length > 1 ? url.pathname : ''}`;
+      } catch {
+        return 'redis';
+      }
+    }
+    return `redis ${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
+  }
+
+  private mapError(error: unknown, operation: string, client: Redis | null): SupsupError {
+    if (error instanceof SupsupError) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    const where = this.where(client);
+    const isReply = error instanceof Error && error.name === 'ReplyError';
+    if (isReply) {
+      if (/^(STORECORRUPT|WRONGTYPE)/.test(message)) {
+        return new SupsupError('E_STORE_CORRUPT', `${where} ${operation}: ${message}`, { cause: error });
+      }
+      if (/^NOPERM/.test(message)) {
+        return new SupsupError('E_STORE_POLICY', `${where} ${operation} refused by ACL: ${message}`, {
+          cause: error,
+        });
+      }
+      // Transient server states: out of memory (noeviction), loading, busy script, failover.
+      const transient = /^(OOM|LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS)/.test(
+        message,
+      );
+      return new SupsupError('E_STORE_UNAVAILABLE', `${where} ${operation} failed: ${message}`, {
+        retriable: transient,
+        cause: error,
+        details: { reply: message },
+      });
+    }
+    // Connection refused/reset, timeouts, "Stream isn't writeable", MaxRetriesPerRequestError, …
+    const last =
+      this.lastClientError && this.lastClientError !== error ? ` (${this.lastClientError.message})` : '';
+    return new SupsupError('E_STORE_UNAVAILABLE', `${where} ${operation} failed: ${message}${last}`, {
+      retriable: true,
+      cause: error,
+    });
+  }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** `key:value` lines of an INFO reply. */
+export function parseInfo(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const at = line.indexOf(':');
+    if (at > 0 && !line.startsWith('#')) fields.set(line.slice(0, at), line.slice(at + 1).trim());
+  }
+  return fields;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,70 @@
+/**
+ * Persistent state of the daemon: the registry of tasks and their bit-packed masks, the float
+ * scores (and optimizer state) of masks that are still training, and, per source partition, the
+ * offset up to which state changes were applied. Every write is one atomic, fenced commit: it applies
+ * only if its offset is beyond the partition's applied offset, so a repeated batch changes nothing.
+ */
+
+export interface TaskMeta {
+  readonly task: number;
+  /** Incremented on every write of the mask. */
+  readonly version: number;
+  readonly frozen: boolean;
+  readonly trainSteps: number;
+  readonly bornAt: { readonly topic: string; readonly partition: number; readonly offset: string };
+  readonly bornTime: string;
+  /** CRC-32 of the encoded mask (integrity checks). */
+  readonly checksum: number;
+}
+
+export interface Registry {
+  /** Architecture key and seed: masks are meaningless for another base network. */
+  readonly archKey: string;
+  readonly seed: number;
+  readonly tasks: readonly TaskMeta[];
+  /** The discovery policy's state (opaque JSON owned by src/discovery), so a restart resumes it. */
+  readonly policy?: unknown;
+}
+
+/** `topic/partition` → last applied offset (decimal string). */
+export type AppliedOffsets = Readonly<Record<string, string>>;
+
+export interface MaskWrite {
+  readonly task: number;
+  /** The mask in the codec's encoding (src/model/mask-codec.ts). */
+  readonly encodedMask: Uint8Array;
+  /** Training state of a mask still learning (opaque bytes), or null to delete it (frozen mask). */
+  readonly trainingState: Uint8Array | null;
+}
+
+export interface Commit {
+  /** `topic/partition` of the batch that produced this change. */
+  readonly partitionKey: string;
+  /** The offset of the last record of that batch. */
+  readonly appliedOffset: string;
+  readonly registry: Registry;
+  readonly masks: readonly MaskWrite[];
+}
+
+export type CommitOutcome = 'applied' | 'fenced';
+
+export interface LoadedState {
+  readonly registry: Registry;
+  readonly applied: AppliedOffsets;
+}
+
+export interface MaskStore {
+  readonly kind: 'redis' | 'file' | 'memory';
+  /** Connects and checks the store is usable (e.g. Redis persistence and eviction policy). */
+  open(): Promise<void>;
+  /** The registry and applied offsets, or null for an empty store. */
+  load(): Promise<LoadedState | null>;
+  loadMask(task: number): Promise<Uint8Array>;
+  /** null when the mask has no training state (frozen). */
+  loadTrainingState(task: number): Promise<Uint8Array | null>;
+  /** Atomically: if appliedOffset > applied[partitionKey] (or none yet), write masks, registry, offset. */
+  commit(commit: Commit): Promise<CommitOutcome>;
+  /** Reachability probe for readiness. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,696 @@
+/**
+ * Kafka ends of the stream, on kafkajs 2.2.4.
+ *
+ * KafkaSource: one consumer-group member, `eachBatch` with `autoCommit: false`,
+ * `eachBatchAutoResolve: false` and `partitionsConsumedConcurrently: 1` (the model is single-threaded).
+ * A fetched kafkajs batch is handed to the handler in chunks of at most `maxBatchSize` records; after a
+ * chunk's handler resolved, its last offset is resolved and `last + 1` committed explicitly (at-least-once:
+ * a crash between the handler and the commit re-delivers the chunk; results carry `x-source` to dedupe).
+ * A handler that throws leaves the chunk uncommitted: the source waits (exponential backoff with jitter,
+ * heartbeating), seeks back to the chunk's first offset and delivers it again; nothing of it is committed.
+ * Errors of heartbeats (rebalances) and of commits go to kafkajs, which re-joins the group; uncommitted
+ * records are then fetched again by whoever owns the partition.
+ *
+ * Why commits go through the eachBatch payload (`commitOffsetsIfNecessary(offsets)`), not
+ * `consumer.commitOffsets()`: the latter is silently skipped once kafkajs's runner stopped, so the batch
+ * in flight during stop() would never be committed; the payload's method commits the given offsets
+ * directly. Commit failures are retried here (retriable errors only; never rebalance errors, which
+ * need a re-join first).
+ *
+ * KafkaSink: a producer with `idempotent: false` (experimental in kafkajs), `maxInFlightRequests: 1`,
+ * `allowAutoTopicCreation: false`, acks -1 by default; every write resolves after the broker acked.
+ */
+import { EventEmitter } from 'node:events';
+import type { ConnectionOptions } from 'node:tls';
+import type {
+  Consumer,
+  EachBatchPayload,
+  KafkaConfig,
+  KafkaMessage,
+  LogEntry,
+  logCreator,
+  Message,
+  Producer,
+  SASLOptions,
+} from 'kafkajs';
+import kafkajs from 'kafkajs';
+import { SupsupError } from '../errors.js';
+import { encodeDeadLetterHeaders, encodeEvent, encodeResult, positionKey } from './record-codec.js';
+import type {
+  DaemonEvent,
+  DeadLetter,
+  HeaderValue,
+  RawRecord,
+  ResultRecord,
+  Sink,
+  Source,
+  SourceBatch,
+} from './types.js';
+
+const { Kafka, logLevel: KafkaLogLevels } = kafkajs;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared client options, logging, errors
+
+export type KafkaLogLevel = 'nothing' | 'error' | 'warn' | 'info' | 'debug';
+export type LogLevelName = 'error' | 'warn' | 'info' | 'debug';
+/** Where kafkajs's log lines go (the daemon passes winston). */
+export type KafkaLogCallback = (level: LogLevelName, message: string, extra: Record<string, unknown>) => void;
+
+export interface KafkaClientOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  /** kafkajs log level (default 'warn'; the KAFKAJS_LOG_LEVEL environment variable overrides it). */
+  readonly logLevel?: KafkaLogLevel;
+  /** Receives kafkajs's log lines; without it kafkajs logs to the console. */
+  readonly log?: KafkaLogCallback;
+  readonly ssl?: ConnectionOptions | boolean;
+  readonly sasl?: SASLOptions;
+  readonly connectionTimeout?: number;
+  readonly requestTimeout?: number;
+}
+
+const SECRET_KEY = /pass(word)?|secret|token|credential|authorization|sasl/i;
+
+/** A kafkajs logCreator that forwards every entry to `callback` (never throws into kafkajs). */
+export function kafkaLogCreator(callback: KafkaLogCallback): logCreator {
+  return () =>
+    ({ namespace, level, log }: LogEntry) => {
+      try {
+        const { message, timestamp: _timestamp, ...rest } = log;
+        const extra: Record<string, unknown> = { namespace };
+        for (const [key, value] of Object.entries(rest))
+          extra[key] = SECRET_KEY.test(key) ? '[redacted]' : value;
+        callback(logLevelName(level), String(message), extra);
+      } catch {
+        // a failing logger must not break the client
+      }
+    };
+}
+
+function logLevelName(level: number): LogLevelName {
+  if (level <= KafkaLogLevels.ERROR) return 'error';
+  if (level === KafkaLogLevels.WARN) return 'warn';
+  if (level === KafkaLogLevels.INFO) return 'info';
+  return 'debug';
+}
+
+function kafkaLogLevel(level: KafkaLogLevel): number {
+  switch (level) {
+    case 'nothing':
+      return KafkaLogLevels.NOTHING;
+    case 'error':
+      return KafkaLogLevels.ERROR;
+    case 'warn':
+      return KafkaLogLevels.WARN;
+    case 'info':
+      return KafkaLogLevels.INFO;
+    case 'debug':
+      return KafkaLogLevels.DEBUG;
+  }
+}
+
+function createKafka(options: KafkaClientOptions): InstanceType<typeof Kafka> {
+  if (!Array.isArray(options.brokers) || options.brokers.length === 0) {
+    throw new SupsupError('E_CONFIG', 'kafka: at least one broker is required');
+  }
+  const config: KafkaConfig = {
+    brokers: [...options.brokers],
+    clientId: options.clientId,
+    logLevel: kafkaLogLevel(options.logLevel ?? 'warn'),
+  };
+  if (options.log) config.logCreator = kafkaLogCreator(options.log);
+  if (options.ssl !== undefined) config.ssl = options.ssl;
+  if (options.sasl !== undefined) config.sasl = options.sasl;
+  if (options.connectionTimeout !== undefined) config.connectionTimeout = options.connectionTimeout;
+  if (options.requestTimeout !== undefined) config.requestTimeout = options.requestTimeout;
+  return new Kafka(config);
+}
+
+interface KafkaErrorShape {
+  name?: unknown;
+  type?: unknown;
+  retriable?: unknown;
+  message?: unknown;
+  cause?: unknown;
+}
+
+/** kafkajs's notion of retriable (as its consumer's crash handler): the flag, or retries exhausted. */
+export function isRetriableKafkaError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as KafkaErrorShape;
+  if (e.retriable === true) return true;
+  if (e.name === 'KafkaJSNumberOfRetriesExceeded') return true;
+  return false;
+}
+
+/** Errors that need a group re-join before anything else can succeed. */
+function isRebalanceError(error: unknown): boolean {
+  const type = (error as KafkaErrorShape | null)?.type;
+  return (
+    type === 'REBALANCE_IN_PROGRESS' ||
+    type === 'NOT_COORDINATOR_FOR_GROUP' ||
+    type === 'ILLEGAL_GENERATION' ||
+    type === 'UNKNOWN_MEMBER_ID'
+  );
+}
+
+/** Maps a kafkajs (or any) error to a SupsupError with `retriable` from kafkajs's flag. */
+export function toKafkaSupsupError(
+  error: unknown,
+  code: 'E_SOURCE' | 'E_SINK',
+  context: string,
+): SupsupError {
+  if (error instanceof SupsupError) return error;
+  const e = (typeof error === 'object' && error !== null ? error : {}) as KafkaErrorShape;
+  const details: Record<string, unknown> = {};
+  if (typeof e.name === 'string') details.kafkaError = e.name;
+  if (typeof e.type === 'string') details.kafkaType = e.type;
+  return new SupsupError(code, `${context}: ${errorText(error)}`, {
+    cause: error,
+    retriable: isRetriableKafkaError(error),
+    details,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Source
+
+export interface KafkaSourceOptions extends KafkaClientOptions {
+  readonly groupId: string;
+  readonly topic: string;
+  /**
+   * Handler calls in flight at once. Only 1 is supported (the model is single-threaded;
+   * partitionsConsumedConcurrently is 1); the option exists so a config asking for more fails loudly.
+   */
+  readonly maxInFlightBatches?: number;
+  /** Largest batch handed to the handler (default 256); a bigger kafkajs batch is split and committed per chunk. */
+  readonly maxBatchSize?: number;
+  readonly sessionTimeout?: number;
+  readonly rebalanceTimeout?: number;
+  readonly heartbeatInterval?: number;
+  /** A group without committed offsets starts at the earliest record (default true) or the latest. */
+  readonly fromBeginning?: boolean;
+  /** Broker long-poll wait (default 1000 ms; bounds how long stop() waits for an idle fetch). */
+  readonly maxWaitTimeInMs?: number;
+  readonly maxBytesPerPartition?: number;
+  /** First redelivery delay after a handler error (default 500 ms); doubles per consecutive failure. */
+  readonly retryBackoffMs?: number;
+  /** Cap of the redelivery delay (default 30 s). */
+  readonly maxRetryBackoffMs?: number;
+  /** Attempts of an offset commit that fails with a retriable, non-rebalance error (default 5). */
+  readonly commitAttempts?: number;
+  /** Upper bound of stop() (default 20 s). */
+  readonly stopTimeoutMs?: number;
+}
+
+export interface KafkaSourceEventMap {
+  /** Joined (or re-joined) the group; the assignment is topic → partitions. */
+  joined: [{ memberId: string; isLeader: boolean; assignment: Record<string, number[]> }];
+  rebalancing: [{ memberId: string }];
+  /** kafkajs crashed; with restart=false the consumer is dead and done() rejects. */
+  crash: [{ error: SupsupError; restart: boolean }];
+  /** The handler threw: the chunk will be delivered again after backoffMs. */
+  batch_failed: [
+    {
+      topic: string;
+      partition: number;
+      firstOffset: string;
+      attempt: number;
+      backoffMs: number;
+      error: unknown;
+    },
+  ];
+  /** `offset` (the next offset to read) was committed for the partition. */
+  committed: [{ topic: string; partition: number; offset: string }];
+  stopped: [];
+}
+
+type BatchHandler = (batch: SourceBatch) => Promise<void>;
+
+export class KafkaSource implements Source {
+  readonly name: string;
+  /** Group membership, crashes, failed batches and commits (never emits 'error'). */
+  readonly events = new EventEmitter<KafkaSourceEventMap>();
+
+  private readonly options: KafkaSourceOptions;
+  private readonly consumer: Consumer;
+  private readonly maxBatchSize: number;
+  private readonly retryBackoffMs: number;
+  private readonly maxRetryBackoffMs: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly commitAttempts: number;
+  private readonly stopTimeoutMs: number;
+
+  private started = false;
+  private starting: Promise<void> | undefined;
+  private stopRequested = false;
+  private stopping: Promise<void> | undefined;
+  private isJoined = false;
+  private progressAt = 0;
+  private readonly failures = new Map<number, number>();
+  private readonly wakers = new Set<() => void>();
+  private readonly finished: Promise<void>;
+  private settle!: { resolve: () => void; reject: (error: unknown) => void };
+  private settled = false;
+
+  constructor(options: KafkaSourceOptions) {
+    if (!options.topic) throw new SupsupError('E_CONFIG', 'kafka source: topic is required');
+    if (!options.groupId) throw new SupsupError('E_CONFIG', 'kafka source: groupId is required');
+    const inFlight = options.maxInFlightBatches ?? 1;
+    if (inFlight !== 1) {
+      throw new SupsupError(
+        'E_CONFIG',
+        `kafka source: maxInFlightBatches=${inFlight} is not supported; batches are handled one at a time`,
+      );
+    }
+    this.options = options;
+    this.name = `kafka:${options.topic}`;
+    this.maxBatchSize = positiveInt('maxBatchSize', options.maxBatchSize ?? 256);
+    this.retryBackoffMs = positiveInt('retryBackoffMs', options.retryBackoffMs ?? 500);
+    this.maxRetryBackoffMs = positiveInt('maxRetryBackoffMs', options.maxRetryBackoffMs ?? 30_000);
+    this.heartbeatIntervalMs = positiveInt('heartbeatInterval', options.heartbeatInterval ?? 3000);
+    this.commitAttempts = positiveInt('commitAttempts', options.commitAttempts ?? 5);
+    this.stopTimeoutMs = positiveInt('stopTimeoutMs', options.stopTimeoutMs ?? 20_000);
+
+    const kafka = createKafka(options);
+    this.consumer = kafka.consumer({
+      groupId: options.groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout: options.sessionTimeout ?? 30_000,
+      rebalanceTimeout: options.rebalanceTimeout ?? 60_000,
+      heartbeatInterval: this.heartbeatIntervalMs,
+      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1000,
+      ...(options.maxBytesPerPartition !== undefined
+        ? { maxBytesPerPartition: options.maxBytesPerPartition }
+        : {}),
+    });
+    this.finished = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    this.finished.catch(() => {});
+    this.wireEvents();
+  }
+
+  /** True while the consumer is a member of the group with an assignment (readiness). */
+  joined(): boolean {
+    return this.isJoined;
+  }
+
+  /** Epoch ms of the last fetch, heartbeat or batch: a stalled consumer stops advancing it (liveness). */
+  lastProgressAt(): number {
+    return this.progressAt;
+  }
+
+  async start(handler: BatchHandler): Promise<void> {
+    if (this.started) throw new SupsupError('E_SOURCE', `${this.name}: start() called twice`);
+    if (this.stopRequested) throw new SupsupError('E_SOURCE', `${this.name}: start() after stop()`);
+    this.started = true;
+    const { topic } = this.options;
+    this.starting = (async () => {
+      await this.consumer.connect();
+      await this.consumer.subscribe({ topics: [topic], fromBeginning: this.options.fromBeginning ?? true });
+      await this.consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: (payload) => this.onBatch(payload, handler),
+      });
+    })();
+    try {
+      await this.starting;
+    } catch (error) {
+      const mapped = toKafkaSupsupError(error, 'E_SOURCE', `${this.name}: cannot start the consumer`);
+      await this.consumer.disconnect().catch(() => {});
+      this.finish(mapped);
+      throw mapped;
+    }
+  }
+
+  done(): Promise<void> {
+    return this.finished;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
+    this.stopRequested = true;
+    for (const wake of this.wakers) wake();
+    const work = (async () => {
+      // Disconnecting while run() is still joining makes kafkajs crash and keep consuming (kafkajs#1639).
+      if (this.starting) await this.starting.catch(() => {});
+      // Stops fetching, waits for the chunk in flight (which commits), leaves the group, closes sockets.
+      await this.consumer.disconnect();
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.stopTimeoutMs);
+      timer.unref();
+    });
+    const outcome = await Promise.race([work.then(() => 'ok' as const), timedOut]).catch(
+      () => 'error' as const,
+    );
+    clearTimeout(timer);
+    work.catch(() => {});
+    if (outcome !== 'ok') {
+      this.log('warn', `${this.name}: stop() did not finish cleanly (${outcome}); giving up on the consumer`);
+    }
+    this.isJoined = false;
+    this.events.emit('stopped');
+    this.finish();
+  }
+
+  private finish(error?: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (error === undefined) this.settle.resolve();
+    else this.settle.reject(error);
+  }
+
+  private wireEvents(): void {
+    const { events } = this.consumer;
+    this.consumer.on(events.GROUP_JOIN, ({ payload }) => {
+      this.isJoined = true;
+      this.progressAt = Date.now();
+      this.events.emit('joined', {
+        memberId: payload.memberId,
+        isLeader: payload.isLeader,
+        assignment: { ...payload.memberAssignment },
+      });
+    });
+    this.consumer.on(events.REBALANCING, ({ payload }) => {
+      this.isJoined = false;
+      this.events.emit('rebalancing', { memberId: payload.memberId });
+    });
+    this.consumer.on(events.CRASH, ({ payload }) => {
+      this.isJoined = false;
+      const error = toKafkaSupsupError(payload.error, 'E_SOURCE', `${this.name}: consumer crashed`);
+      this.events.emit('crash', { error, restart: payload.restart });
+      if (!payload.restart && !this.stopRequested) this.finish(error);
+    });
+    this.consumer.on(events.STOP, () => {
+      this.isJoined = false;
+    });
+    const progress = (): void => {
+      this.progressAt = Date.now();
+    };
+    this.consumer.on(events.FETCH, progress);
+    this.consumer.on(events.HEARTBEAT, progress);
+    this.consumer.on(events.START_BATCH_PROCESS, progress);
+  }
+
+  private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
+    const { batch } = payload;
+    const { topic, partition } = batch;
+    if (batch.messages.length === 0) return;
+    const received = Date.now();
+    const records = batch.messages.map((message) => toRawRecord(topic, partition, message, received));
+    for (let start = 0; start < records.length; start += this.maxBatchSize) {
+      // Stop between chunks: what is not handled stays uncommitted and is fetched again later.
+      if (this.stopRequested || !payload.isRunning() || payload.isStale()) return;
+      const chunk = records.slice(start, start + this.maxBatchSize);
+      const firstOffset = chunk[0].position.offset;
+      const lastOffset = chunk[chunk.length - 1].position.offset;
+      let heartbeatError: unknown;
+      const heartbeat = async (): Promise<void> => {
+        try {
+          await payload.heartbeat();
+        } catch (error) {
+          heartbeatError ??= error;
+          throw error;
+        }
+      };
+      try {
+        await handler({ topic, partition, records: chunk, heartbeat });
+      } catch (error) {
+        // A failed heartbeat means the group is rebalancing: kafkajs must re-join; the chunk stays uncommitted.
+        if (heartbeatError !== undefined) throw heartbeatError;
+        await this.redeliverLater(payload, topic, partition, firstOffset, error);
+        return;
+      }
+      this.failures.delete(partition);
+      payload.resolveOffset(lastOffset);
+      // After the last chunk, commit past trailing control records too (batch.lastOffset() ≥ last message).
+      const isLast = start + this.maxBatchSize >= records.length;
+      const next = (isLast ? maxOffset(lastOffset, batch.lastOffset()) : BigInt(lastOffset)) + 1n;
+      await this.commit(payload, topic, partition, next.toString());
+    }
+  }
+
+  private async redeliverLater(
+    payload: EachBatchPayload,
+    topic: string,
+    partition: number,
+    firstOffset: string,
+    error: unknown,
+  ): Promise<void> {
+    const attempt = (this.failures.get(partition) ?? 0) + 1;
+    this.failures.set(partition, attempt);
+    const base = Math.min(this.maxRetryBackoffMs, this.retryBackoffMs * 2 ** Math.min(attempt - 1, 30));
+    const backoffMs = Math.round(base * (0.8 + 0.4 * Math.random()));
+    this.log(
+      'warn',
+      `${this.name}: handler failed for ${topic}/${partition} at ${firstOffset}; redelivering`,
+      {
+        attempt,
+        backoffMs,
+        error: errorText(error),
+      },
+    );
+    this.events.emit('batch_failed', { topic, partition, firstOffset, attempt, backoffMs, error });
+    // Wait, heartbeating so the session stays alive; a heartbeat error (rebalance) goes to kafkajs.
+    const until = Date.now() + backoffMs;
+    while (!this.stopRequested && payload.isRunning()) {
+      const left = until - Date.now();
+      if (left <= 0) break;
+      await this.sleep(Math.min(left, this.heartbeatIntervalMs));
+      if (!this.stopRequested && payload.isRunning()) await payload.heartbeat();
+    }
+    // Stopping: no seek; the uncommitted chunk is fetched again from the committed offset by the next owner.
+    if (this.stopRequested || !payload.isRunning()) return;
+    this.consumer.seek({ topic, partition, offset: firstOffset });
+  }
+
+  private async commit(
+    payload: EachBatchPayload,
+    topic: string,
+    partition: number,
+    offset: string,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await payload.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset }] }] });
+        this.events.emit('committed', { topic, partition, offset });
+        return;
+      } catch (error) {
+        if (isRebalanceError(error) || !isRetriableKafkaError(error) || attempt >= this.commitAttempts)
+          throw error;
+        this.log('warn', `${this.name}: offset commit failed, retrying`, {
+          attempt,
+          error: errorText(error),
+        });
+        await this.sleep(Math.min(5000, 200 * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  /** A sleep that stop() cuts short. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wakers.add(wake);
+    });
+  }
+
+  private log(level: LogLevelName, message: string, extra: Record<string, unknown> = {}): void {
+    try {
+      this.options.log?.(level, message, { namespace: 'KafkaSource', ...extra });
+    } catch {
+      // ignore
+    }
+  }
+}
+
+function toRawRecord(topic: string, partition: number, message: KafkaMessage, timestamp: number): RawRecord {
+  // A null-prototype object: header names such as "__proto__" stay plain keys.
+  const headers: Record<string, HeaderValue> = Object.create(null);
+  const source = message.headers;
+  if (source) {
+    for (const name of Object.keys(source)) {
+      let value = source[name];
+      // kafkajs gives repeated headers as an array: the last one wins (as Kafka's lastHeader()).
+      if (Array.isArray(value)) value = value[value.length - 1];
+      if (typeof value === 'string' || Buffer.isBuffer(value)) headers[name] = value;
+    }
+  }
+  return {
+    position: { topic, partition, offset: message.offset },
+    key: message.key ?? null,
+    value: message.value ?? null,
+    headers,
+    timestamp,
+  };
+}
+
+function maxOffset(a: string, b: string): bigint {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x > y ? x : y;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sink
+
+export interface KafkaSinkOptions extends KafkaClientOptions {
+  readonly resultsTopic: string;
+  readonly deadLetterTopic: string;
+  readonly eventsTopic: string;
+  /** -1 (all in-sync replicas, default) or 1 (leader only). */
+  readonly acks?: -1 | 1;
+  /** Broker-side produce timeout in ms (default 30 s). */
+  readonly timeoutMs?: number;
+  /** Messages per produce request (default 1000); bigger writes are sent in order, one request after the other. */
+  readonly maxMessagesPerSend?: number;
+  /** Upper bound of close() (default 10 s). */
+  readonly closeTimeoutMs?: number;
+}
+
+/** Results keyed by record id with header `x-source` = topic/partition/offset; dead letters with the DLQ headers. */
+export class KafkaSink implements Sink {
+  readonly name: string;
+  private readonly options: KafkaSinkOptions;
+  private readonly producer: Producer;
+  private readonly acks: -1 | 1;
+  private readonly timeoutMs: number;
+  private readonly maxMessagesPerSend: number;
+  private connecting: Promise<void> | undefined;
+  private isConnected = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: KafkaSinkOptions) {
+    for (const key of ['resultsTopic', 'deadLetterTopic', 'eventsTopic'] as const) {
+      if (!options[key]) throw new SupsupError('E_CONFIG', `kafka sink: ${key} is required`);
+    }
+    const acks = options.acks ?? -1;
+    if (acks !== -1 && acks !== 1)
+      throw new SupsupError('E_CONFIG', `kafka sink: acks must be -1 or 1, got ${acks}`);
+    this.options = options;
+    this.name = `kafka:${options.resultsTopic}`;
+    this.acks = acks;
+    this.timeoutMs = positiveInt('timeoutMs', options.timeoutMs ?? 30_000);
+    this.maxMessagesPerSend = positiveInt('maxMessagesPerSend', options.maxMessagesPerSend ?? 1000);
+    this.producer = createKafka(options).producer({
+      idempotent: false,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+    });
+    this.producer.on(this.producer.events.CONNECT, () => {
+      this.isConnected = true;
+    });
+    this.producer.on(this.producer.events.DISCONNECT, () => {
+      this.isConnected = false;
+    });
+  }
+
+  /** Connects the producer (also done by the first write). Retriable errors may be retried by calling again. */
+  connect(): Promise<void> {
+    if (this.closing) return Promise.reject(closedError());
+    this.connecting ??= this.producer.connect().catch((error: unknown) => {
+      this.connecting = undefined;
+      throw toKafkaSupsupError(error, 'E_SINK', `${this.name}: cannot connect the producer`);
+    });
+    return this.connecting;
+  }
+
+  connected(): boolean {
+    return this.isConnected;
+  }
+
+  writeResults(results: readonly ResultRecord[]): Promise<void> {
+    return this.send(
+      this.options.resultsTopic,
+      results.map((result) => ({
+        key: result.id,
+        value: encodeResult(result),
+        headers: { 'x-source': positionKey(result.source), 'content-type': 'application/json' },
+      })),
+    );
+  }
+
+  writeDeadLetters(letters: readonly DeadLetter[]): Promise<void> {
+    return this.send(
+      this.options.deadLetterTopic,
+      letters.map((letter) => ({
+        key: letter.key,
+        value: letter.value,
+        headers: { ...encodeDeadLetterHeaders(letter), 'x-source': positionKey(letter.source) },
+      })),
+    );
+  }
+
+  writeEvents(events: readonly DaemonEvent[]): Promise<void> {
+    return this.send(
+      this.options.eventsTopic,
+      events.map((event) => ({
+        key: event.type,
+        value: encodeEvent(event),
+        headers: { 'content-type': 'application/json' },
+      })),
+    );
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.options.closeTimeoutMs ?? 10_000);
+        timer.unref();
+      });
+      await Promise.race([this.producer.disconnect().catch(() => {}), timeout]);
+      clearTimeout(timer);
+      this.isConnected = false;
+    })();
+    return this.closing;
+  }
+
+  private async send(topic: string, messages: Message[]): Promise<void> {
+    if (messages.length === 0) return;
+    if (this.closing) throw closedError();
+    await this.connect();
+    try {
+      for (let start = 0; start < messages.length; start += this.maxMessagesPerSend) {
+        await this.producer.send({
+          topic,
+          messages: messages.slice(start, start + this.maxMessagesPerSend),
+          acks: this.acks,
+          timeout: this.timeoutMs,
+        });
+      }
+    } catch (error) {
+      throw toKafkaSupsupError(error, 'E_SINK', `${this.name}: producing to ${topic} failed`);
+    }
+  }
+}
+
+function closedError(): SupsupError {
+  return new SupsupError('E_SINK', 'kafka sink: write after close', { retriable: false });
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new SupsupError('E_CONFIG', `${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,49 @@
+/**
+ * What flows through the daemon: raw records from a source, decoded input records, one result per
+ * input record, dead letters for records that cannot be decoded, and daemon events.
+ */
+
+import type { DaemonEvent, DeadLetter, RawRecord, ResultRecord } from '../records.js';
+
+export type {
+  DaemonEvent,
+  DeadLetter,
+  HeaderValue,
+  InputRecord,
+  RawRecord,
+  ResultRecord,
+  SourcePosition,
+} from '../records.js';
+
+/** A batch of raw records of one partition, in offset order. */
+export interface SourceBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly records: readonly RawRecord[];
+  /** Keeps the source's session alive during long work (Kafka heartbeats); a no-op elsewhere. */
+  heartbeat(): Promise<void>;
+}
+
+/**
+ * A source calls the handler with one batch at a time per partition and records the batch as
+ * consumed (commits) only after the handler resolved. A handler that throws leaves the batch
+ * uncommitted: it is delivered again.
+ */
+export interface Source {
+  readonly name: string;
+  start(handler: (batch: SourceBatch) => Promise<void>): Promise<void>;
+  /** Resolves when the source has delivered everything (finite sources) or was stopped. */
+  done(): Promise<void>;
+  /** Stops fetching, waits for the batch in flight, commits it; idempotent and bounded in time. */
+  stop(): Promise<void>;
+}
+
+/** A sink resolves each write only once the destination acknowledged it. */
+export interface Sink {
+  readonly name: string;
+  writeResults(results: readonly ResultRecord[]): Promise<void>;
+  writeDeadLetters(letters: readonly DeadLetter[]): Promise<void>;
+  writeEvents(events: readonly DaemonEvent[]): Promise<void>;
+  /** Flushes and releases; idempotent. */
+  close(): Promise<void>;
+}
