@@ -10,6 +10,7 @@ import { compareOffsets } from '../store/offsets.js';
 import type { MaskStore } from '../store/types.js';
 import { decodeRecord } from '../stream/record-codec.js';
 import type { Sink, Source, SourceBatch } from '../stream/types.js';
+import { failpoint } from './failpoints.js';
 import { buildCommit, restoreState } from './state.js';
 
 export interface DaemonOptions {
@@ -185,12 +186,14 @@ export class Daemon {
     const last = batch.records[batch.records.length - 1];
     if (last !== undefined && (applied === undefined || compareOffsets(last.position.offset, applied) > 0)) {
       await this.commitState(key, last.position.offset, changed);
+      failpoint('after_state_commit');
     } else if (learned) {
       throw new SupsupError('E_INTERNAL', 'learned from a batch that was already applied');
     }
     if (results.length > 0) await this.options.sink.writeResults(results);
     if (letters.length > 0) await this.options.sink.writeDeadLetters(letters);
     if (events.length > 0) await this.options.sink.writeEvents(events);
+    failpoint('after_results');
     this.stats.resultsOut += results.length;
     this.stats.deadLetters += letters.length;
     this.stats.batches++;

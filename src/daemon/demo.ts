@@ -1,4 +1,4 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PAPER_POLICY } from '../discovery/policy.js';
@@ -8,6 +8,7 @@ import { defaultOptimizer } from '../model/optimizers.js';
 import type { DaemonEvent, ResultRecord } from '../records.js';
 import { FileStore } from '../store/file-store.js';
 import { JsonlFileSink } from '../stream/file.js';
+import { checkpointed, OffsetCheckpoint } from './checkpoint.js';
 import { Daemon } from './daemon.js';
 import { type DemoReport, scoreDiscovery } from './demo-report.js';
 import {
@@ -48,6 +49,7 @@ export interface DemoSummary extends DemoReport {
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const stream = options.stream ?? DEFAULT_DEMO_STREAM;
   const dir = options.dir ?? (await mkdtemp(path.join(tmpdir(), 'supsupd-demo-')));
+  await mkdir(dir, { recursive: true });
   const files = {
     results: path.join(dir, 'results.jsonl'),
     deadLetters: path.join(dir, 'dead-letters.jsonl'),
@@ -77,18 +79,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   });
   options.onDaemon?.(daemon);
   const total = demoRecordCount(stream);
-  const startAfter = daemon.appliedOffset(DEMO_TOPIC, 0);
+  const checkpoint = new OffsetCheckpoint(path.join(dir, 'consumed.json'));
+  await checkpoint.load();
+  const startAfter = checkpoint.get(`${DEMO_TOPIC}/0`);
   const resumed = startAfter === undefined ? 0 : Number(startAfter) + 1;
   try {
-    await daemon.run(
-      new IterableSource({
-        name: 'demo',
-        records: () => demoStream(stream),
-        batchSize: 256,
-        startAfter,
-        onProgress: (n) => options.onProgress?.(resumed + n, total),
-      }),
-    );
+    const source = new IterableSource({
+      name: 'demo',
+      records: () => demoStream(stream),
+      batchSize: 256,
+      startAfter,
+      onProgress: (n) => options.onProgress?.(resumed + n, total),
+    });
+    await daemon.run(checkpointed(source, checkpoint));
   } finally {
     await daemon.stop();
   }
