@@ -4,6 +4,7 @@ import { errorMessage, isSupsupError } from '../errors.js';
 import { benchOneShot, benchProtocol } from './bench.js';
 import { demo } from './demo.js';
 import { info } from './info.js';
+import { run } from './run.js';
 
 const BACKEND_HELP = 'tfjs backend: auto|tensorflow|wasm|cpu';
 
@@ -50,6 +51,16 @@ function buildProgram(): Command {
     .action((options: Record<string, unknown>) => info(options));
 
   program
+    .command('run')
+    .description(
+      'run the daemon from a configuration (file, SUPSUPD_* environment, flags); see docs/daemon.md',
+    )
+    .option('--config <file>', 'JSON configuration file (default: $SUPSUPD_CONFIG)')
+    .option('--log-level <level>', 'error|warn|info|debug')
+    .option('--backend <name>', BACKEND_HELP)
+    .action((options: Record<string, unknown>) => run(options));
+
+  program
     .command('demo')
     .description(
       'the embedded default: a built-in PermutedMNIST stream through the daemon (file store, no Kafka or Redis)',
@@ -94,7 +105,8 @@ async function main(): Promise<void> {
     process.stderr.write(`supsupd: ${code}: ${errorMessage(error)}\n`);
     if (!isSupsupError(error) && error instanceof Error && error.stack)
       process.stderr.write(`${error.stack}\n`);
-    process.exitCode = isSupsupError(error) && error.code === 'E_BAD_ARGUMENT' ? 2 : 1;
+    process.exitCode =
+      isSupsupError(error) && (error.code === 'E_BAD_ARGUMENT' || error.code === 'E_CONFIG') ? 2 : 1;
   }
 }
 

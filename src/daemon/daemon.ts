@@ -7,6 +7,7 @@ import type { MaskRule } from '../model/mask-rule.js';
 import type { OptimizerConfig } from '../model/optimizers.js';
 import type { DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
 import { compareOffsets } from '../store/offsets.js';
+import { RedisStore } from '../store/redis-store.js';
 import type { MaskStore } from '../store/types.js';
 import { decodeRecord } from '../stream/record-codec.js';
 import type { Sink, Source, SourceBatch } from '../stream/types.js';
@@ -26,6 +27,8 @@ export interface DaemonOptions {
   /** Largest micro-batch handed to the learner. */
   readonly microBatch: number;
   readonly maxRecordBytes: number;
+  /** Accept a Redis store that persists nothing (no AOF, no RDB). */
+  readonly allowVolatileStore?: boolean;
   readonly logger: Logger;
   /** Deadline for stop(): sources drain, sinks flush, stores close. */
   readonly stopTimeoutMs?: number;
@@ -76,6 +79,7 @@ export class Daemon {
   /** Opens the store, restores masks and policy state, and returns a daemon ready to run. */
   static async open(options: DaemonOptions): Promise<Daemon> {
     await options.store.open();
+    await checkDurability(options);
     const { engine, learner, applied } = await Daemon.restore(options);
     const daemon = new Daemon(options, engine, learner);
     for (const [key, offset] of Object.entries(applied)) daemon.applied.set(key, offset);
@@ -258,6 +262,23 @@ export class Daemon {
       records: records.length,
     });
   }
+}
+
+/** Refuses a Redis that persists nothing unless the configuration accepts it. */
+async function checkDurability(options: DaemonOptions): Promise<void> {
+  const { store } = options;
+  if (!(store instanceof RedisStore)) return;
+  const persistence = store.persistence();
+  if (persistence.aof || persistence.rdb) return;
+  if (options.allowVolatileStore === true) {
+    options.logger.warn('Redis persists nothing (no AOF, no RDB): masks live only as long as the server');
+    return;
+  }
+  await store.close();
+  throw new SupsupError(
+    'E_STORE_POLICY',
+    'Redis persists nothing (no AOF, no RDB), so masks would vanish with the server: enable appendonly, or set store.allowNoPersistence',
+  );
 }
 
 /**

@@ -43,7 +43,6 @@ export function openStore(config: StoreConfig): MaskStore {
   }
 }
 
-export { type FileLock, processAlive } from './file-lock.js';
 export {
   FILE_STORE_FORMAT,
   FILE_STORE_FORMAT_VERSION,

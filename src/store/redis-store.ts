@@ -400,7 +400,9 @@ export class RedisStore implements MaskStore {
     }
     // Connection refused/reset, timeouts, "Stream isn't writeable", MaxRetriesPerRequestError, …
     const last =
-      this.lastClientError && this.lastClientError !== error ? ` (${this.lastClientError.message})` : '';
+      client?.status !== 'ready' && this.lastClientError && this.lastClientError !== error
+        ? ` (${this.lastClientError.message})`
+        : '';
     return new SupsupError('E_STORE_UNAVAILABLE', `${where} ${operation} failed: ${message}${last}`, {
       retriable: true,
       cause: error,

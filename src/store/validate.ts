@@ -82,7 +82,7 @@ function checkTaskMeta(value: unknown, path: string): TaskMeta {
   };
 }
 
-/** A validated deep copy of a registry (unknown fields are dropped); throws ShapeError. */
+/** A validated deep copy of a registry (fields types.ts does not name are dropped); throws ShapeError. */
 export function checkRegistry(value: unknown, path = 'registry'): Registry {
   if (!isRecord(value)) fail(path, 'must be an object');
   if (!Array.isArray(value.tasks)) fail(`${path}.tasks`, 'must be an array');
@@ -93,7 +93,29 @@ export function checkRegistry(value: unknown, path = 'registry'): Registry {
     seen.add(meta.task);
     return meta;
   });
-  return { archKey: str(value.archKey, `${path}.archKey`), seed: u32(value.seed, `${path}.seed`), tasks };
+  const registry: Registry = {
+    archKey: str(value.archKey, `${path}.archKey`),
+    seed: u32(value.seed, `${path}.seed`),
+    tasks,
+  };
+  return value.policy === undefined
+    ? registry
+    : { ...registry, policy: copyJson(value.policy, `${path}.policy`) };
+}
+
+/**
+ * A deep copy of opaque JSON state (the registry's `policy`). It goes through JSON because that is how the file and
+ * Redis stores keep it: every store hands back the same value (undefined members dropped, like JSON.stringify).
+ */
+function copyJson(value: unknown, path: string): unknown {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    fail(path, `is not JSON-serializable (${(error as Error).message})`);
+  }
+  if (text === undefined) fail(path, 'is not JSON-serializable');
+  return JSON.parse(text);
 }
 
 /** A validated copy of applied offsets; throws ShapeError. */
@@ -167,11 +189,12 @@ export function copyLoadedState(state: LoadedState): LoadedState {
 }
 
 export function copyRegistry(registry: Registry): Registry {
-  return {
+  const copy: Registry = {
     archKey: registry.archKey,
     seed: registry.seed,
     tasks: registry.tasks.map((meta) => ({ ...meta, bornAt: { ...meta.bornAt } })),
   };
+  return registry.policy === undefined ? copy : { ...copy, policy: structuredClone(registry.policy) };
 }
 
 export function copyBytes(bytes: Uint8Array): Uint8Array {

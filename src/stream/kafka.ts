@@ -31,6 +31,7 @@ import type {
   logCreator,
   Message,
   Producer,
+  RetryOptions,
   SASLOptions,
 } from 'kafkajs';
 import kafkajs from 'kafkajs';
@@ -68,6 +69,8 @@ export interface KafkaClientOptions {
   readonly sasl?: SASLOptions;
   readonly connectionTimeout?: number;
   readonly requestTimeout?: number;
+  /** kafkajs retry policy of the client (default: 5 retries from 300 ms, ×2, ≤ 30 s). */
+  readonly retry?: RetryOptions;
 }
 
 const SECRET_KEY = /pass(word)?|secret|token|credential|authorization|sasl/i;
@@ -124,6 +127,7 @@ function createKafka(options: KafkaClientOptions): InstanceType<typeof Kafka> {
   if (options.sasl !== undefined) config.sasl = options.sasl;
   if (options.connectionTimeout !== undefined) config.connectionTimeout = options.connectionTimeout;
   if (options.requestTimeout !== undefined) config.requestTimeout = options.requestTimeout;
+  if (options.retry !== undefined) config.retry = { ...options.retry };
   return new Kafka(config);
 }
 
@@ -198,6 +202,12 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
   readonly retryBackoffMs?: number;
   /** Cap of the redelivery delay (default 30 s). */
   readonly maxRetryBackoffMs?: number;
+  /**
+   * Consecutive handler failures on one partition after which the source gives up: it stops (the
+   * chunk stays uncommitted) and done() rejects with the handler's error, so a supervisor can restart
+   * the daemon instead of it retrying forever. Default: unlimited (redeliver with capped backoff).
+   */
+  readonly maxHandlerAttempts?: number;
   /** Attempts of an offset commit that fails with a retriable, non-rebalance error (default 5). */
   readonly commitAttempts?: number;
   /** Upper bound of stop() (default 20 s). */
@@ -241,6 +251,7 @@ export class KafkaSource implements Source {
   private readonly heartbeatIntervalMs: number;
   private readonly commitAttempts: number;
   private readonly stopTimeoutMs: number;
+  private readonly maxHandlerAttempts: number;
 
   private started = false;
   private starting: Promise<void> | undefined;
@@ -272,6 +283,10 @@ export class KafkaSource implements Source {
     this.heartbeatIntervalMs = positiveInt('heartbeatInterval', options.heartbeatInterval ?? 3000);
     this.commitAttempts = positiveInt('commitAttempts', options.commitAttempts ?? 5);
     this.stopTimeoutMs = positiveInt('stopTimeoutMs', options.stopTimeoutMs ?? 20_000);
+    this.maxHandlerAttempts =
+      options.maxHandlerAttempts === undefined
+        ? Number.POSITIVE_INFINITY
+        : positiveInt('maxHandlerAttempts', options.maxHandlerAttempts);
 
     const kafka = createKafka(options);
     this.consumer = kafka.consumer({
@@ -449,6 +464,19 @@ export class KafkaSource implements Source {
   ): Promise<void> {
     const attempt = (this.failures.get(partition) ?? 0) + 1;
     this.failures.set(partition, attempt);
+    if (attempt >= this.maxHandlerAttempts) {
+      this.log(
+        'error',
+        `${this.name}: handler failed ${attempt} times for ${topic}/${partition} at ${firstOffset}; stopping`,
+        {
+          error: errorText(error),
+        },
+      );
+      this.finish(error);
+      // Not awaited: stop() waits for this eachBatch call to return.
+      void this.stop();
+      return;
+    }
     const base = Math.min(this.maxRetryBackoffMs, this.retryBackoffMs * 2 ** Math.min(attempt - 1, 30));
     const backoffMs = Math.round(base * (0.8 + 0.4 * Math.random()));
     this.log(

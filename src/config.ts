@@ -1,0 +1,245 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { SupsupError } from './errors.js';
+
+/**
+ * The daemon's configuration: one schema, parsed once at start-up from a JSON file, environment
+ * variables and flags (later ones win). Every problem is reported in one error. Secrets (the Redis
+ * URL with its password, the Kafka SASL password) come from the environment or from a file named by
+ * `<VAR>_FILE`, never from the config file, and are redacted in every dump.
+ */
+const positiveInt = z.number().int().positive();
+const kafkaConnection = {
+  brokers: z.array(z.string().min(1)).min(1),
+  clientId: z.string().min(1).default('supsupd'),
+  ssl: z.boolean().default(false),
+  sasl: z
+    .object({
+      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+      username: z.string().min(1),
+      password: z.string().min(1),
+    })
+    .strict()
+    .optional(),
+};
+
+const sourceSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('kafka'),
+      ...kafkaConnection,
+      topic: z.string().min(1),
+      groupId: z.string().min(1).default('supsupd'),
+      fromBeginning: z.boolean().default(true),
+      sessionTimeoutMs: positiveInt.default(30_000),
+      heartbeatIntervalMs: positiveInt.default(3_000),
+      maxBatchSize: positiveInt.default(256),
+    })
+    .strict(),
+  z.object({ kind: z.literal('file'), path: z.string().min(1), checkpoint: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal('stdin'), checkpoint: z.string().min(1).optional() }).strict(),
+]);
+
+const sinkSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('kafka'),
+      ...kafkaConnection,
+      resultsTopic: z.string().min(1),
+      deadLetterTopic: z.string().min(1),
+      eventsTopic: z.string().min(1),
+    })
+    .strict(),
+  z.object({ kind: z.literal('file'), dir: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal('stdout') }).strict(),
+]);
+
+const storeSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('redis'),
+      url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+      namespace: z
+        .string()
+        .regex(/^[A-Za-z0-9_:.-]{1,64}$/)
+        .default('supsupd:default'),
+      commandTimeoutMs: positiveInt.default(5_000),
+      /** Accept a Redis without AOF or RDB persistence (masks vanish with the server). */
+      allowNoPersistence: z.boolean().default(false),
+    })
+    .strict(),
+  z.object({ kind: z.literal('file'), dir: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal('memory') }).strict(),
+]);
+
+export const configSchema = z
+  .object({
+    source: sourceSchema,
+    sink: sinkSchema,
+    store: storeSchema,
+    model: z
+      .object({
+        arch: z.enum(['lenet', 'fc1024']).optional(),
+        hidden: z.array(positiveInt).min(1).optional(),
+        inputs: positiveInt.default(784),
+        outputs: positiveInt.default(100),
+        realClasses: positiveInt.default(10),
+        seed: z.number().int().min(0).max(0xffffffff).default(1),
+        optimizer: z.enum(['rmsprop', 'adam', 'sgd']).default('rmsprop'),
+        lr: z.number().positive().optional(),
+      })
+      .strict()
+      .refine(
+        (m) => m.arch === undefined || m.hidden === undefined,
+        'give model.arch or model.hidden, not both',
+      )
+      .refine((m) => m.realClasses <= m.outputs, 'model.realClasses must not exceed model.outputs')
+      .default({ inputs: 784, outputs: 100, realClasses: 10, seed: 1, optimizer: 'rmsprop', arch: 'lenet' }),
+    discovery: z
+      .object({
+        epsilon: z.number().positive().default(0.125),
+        minCandidates: positiveInt.default(5),
+        budget: positiveInt.default(2500),
+        warmupBatches: z.number().int().min(0).default(20),
+        checkEvery: positiveInt.default(1),
+        fastPath: z
+          .object({
+            enabled: z.boolean().default(true),
+            zScore: z.number().positive().default(3),
+            minObservations: positiveInt.default(8),
+            smoothing: z.number().gt(0).lt(1).default(0.1),
+            minStd: z.number().min(0).default(0.02),
+          })
+          .strict()
+          .default({ enabled: true, zScore: 3, minObservations: 8, smoothing: 0.1, minStd: 0.02 }),
+        stepsPerBatch: z.number().int().min(0).default(8),
+        replayBatches: positiveInt.default(16),
+        trainBatchSize: positiveInt.default(128),
+        freezeAfterSteps: z.number().int().min(0).default(4000),
+      })
+      .strict()
+      .prefault({}),
+    batch: z
+      .object({ size: positiveInt.max(4096).default(128), maxRecordBytes: positiveInt.default(1 << 20) })
+      .strict()
+      .prefault({}),
+    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    log: z
+      .object({ level: z.enum(['error', 'warn', 'info', 'debug']).default('info') })
+      .strict()
+      .prefault({}),
+    stopTimeoutMs: positiveInt.default(20_000),
+  })
+  .strict();
+
+export type DaemonConfig = z.infer<typeof configSchema>;
+
+/** Environment variables read on top of the config file. */
+export const ENVIRONMENT = {
+  config: 'SUPSUPD_CONFIG',
+  redisUrl: 'SUPSUPD_REDIS_URL',
+  kafkaBrokers: 'SUPSUPD_KAFKA_BROKERS',
+  kafkaPassword: 'SUPSUPD_KAFKA_PASSWORD',
+  logLevel: 'SUPSUPD_LOG_LEVEL',
+} as const;
+
+/** A secret from `NAME` or from the file named by `NAME_FILE` (trailing newline dropped). */
+export function readSecret(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const file = env[`${name}_FILE`];
+  if (file !== undefined && file !== '') {
+    try {
+      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new SupsupError('E_CONFIG', `cannot read ${name}_FILE (${file}): ${(error as Error).message}`);
+    }
+  }
+  return env[name];
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * Parses the configuration: the JSON file (from `path` or SUPSUPD_CONFIG), then environment
+ * variables, then `overrides` (flags). Throws one E_CONFIG error listing every problem.
+ */
+export function loadConfig(
+  options: { path?: string; env?: NodeJS.ProcessEnv; overrides?: Json } = {},
+): DaemonConfig {
+  const env = options.env ?? process.env;
+  const file = options.path ?? env[ENVIRONMENT.config];
+  const base: Json = file === undefined ? {} : readJsonFile(file);
+  const merged = merge(merge(base, fromEnvironment(env, base)), options.overrides ?? {});
+  const parsed = configSchema.safeParse(merged);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map(
+    (issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`,
+  );
+  throw new SupsupError(
+    'E_CONFIG',
+    `invalid configuration, ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`,
+    {
+      details: { problems },
+    },
+  );
+}
+
+function readJsonFile(file: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new SupsupError('E_CONFIG', `cannot read the config file ${file}: ${(error as Error).message}`);
+  }
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw new Error('not a JSON object');
+    return value as Json;
+  } catch (error) {
+    throw new SupsupError(
+      'E_CONFIG',
+      `the config file ${file} is not a JSON object: ${(error as Error).message}`,
+    );
+  }
+}
+
+function fromEnvironment(env: NodeJS.ProcessEnv, base: Json): Json {
+  const out: Json = {};
+  const redisUrl = readSecret(env, ENVIRONMENT.redisUrl);
+  if (redisUrl !== undefined) out.store = { kind: 'redis', ...asJson(base.store), url: redisUrl };
+  const brokers = env[ENVIRONMENT.kafkaBrokers];
+  const password = readSecret(env, ENVIRONMENT.kafkaPassword);
+  for (const part of ['source', 'sink'] as const) {
+    const section = asJson(base[part]);
+    if (section.kind !== 'kafka') continue;
+    const next: Json = { ...section };
+    if (brokers !== undefined) next.brokers = brokers.split(',').map((b) => b.trim());
+    if (password !== undefined && section.sasl !== undefined)
+      next.sasl = { ...asJson(section.sasl), password };
+    out[part] = next;
+  }
+  const level = env[ENVIRONMENT.logLevel];
+  if (level !== undefined) out.log = { level };
+  return out;
+}
+
+function asJson(value: unknown): Json {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Json) : {};
+}
+
+/** Deep merge of plain objects; arrays and scalars from `over` replace those of `base`. */
+function merge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    out[key] =
+      value !== null &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      typeof current === 'object' &&
+      current !== null
+        ? merge(asJson(current), asJson(value))
+        : value;
+  }
+  return out;
+}

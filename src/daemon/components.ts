@@ -1,0 +1,129 @@
+import path from 'node:path';
+import type { SASLOptions } from 'kafkajs';
+import type { DaemonConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+import { makeArchitecture } from '../model/arch.js';
+import { defaultOptimizer } from '../model/optimizers.js';
+import { openStore } from '../store/index.js';
+import type { MaskStore } from '../store/types.js';
+import { JsonlFileSink, JsonlFileSource, StdinSource, StdoutSink } from '../stream/file.js';
+import { type KafkaLogCallback, KafkaSink, KafkaSource } from '../stream/kafka.js';
+import type { Sink, Source } from '../stream/types.js';
+import { checkpointed, OffsetCheckpoint } from './checkpoint.js';
+import type { DaemonOptions } from './daemon.js';
+
+/** The parts of a daemon described by a validated configuration. */
+export interface Components {
+  readonly options: DaemonOptions;
+  /** Builds the source once the daemon knows its state (file sources resume from a checkpoint). */
+  makeSource(): Promise<Source>;
+}
+
+export function buildComponents(config: DaemonConfig, logger: Logger): Components {
+  const model = config.model;
+  const arch = makeArchitecture({
+    arch: model.hidden === undefined ? (model.arch ?? 'lenet') : undefined,
+    hidden: model.hidden,
+    inputs: model.inputs,
+    outputs: model.outputs,
+    realClasses: model.realClasses,
+  });
+  const { epsilon, minCandidates, budget, warmupBatches, checkEvery, fastPath, ...training } =
+    config.discovery;
+  const options: DaemonOptions = {
+    sink: makeSink(config.sink, logger),
+    store: makeStore(config.store),
+    allowVolatileStore: config.store.kind === 'redis' ? config.store.allowNoPersistence : true,
+    model: {
+      arch,
+      seed: model.seed,
+      optimizer: defaultOptimizer(model.optimizer, model.lr),
+      rule: { kind: 'threshold' },
+    },
+    learner: {
+      policy: { epsilon, minCandidates, budget, warmupBatches, checkEvery, fastPath },
+      objective: 'H',
+      ...training,
+    },
+    microBatch: config.batch.size,
+    maxRecordBytes: config.batch.maxRecordBytes,
+    logger,
+    stopTimeoutMs: config.stopTimeoutMs,
+  };
+  return { options, makeSource: () => makeSource(config.source, logger) };
+}
+
+function kafkaLog(logger: Logger): KafkaLogCallback {
+  const child = logger.child({ component: 'kafkajs' });
+  return (level, message, extra) => child[level](message, extra);
+}
+
+function sasl(config: {
+  sasl?: { mechanism: string; username: string; password: string };
+}): SASLOptions | undefined {
+  return config.sasl === undefined ? undefined : (config.sasl as SASLOptions);
+}
+
+async function makeSource(config: DaemonConfig['source'], logger: Logger): Promise<Source> {
+  switch (config.kind) {
+    case 'kafka':
+      return new KafkaSource({
+        brokers: config.brokers,
+        clientId: config.clientId,
+        ssl: config.ssl,
+        sasl: sasl(config),
+        groupId: config.groupId,
+        topic: config.topic,
+        fromBeginning: config.fromBeginning,
+        sessionTimeout: config.sessionTimeoutMs,
+        heartbeatInterval: config.heartbeatIntervalMs,
+        maxBatchSize: config.maxBatchSize,
+        log: kafkaLog(logger),
+      });
+    case 'file': {
+      const checkpoint = new OffsetCheckpoint(config.checkpoint);
+      await checkpoint.load();
+      return checkpointed(
+        new JsonlFileSource(config.path, { startAfter: checkpoint.get('file/0') }),
+        checkpoint,
+      );
+    }
+    case 'stdin': {
+      if (config.checkpoint === undefined) return new StdinSource();
+      const checkpoint = new OffsetCheckpoint(config.checkpoint);
+      await checkpoint.load();
+      return checkpointed(
+        new StdinSource(process.stdin, { startAfter: checkpoint.get('stdin/0') }),
+        checkpoint,
+      );
+    }
+  }
+}
+
+function makeSink(config: DaemonConfig['sink'], logger: Logger): Sink {
+  switch (config.kind) {
+    case 'kafka':
+      return new KafkaSink({
+        brokers: config.brokers,
+        clientId: config.clientId,
+        ssl: config.ssl,
+        sasl: sasl(config),
+        resultsTopic: config.resultsTopic,
+        deadLetterTopic: config.deadLetterTopic,
+        eventsTopic: config.eventsTopic,
+        log: kafkaLog(logger),
+      });
+    case 'file':
+      return new JsonlFileSink(
+        path.join(config.dir, 'results.jsonl'),
+        path.join(config.dir, 'dead-letters.jsonl'),
+        path.join(config.dir, 'events.jsonl'),
+      );
+    case 'stdout':
+      return new StdoutSink();
+  }
+}
+
+function makeStore(config: DaemonConfig['store']): MaskStore {
+  return openStore(config);
+}
