@@ -1,3 +1,4 @@
+import { runDaemonBench } from '../bench/daemon-bench.js';
 import { runOneShotBench } from '../bench/oneshot.js';
 import { type ProtocolConfig, runProtocol, type Scenario } from '../bench/protocol.js';
 import { loadDataset } from '../data/index.js';
@@ -136,5 +137,46 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
       `  masks: ${result.mask_bytes_per_task} bytes each, bank ${(result.mask_bank_bytes / 2 ** 20).toFixed(1)} MiB`,
       `  resident memory ${result.rss_mb.toFixed(0)} MiB`,
     ].join('\n')}\n`,
+  );
+}
+
+export async function benchDaemon(raw: RawOptions): Promise<void> {
+  const r = new OptionReader(raw);
+  const arch = readArchitecture(r, 100);
+  const source = r.choice('source', ['file', 'kafka'] as const, 'file');
+  const config = {
+    source,
+    format: r.choice('format', ['json', 'binary'] as const, source === 'file' ? 'json' : 'binary'),
+    records: r.integer('records', 20_000, 1, 10_000_000),
+    masks: r.integer('masks', 10, 1, 100_000),
+    arch,
+    microBatch: r.integer('batch', 128, 1, 4096),
+    brokers: r
+      .string('brokers', '')
+      .split(',')
+      .filter((b) => b !== ''),
+    seed: r.integer('seed', 1, 0, 0xffffffff),
+  };
+  if (config.source === 'kafka' && config.brokers.length === 0)
+    r.problem('--source kafka needs --brokers host:port[,…]');
+  if (config.source === 'file' && config.format === 'binary')
+    r.problem('the file source reads JSON lines: use --format json');
+  const preference = r.choice<BackendPreference>('backend', BACKEND_PREFERENCES, 'auto');
+  r.finish('bench daemon');
+  const backend = await selectBackend(preference);
+  const progress = new Progress();
+  const result = await runDaemonBench(config, (done, total) =>
+    progress.update(done, total, `records ${done}/${total}`),
+  );
+  progress.done();
+  const report = { command: 'bench daemon', backend: backend.backend, ...result, config };
+  if (raw.json === true) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  process.stdout.write(
+    `daemon throughput, ${config.source} source, ${config.format} records, ${config.masks} masks, ${arch.name}: ` +
+      `${result.records_per_s.toFixed(0)} records/s (${result.results_out} results in ${result.seconds.toFixed(1)} s, ` +
+      `${result.full_checks} full checks, RSS ${result.rss_mb.toFixed(0)} MiB)\n`,
   );
 }

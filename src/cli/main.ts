@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { errorMessage, isSupsupError } from '../errors.js';
-import { benchOneShot, benchProtocol } from './bench.js';
+import { benchDaemon, benchOneShot, benchProtocol } from './bench.js';
 import { demo } from './demo.js';
 import { info } from './info.js';
 import { run } from './run.js';
@@ -94,6 +94,22 @@ function buildProgram(): Command {
     .option('--backend <name>', BACKEND_HELP, 'auto')
     .option('--json', 'print one JSON object as the last line of stdout')
     .action((options: Record<string, unknown>) => benchOneShot(options));
+  bench
+    .command('daemon')
+    .description('end-to-end daemon throughput on a stream that stays on one task (k frozen masks)')
+    .option('--source <kind>', 'file|kafka', 'file')
+    .option('--format <kind>', 'json|binary (file: json only)')
+    .option('--records <n>', 'records to stream', '20000')
+    .option('--masks <k>', 'masks in the store', '10')
+    .option('--arch <name>', 'lenet|fc1024', 'lenet')
+    .option('--hidden <widths>', 'hidden widths, e.g. 300,100 (instead of --arch)')
+    .option('--outputs <s>', 'output neurons', '100')
+    .option('--batch <n>', 'micro-batch size', '128')
+    .option('--brokers <list>', 'Kafka brokers for --source kafka')
+    .option('--seed <n>', 'seed', '1')
+    .option('--backend <name>', BACKEND_HELP, 'auto')
+    .option('--json', 'print one JSON object as the last line of stdout')
+    .action((options: Record<string, unknown>) => benchDaemon(options));
   return program;
 }
 

@@ -499,7 +499,15 @@ export class KafkaSource implements Source {
     }
     // Stopping: no seek; the uncommitted chunk is fetched again from the committed offset by the next owner.
     if (this.stopRequested || !payload.isRunning()) return;
-    this.consumer.seek({ topic, partition, offset: firstOffset });
+    try {
+      this.consumer.seek({ topic, partition, offset: firstOffset });
+    } catch (seekError) {
+      // The consumer is restarting or stopping. Nothing was resolved past firstOffset, so the next fetch
+      // (or the next owner, from the committed offset) starts at the chunk anyway.
+      this.log('warn', `${this.name}: seek to ${topic}/${partition}@${firstOffset} failed`, {
+        error: errorText(seekError),
+      });
+    }
   }
 
   private async commit(
