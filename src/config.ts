@@ -206,7 +206,10 @@ function readJsonFile(file: string): Json {
 function fromEnvironment(env: NodeJS.ProcessEnv, base: Json): Json {
   const out: Json = {};
   const redisUrl = readSecret(env, ENVIRONMENT.redisUrl);
-  if (redisUrl !== undefined) out.store = { kind: 'redis', ...asJson(base.store), url: redisUrl };
+  if (redisUrl !== undefined) {
+    const store = asJson(base.store);
+    out.store = store.kind === 'redis' ? { ...store, url: redisUrl } : { kind: 'redis', url: redisUrl };
+  }
   const brokers = env[ENVIRONMENT.kafkaBrokers];
   const password = readSecret(env, ENVIRONMENT.kafkaPassword);
   for (const part of ['source', 'sink'] as const) {
@@ -224,22 +227,24 @@ function fromEnvironment(env: NodeJS.ProcessEnv, base: Json): Json {
 }
 
 function asJson(value: unknown): Json {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Json) : {};
+  return isPlainObject(value) ? value : {};
 }
 
-/** Deep merge of plain objects; arrays and scalars from `over` replace those of `base`. */
+/**
+ * Deep merge of plain objects; arrays and scalars from `over` replace those of `base`, and so does an
+ * object of another `kind` (a redis store replaces a file store whole).
+ */
 function merge(base: Json, over: Json): Json {
   const out: Json = { ...base };
   for (const [key, value] of Object.entries(over)) {
     const current = out[key];
-    out[key] =
-      value !== null &&
-      typeof value === 'object' &&
-      !Array.isArray(value) &&
-      typeof current === 'object' &&
-      current !== null
-        ? merge(asJson(current), asJson(value))
-        : value;
+    const bothObjects = isPlainObject(value) && isPlainObject(current);
+    const sameKind = bothObjects && (value.kind === undefined || value.kind === current.kind);
+    out[key] = bothObjects && sameKind ? merge(current, value) : value;
   }
   return out;
+}
+
+function isPlainObject(value: unknown): value is Json {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
