@@ -6,6 +6,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
 import { loadDataset } from '../data/index.js';
 import { makeTasks } from '../data/tasks.js';
+import { DEFAULT_LEARNER } from '../discovery/learner.js';
 import { PAPER_POLICY } from '../discovery/policy.js';
 import { silentLogger } from '../logger.js';
 import { type Architecture, architectureKey } from '../model/arch.js';
@@ -62,14 +63,7 @@ export async function runDaemonBench(
         optimizer: defaultOptimizer('rmsprop'),
         rule: { kind: 'threshold' },
       },
-      learner: {
-        policy: PAPER_POLICY,
-        objective: 'H',
-        stepsPerBatch: 8,
-        replayBatches: 16,
-        trainBatchSize: 128,
-        freezeAfterSteps: 4000,
-      },
+      learner: { ...DEFAULT_LEARNER, policy: PAPER_POLICY },
       microBatch: config.microBatch,
       maxRecordBytes: 1 << 20,
       logger: silentLogger,

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { DEFAULT_LEARNER } from '../discovery/learner.js';
 import { PAPER_POLICY } from '../discovery/policy.js';
 import type { Logger } from '../logger.js';
 import { makeArchitecture } from '../model/arch.js';
@@ -65,14 +66,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       optimizer: defaultOptimizer('rmsprop'),
       rule: { kind: 'threshold' },
     },
-    learner: {
-      policy: PAPER_POLICY,
-      objective: 'H',
-      stepsPerBatch: 8,
-      replayBatches: 16,
-      trainBatchSize: 128,
-      freezeAfterSteps: 4000,
-    },
+    learner: { ...DEFAULT_LEARNER, policy: PAPER_POLICY },
     microBatch: options.microBatch ?? 128,
     maxRecordBytes: 1 << 20,
     logger: options.logger,

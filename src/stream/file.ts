@@ -16,7 +16,8 @@ import { once } from 'node:events';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { SupsupError } from '../errors.js';
+import { errorMessage, SupsupError } from '../errors.js';
+import { positiveInt } from './checks.js';
 import { encodeDeadLetterJson, encodeEvent, encodeResult } from './record-codec.js';
 import type { DaemonEvent, DeadLetter, RawRecord, ResultRecord, Sink, Source, SourceBatch } from './types.js';
 
@@ -200,7 +201,7 @@ export class JsonlFileSource extends LineSource {
     try {
       handle = await open(this.path, 'r');
     } catch (error) {
-      throw new SupsupError('E_SOURCE', `cannot open input file ${this.path}: ${errorText(error)}`, {
+      throw new SupsupError('E_SOURCE', `cannot open input file ${this.path}: ${errorMessage(error)}`, {
         cause: error,
         retriable: false,
       });
@@ -273,7 +274,7 @@ export async function* readLines(stream: Readable, maxLineBytes: number): AsyncG
       }
     }
   } catch (error) {
-    throw new ReadError('E_SOURCE', `reading the input failed: ${errorText(error)}`, {
+    throw new ReadError('E_SOURCE', `reading the input failed: ${errorMessage(error)}`, {
       cause: error,
       retriable: false,
     });
@@ -333,7 +334,7 @@ class AppendFile {
       await handle.sync();
     } catch (error) {
       if (error instanceof SupsupError) throw error;
-      throw new SupsupError('E_SINK', `writing ${this.path} failed: ${errorText(error)}`, {
+      throw new SupsupError('E_SINK', `writing ${this.path} failed: ${errorMessage(error)}`, {
         cause: error,
         retriable: isTransientFsError(error),
       });
@@ -350,7 +351,7 @@ async function openForAppend(path: string): Promise<FileHandle> {
   try {
     handle = await open(path, 'a', 0o640);
   } catch (error) {
-    throw new SupsupError('E_SINK', `cannot open output file ${path}: ${errorText(error)}`, {
+    throw new SupsupError('E_SINK', `cannot open output file ${path}: ${errorMessage(error)}`, {
       cause: error,
       retriable: false,
     });
@@ -495,7 +496,7 @@ export class StdoutSink implements Sink {
 function sinkStreamError(error: unknown): SupsupError {
   return error instanceof SupsupError
     ? error
-    : new SupsupError('E_SINK', `writing to the output stream failed: ${errorText(error)}`, {
+    : new SupsupError('E_SINK', `writing to the output stream failed: ${errorMessage(error)}`, {
         cause: error,
         retriable: false,
       });
@@ -548,15 +549,4 @@ export function writeChunk(stream: Writable, data: Buffer): Promise<void> {
 async function drained(stream: Writable): Promise<void> {
   if (!stream.writableNeedDrain || stream.destroyed) return;
   await Promise.race([once(stream, 'drain'), once(stream, 'close')]).catch(() => {});
-}
-
-function positiveInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new SupsupError('E_CONFIG', `${name} must be a positive integer, got ${value}`);
-  }
-  return value;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -35,7 +35,8 @@ import type {
   SASLOptions,
 } from 'kafkajs';
 import kafkajs from 'kafkajs';
-import { SupsupError } from '../errors.js';
+import { errorMessage, SupsupError } from '../errors.js';
+import { positiveInt } from './checks.js';
 import { encodeDeadLetterHeaders, encodeEvent, encodeResult, positionKey } from './record-codec.js';
 import type {
   DaemonEvent,
@@ -170,7 +171,7 @@ export function toKafkaSupsupError(
   const details: Record<string, unknown> = {};
   if (typeof e.name === 'string') details.kafkaError = e.name;
   if (typeof e.type === 'string') details.kafkaType = e.type;
-  return new SupsupError(code, `${context}: ${errorText(error)}`, {
+  return new SupsupError(code, `${context}: ${errorMessage(error)}`, {
     cause: error,
     retriable: isRetriableKafkaError(error),
     details,
@@ -469,7 +470,7 @@ export class KafkaSource implements Source {
         'error',
         `${this.name}: handler failed ${attempt} times for ${topic}/${partition} at ${firstOffset}; stopping`,
         {
-          error: errorText(error),
+          error: errorMessage(error),
         },
       );
       this.finish(error);
@@ -485,7 +486,7 @@ export class KafkaSource implements Source {
       {
         attempt,
         backoffMs,
-        error: errorText(error),
+        error: errorMessage(error),
       },
     );
     this.events.emit('batch_failed', { topic, partition, firstOffset, attempt, backoffMs, error });
@@ -505,7 +506,7 @@ export class KafkaSource implements Source {
       // The consumer is restarting or stopping. Nothing was resolved past firstOffset, so the next fetch
       // (or the next owner, from the committed offset) starts at the chunk anyway.
       this.log('warn', `${this.name}: seek to ${topic}/${partition}@${firstOffset} failed`, {
-        error: errorText(seekError),
+        error: errorMessage(seekError),
       });
     }
   }
@@ -526,7 +527,7 @@ export class KafkaSource implements Source {
           throw error;
         this.log('warn', `${this.name}: offset commit failed, retrying`, {
           attempt,
-          error: errorText(error),
+          error: errorMessage(error),
         });
         await this.sleep(Math.min(5000, 200 * 2 ** (attempt - 1)));
       }
@@ -718,15 +719,4 @@ export class KafkaSink implements Sink {
 
 function closedError(): SupsupError {
   return new SupsupError('E_SINK', 'kafka sink: write after close', { retriable: false });
-}
-
-function positiveInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new SupsupError('E_CONFIG', `${name} must be a positive integer, got ${value}`);
-  }
-  return value;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
