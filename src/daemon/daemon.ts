@@ -80,9 +80,14 @@ export class Daemon {
   static async open(options: DaemonOptions): Promise<Daemon> {
     await options.store.open();
     await checkDurability(options);
-    const { engine, learner, applied } = await Daemon.restore(options);
+    const { engine, learner, applied, outbox } = await Daemon.restore(options);
     const daemon = new Daemon(options, engine, learner);
     for (const [key, offset] of Object.entries(applied)) daemon.applied.set(key, offset);
+    if (outbox.length > 0) {
+      // The last commit's events may not have reached the sink before the previous run ended.
+      await options.sink.writeEvents(outbox);
+      options.logger.info('events of the last commit written again', { events: outbox.length });
+    }
     options.logger.info('state restored', {
       store: options.store.kind,
       tasks: learner.learnedTasks.length,
@@ -95,8 +100,9 @@ export class Daemon {
     return this.learner.learnedTasks;
   }
 
-  get currentTask(): number | null {
-    return this.learner.policyState.current;
+  /** The task a partition's stream is on (`topic/partition`), or null. */
+  currentTask(partitionKey: string): number | null {
+    return this.learner.currentTask(partitionKey);
   }
 
   /** The last applied offset of `topic/partition`: where a file or demo source resumes. */
@@ -149,7 +155,7 @@ export class Daemon {
         { ...DEFAULT_LEARNER, ...options.learner },
         restored === null ? undefined : restored,
       );
-      return { engine, learner, applied: restored?.applied ?? {} };
+      return { engine, learner, applied: restored?.applied ?? {}, outbox: restored?.outbox ?? [] };
     } catch (error) {
       engine.dispose();
       throw error;
@@ -178,7 +184,7 @@ export class Daemon {
     let learned = false;
     for (const group of microBatches(valid, this.options.microBatch, applied)) {
       const now = (this.options.clock?.() ?? new Date()).toISOString();
-      const outcome = this.learner.process(group.records, { learn: group.learn, now });
+      const outcome = this.learner.process(group.records, { learn: group.learn, now, stream: key });
       learned ||= group.learn;
       results.push(...outcome.results);
       events.push(...outcome.events);
@@ -189,7 +195,7 @@ export class Daemon {
     }
     const last = batch.records[batch.records.length - 1];
     if (last !== undefined && (applied === undefined || compareOffsets(last.position.offset, applied) > 0)) {
-      await this.commitState(key, last.position.offset, changed);
+      await this.commitState(key, last.position.offset, changed, events);
       failpoint('after_state_commit');
     } else if (learned) {
       throw new SupsupError('E_INTERNAL', 'learned from a batch that was already applied');
@@ -211,8 +217,13 @@ export class Daemon {
     for (const event of events) this.log.info(event.type, { ...event });
   }
 
-  private async commitState(key: string, offset: string, changed: ReadonlySet<number>): Promise<void> {
-    const commit = buildCommit(this.engine, this.learner, changed, key, offset);
+  private async commitState(
+    key: string,
+    offset: string,
+    changed: ReadonlySet<number>,
+    events: readonly DaemonEvent[],
+  ): Promise<void> {
+    const commit = buildCommit(this.engine, this.learner, changed, key, offset, events);
     const outcome = await this.options.store.commit(commit);
     if (outcome === 'applied') {
       this.stats.commitsApplied++;
@@ -255,7 +266,7 @@ export class Daemon {
       partition: first.position.partition,
       offset: first.position.offset,
       lastOffset: last.position.offset,
-      task: this.learner.policyState.current,
+      task: this.learner.currentTask(`${first.position.topic}/${first.position.partition}`),
       decision: decision.kind,
       reason: decision.reason,
       checked,

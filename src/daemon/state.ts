@@ -1,18 +1,30 @@
 import { z } from 'zod';
-import type { LearnedTask } from '../discovery/learner.js';
-import { EMPTY_BAND, type PolicyState } from '../discovery/policy.js';
+import type { LearnedTask, StreamStates } from '../discovery/learner.js';
 import { SupsupError } from '../errors.js';
 import type { SupermaskEngine } from '../model/engine.js';
 import { crc32, decodeMask, encodeMask } from '../model/mask-codec.js';
 import { decodeTrainingState, encodeTrainingState, type TrainingState } from '../model/training-state.js';
+import type { DaemonEvent } from '../records.js';
 import type { Commit, LoadedState, MaskStore, MaskWrite, Registry } from '../store/types.js';
 
 /** Everything the learner needs to resume, read back from a store. */
 export interface RestoredState {
   readonly tasks: readonly LearnedTask[];
-  readonly policy: PolicyState;
+  readonly streams: StreamStates;
   readonly training: ReadonlyMap<number, TrainingState>;
   readonly applied: Readonly<Record<string, string>>;
+  /** Events committed with the last state write; the sink may not have acknowledged them. */
+  readonly outbox: readonly DaemonEvent[];
+}
+
+/**
+ * What the daemon keeps in the registry's opaque `policy` field: the policy state of every stream,
+ * and the outbox of events of the last committed batch (written again after a crash, so a
+ * task_discovered event is never lost between the state write and the sink).
+ */
+export interface DaemonSnapshot {
+  readonly streams: StreamStates;
+  readonly outbox: readonly DaemonEvent[];
 }
 
 const bandSchema = z.object({
@@ -20,6 +32,27 @@ const bandSchema = z.object({
   variance: z.number().min(0),
   observations: z.number().int().min(0),
 });
+const positionSchema = z.object({ topic: z.string(), partition: z.number().int(), offset: z.string() });
+const eventSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('task_discovered'),
+    task: z.number().int(),
+    at: positionSchema,
+    time: z.string(),
+  }),
+  z.object({
+    type: z.literal('mask_frozen'),
+    task: z.number().int(),
+    steps: z.number().int(),
+    time: z.string(),
+  }),
+  z.object({
+    type: z.literal('budget_reached'),
+    masks: z.number().int(),
+    at: positionSchema,
+    time: z.string(),
+  }),
+]);
 const policySchema = z.object({
   masks: z.number().int().min(0),
   current: z.number().int().min(0).nullable(),
@@ -27,6 +60,10 @@ const policySchema = z.object({
   sinceCheck: z.number().int().min(0),
   band: bandSchema,
   budgetReported: z.boolean(),
+});
+const snapshotSchema = z.object({
+  streams: z.record(z.string(), policySchema),
+  outbox: z.array(eventSchema),
 });
 
 /**
@@ -62,24 +99,28 @@ export async function restoreState(store: MaskStore, engine: SupermaskEngine): P
       if (bytes !== null) training.set(meta.task, decodeTrainingState(bytes, engine.layout.sizes));
     }
   }
-  const parsed = policySchema.safeParse(registry.policy);
-  const policy: PolicyState = parsed.success
-    ? parsed.data
-    : {
-        masks: tasks.length,
-        current: tasks.length > 0 ? tasks.length - 1 : null,
-        sinceAllocation: Number.MAX_SAFE_INTEGER,
-        sinceCheck: 0,
-        band: EMPTY_BAND,
-        budgetReported: false,
-      };
-  if (policy.masks !== tasks.length) {
+  const parsed = snapshotSchema.safeParse(registry.policy ?? { streams: {}, outbox: [] });
+  if (!parsed.success) {
     throw new SupsupError(
       'E_STORE_CORRUPT',
-      `policy state counts ${policy.masks} masks, registry has ${tasks.length}`,
+      `the registry's daemon state is malformed: ${parsed.error.message}`,
     );
   }
-  return { tasks, policy, training, applied: loaded.applied };
+  for (const [stream, state] of Object.entries(parsed.data.streams)) {
+    if (state.masks > tasks.length) {
+      throw new SupsupError(
+        'E_STORE_CORRUPT',
+        `stream ${stream} counts ${state.masks} masks, the registry has ${tasks.length}`,
+      );
+    }
+  }
+  return {
+    tasks,
+    streams: parsed.data.streams,
+    training,
+    applied: loaded.applied,
+    outbox: parsed.data.outbox,
+  };
 }
 
 /** The commit for one handled batch: the registry, and the masks (and training states) that changed. */
@@ -87,13 +128,14 @@ export function buildCommit(
   engine: SupermaskEngine,
   learner: {
     readonly learnedTasks: readonly LearnedTask[];
-    readonly policyState: PolicyState;
+    readonly streamStates: StreamStates;
     trainingState(task: number): TrainingState | null;
     setChecksum(task: number, checksum: number): void;
   },
   changed: ReadonlySet<number>,
   partitionKey: string,
   appliedOffset: string,
+  outbox: readonly DaemonEvent[],
 ): Commit {
   const masks: MaskWrite[] = [];
   for (const task of [...changed].sort((a, b) => a - b)) {
@@ -110,7 +152,7 @@ export function buildCommit(
     archKey: engine.archKey,
     seed: engine.seed,
     tasks: learner.learnedTasks,
-    policy: learner.policyState,
+    policy: { streams: learner.streamStates, outbox } satisfies DaemonSnapshot,
   };
   return { partitionKey, appliedOffset, registry, masks };
 }

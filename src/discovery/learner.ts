@@ -58,10 +58,14 @@ export interface BatchOutcome {
   readonly checked: boolean;
 }
 
-interface ReplayBuffer {
-  task: number;
-  batches: LabelledBatch[];
-}
+/** The recent labelled batches of one task. */
+type ReplayBuffer = LabelledBatch[];
+
+/** Replay buffers kept for this many recently trained tasks. */
+const REPLAY_TASKS = 8;
+
+/** Policy state of every stream, as persisted between runs. */
+export type StreamStates = Readonly<Record<string, PolicyState>>;
 
 /**
  * Learns from a stream without task labels: per micro-batch it asks the policy whether to keep the
@@ -72,30 +76,36 @@ interface ReplayBuffer {
 export class StreamLearner {
   private readonly engine: SupermaskEngine;
   private readonly config: LearnerConfig;
-  private state: PolicyState;
+  private readonly streams = new Map<string, PolicyState>();
   private readonly tasks: LearnedTask[];
   private readonly saved = new Map<number, TrainingState>();
   private live: { task: number; trainer: ScoreTrainer } | null = null;
-  private replay: ReplayBuffer | null = null;
+  private readonly replay = new Map<number, ReplayBuffer>();
 
   constructor(
     engine: SupermaskEngine,
     config: LearnerConfig,
     restored?: {
       readonly tasks: readonly LearnedTask[];
-      readonly policy: PolicyState;
+      readonly streams: StreamStates;
       readonly training: ReadonlyMap<number, TrainingState>;
     },
   ) {
     this.engine = engine;
     this.config = config;
-    this.state = restored?.policy ?? INITIAL_STATE;
+    for (const [stream, state] of Object.entries(restored?.streams ?? {})) this.streams.set(stream, state);
     this.tasks = [...(restored?.tasks ?? [])];
     for (const [task, state] of restored?.training ?? []) this.saved.set(task, state);
   }
 
-  get policyState(): PolicyState {
-    return this.state;
+  /** The policy state of every stream seen so far. */
+  get streamStates(): StreamStates {
+    return Object.fromEntries(this.streams);
+  }
+
+  /** The task a stream is on, or null. */
+  currentTask(stream: string): number | null {
+    return this.streams.get(stream)?.current ?? null;
   }
 
   get learnedTasks(): readonly LearnedTask[] {
@@ -120,7 +130,7 @@ export class StreamLearner {
    */
   process(
     records: readonly InputRecord[],
-    options: { readonly learn: boolean; readonly now: string },
+    options: { readonly learn: boolean; readonly now: string; readonly stream: string },
   ): BatchOutcome {
     const dim = this.engine.arch.inputs;
     const x = new Float32Array(records.length * dim);
@@ -131,7 +141,11 @@ export class StreamLearner {
     if (!options.learn) return this.inferOnly(records, x);
 
     const at = (records[records.length - 1] as InputRecord).position;
-    const { decision, checked, entropy } = this.decide(x, labelled.length > 0);
+    const state: PolicyState = {
+      ...(this.streams.get(options.stream) ?? INITIAL_STATE),
+      masks: this.tasks.length,
+    };
+    const { decision, checked, entropy } = this.decide(state, x, labelled.length > 0);
     const events: DaemonEvent[] = [];
     const changed = new Set<number>();
     let newTask = false;
@@ -158,11 +172,14 @@ export class StreamLearner {
     }
     const classification = this.engine.classify(x, task);
     const meanEntropy = entropy ?? mean(classification.entropies);
-    this.state = advance(
-      this.state,
-      decision,
-      { labelled: labelled.length > 0, entropy: meanEntropy, checked },
-      this.config.policy,
+    this.streams.set(
+      options.stream,
+      advance(
+        state,
+        decision,
+        { labelled: labelled.length > 0, entropy: meanEntropy, checked },
+        this.config.policy,
+      ),
     );
     const version = (this.tasks[task] as LearnedTask).version;
     const results = records.map((r, i) => ({
@@ -184,26 +201,31 @@ export class StreamLearner {
   }
 
   private decide(
+    state: PolicyState,
     x: Float32Array,
     labelled: boolean,
   ): { decision: Decision; checked: boolean; entropy?: number } {
-    const pre = precheck(this.state, this.config.policy);
-    const current = this.state.current ?? 0;
-    if (pre.kind === 'allocate')
+    const pre = precheck(state, this.config.policy);
+    const current = state.current ?? 0;
+    if (pre.kind === 'allocate') {
       return { decision: { kind: 'allocate', confidence: 0, reason: pre.reason }, checked: false };
+    }
     if (pre.kind === 'keep') {
       return {
         decision: { kind: 'route', task: current, confidence: 1, reason: pre.reason },
         checked: false,
       };
     }
-    const entropy = mean(this.engine.classify(x, current).entropies);
-    if (afterEntropy(this.state, entropy, this.config.policy) === 'keep') {
-      return {
-        decision: { kind: 'route', task: current, confidence: 1, reason: 'fast_path' },
-        checked: false,
-        entropy,
-      };
+    let entropy: number | undefined;
+    if (pre.kind === 'entropy') {
+      entropy = mean(this.engine.classify(x, current).entropies);
+      if (afterEntropy(state, entropy, this.config.policy) === 'keep') {
+        return {
+          decision: { kind: 'route', task: current, confidence: 1, reason: 'fast_path' },
+          checked: false,
+          entropy,
+        };
+      }
     }
     const rows = Math.floor(x.length / this.engine.arch.inputs);
     const gradient = this.engine.paddedAlphaGradient(
@@ -212,9 +234,9 @@ export class StreamLearner {
       this.config.objective,
       padsNeeded(this.tasks.length, this.config.policy),
     );
-    const decision = decideFromGradient(this.state, gradient, this.config.policy, labelled);
+    const decision = decideFromGradient(state, gradient, this.config.policy, labelled);
     // The band follows the entropy of the task the batch ends up on.
-    const routed = decision.kind === 'route' && decision.task !== current ? undefined : entropy;
+    const routed = decision.kind === 'route' && decision.task !== state.current ? undefined : entropy;
     return { decision, checked: true, entropy: routed };
   }
 
@@ -307,7 +329,10 @@ export class StreamLearner {
   }
 
   private remember(task: number, labelled: readonly InputRecord[]): void {
-    if (this.replay === null || this.replay.task !== task) this.replay = { task, batches: [] };
+    const buffer = this.replay.get(task) ?? [];
+    this.replay.delete(task);
+    this.replay.set(task, buffer);
+    while (this.replay.size > REPLAY_TASKS) this.replay.delete(this.replay.keys().next().value as number);
     const dim = this.engine.arch.inputs;
     const x = new Float32Array(labelled.length * dim);
     const y = new Int32Array(labelled.length);
@@ -315,14 +340,14 @@ export class StreamLearner {
       x.set(r.x, i * dim);
       y[i] = r.y as number;
     });
-    this.replay.batches.push({ x, y, rows: labelled.length });
-    if (this.replay.batches.length > this.config.replayBatches) this.replay.batches.shift();
+    buffer.push({ x, y, rows: labelled.length });
+    if (buffer.length > this.config.replayBatches) buffer.shift();
   }
 
   /** A training batch drawn uniformly from the replay buffer's rows, seeded by (task, step). */
   private drawReplayBatch(task: number, step: number): LabelledBatch {
-    const buffer = this.replay as ReplayBuffer;
-    const total = buffer.batches.reduce((n, b) => n + b.rows, 0);
+    const buffer = this.replay.get(task) as ReplayBuffer;
+    const total = buffer.reduce((n, b) => n + b.rows, 0);
     const rows = this.config.trainBatchSize;
     const dim = this.engine.arch.inputs;
     const stream = new RandomStream(this.engine.seed, 'replay', task, step * Math.ceil(rows / 4));
@@ -331,11 +356,11 @@ export class StreamLearner {
     for (let r = 0; r < rows; r++) {
       let pick = stream.nextInt(total);
       let b = 0;
-      while (pick >= (buffer.batches[b] as LabelledBatch).rows) {
-        pick -= (buffer.batches[b] as LabelledBatch).rows;
+      while (pick >= (buffer[b] as LabelledBatch).rows) {
+        pick -= (buffer[b] as LabelledBatch).rows;
         b++;
       }
-      const source = buffer.batches[b] as LabelledBatch;
+      const source = buffer[b] as LabelledBatch;
       x.set(source.x.subarray(pick * dim, (pick + 1) * dim), r * dim);
       y[r] = source.y[pick] as number;
     }

@@ -64,9 +64,9 @@ export function insideBand(band: EntropyBand, entropy: number, config: PolicyCon
   return Math.abs(entropy - band.mean) <= config.zScore * std;
 }
 
-/** State of the rule between batches. */
+/** State of the rule between batches of one stream (one source partition). */
 export interface PolicyState {
-  /** Masks allocated so far. */
+  /** Masks allocated so far, by all streams. */
   readonly masks: number;
   /** The task the stream is on, or null before the first batch. */
   readonly current: number | null;
@@ -92,10 +92,17 @@ export type Precheck =
   | { readonly kind: 'allocate'; readonly reason: 'first' }
   | { readonly kind: 'keep'; readonly reason: 'warmup' | 'schedule' }
   /** Compute the current task's batch entropy and ask `afterEntropy`. */
-  | { readonly kind: 'entropy' };
+  | { readonly kind: 'entropy' }
+  /** A stream with no current task yet, while masks exist: run the full check. */
+  | { readonly kind: 'check' };
 
+/**
+ * The first question for a batch. `state` is the batch's own stream (a partition): each stream has
+ * its current task, warm-up and entropy band, while `masks` counts the masks shared by all.
+ */
 export function precheck(state: PolicyState, config: PolicyConfig): Precheck {
-  if (state.current === null || state.masks === 0) return { kind: 'allocate', reason: 'first' };
+  if (state.masks === 0) return { kind: 'allocate', reason: 'first' };
+  if (state.current === null) return { kind: 'check' };
   if (state.sinceAllocation < config.warmupBatches) return { kind: 'keep', reason: 'warmup' };
   if (state.sinceCheck + 1 < config.checkEvery) return { kind: 'keep', reason: 'schedule' };
   return { kind: 'entropy' };

@@ -33,7 +33,8 @@ export function createLogger(options: {
   const pretty = options.pretty ?? tty;
   const format = winston.format.combine(
     winston.format.timestamp(),
-    winston.format((info) => redact(info) as winston.Logform.TransformableInfo)(),
+    // Redact in place: winston keys its level and message by symbols that a copy would drop.
+    winston.format((info) => Object.assign(info, redact({ ...info }) as object))(),
     pretty
       ? winston.format.printf(({ timestamp, level, message, ...rest }) => {
           const fields = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';

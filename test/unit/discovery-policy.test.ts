@@ -63,6 +63,20 @@ test('the first batch allocates; a fresh mask is kept through its warm-up', () =
   assert.equal(unlabelled.sinceAllocation, 1);
 });
 
+test('a new stream (partition) checks the shared masks before it would allocate', () => {
+  const fresh = { ...INITIAL_STATE, masks: 3 };
+  assert.deepEqual(precheck(fresh, config), { kind: 'check' });
+  const routed = advance(
+    fresh,
+    { kind: 'route', task: 1, confidence: 0.8, reason: 'confident' },
+    { labelled: true, entropy: 1.5, checked: true },
+    config,
+  );
+  assert.equal(routed.current, 1);
+  assert.equal(routed.sinceAllocation, config.warmupBatches, 'an existing mask needs no warm-up');
+  assert.deepEqual(precheck(routed, config), { kind: 'entropy' });
+});
+
 test('padding: k′ = max(k, 5)', () => {
   assert.deepEqual(
     [0, 1, 2, 4, 5, 9].map((k) => padsNeeded(k, config)),
