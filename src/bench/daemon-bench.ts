@@ -4,6 +4,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Kafka, logLevel } from 'kafkajs';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
+import type { DaemonSnapshot } from '../daemon/state.js';
 import { loadDataset } from '../data/index.js';
 import { makeTasks } from '../data/tasks.js';
 import { DEFAULT_LEARNER } from '../discovery/learner.js';
@@ -135,14 +136,7 @@ async function seededStore(config: DaemonBenchConfig): Promise<MemoryStore> {
     bornTime: new Date(0).toISOString(),
     checksum: crc32(m.encodedMask),
   }));
-  const policy = {
-    masks: config.masks,
-    current: 0,
-    sinceAllocation: PAPER_POLICY.warmupBatches,
-    sinceCheck: 0,
-    band: { mean: 0, variance: 0, observations: 0 },
-    budgetReported: false,
-  };
+  const policy: DaemonSnapshot = { streams: {}, outbox: [] };
   await store.commit({
     partitionKey: 'bench-seed/0',
     appliedOffset: '0',
@@ -186,16 +180,12 @@ async function kafkaSetup(values: readonly Buffer[], config: DaemonBenchConfig) 
     topics: Object.values(topics).map((topic) => ({ topic, numPartitions: 1 })),
     waitForLeaders: true,
   });
-  const producer = kafka.producer();
-  await producer.connect();
-  const headers = { 'content-type': config.format === 'json' ? 'application/json' : 'application/x-float32' };
-  for (let i = 0; i < values.length; i += 1000) {
-    await producer.send({
-      topic: topics.input,
-      messages: values.slice(i, i + 1000).map((value) => ({ value, headers })),
-    });
+  try {
+    await produceAll(kafka, topics.input, values, config.format);
+  } catch (error) {
+    await admin.disconnect();
+    throw error;
   }
-  await producer.disconnect();
   const client = { brokers: config.brokers, clientId: 'supsupd-bench', logLevel: 'nothing' as const };
   return {
     source: new KafkaSource({
@@ -226,5 +216,19 @@ async function waitFor(done: () => boolean, running: Promise<void>): Promise<voi
   while (!done()) {
     if (failed !== null) throw failed;
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function produceAll(kafka: Kafka, topic: string, values: readonly Buffer[], format: 'json' | 'binary') {
+  const producer = kafka.producer();
+  await producer.connect();
+  const headers = { 'content-type': format === 'json' ? 'application/json' : 'application/x-float32' };
+  try {
+    // Requests stay under the broker's default message.max.bytes (1 MiB): 100 records of at most ~8 KB.
+    for (let i = 0; i < values.length; i += 100) {
+      await producer.send({ topic, messages: values.slice(i, i + 100).map((value) => ({ value, headers })) });
+    }
+  } finally {
+    await producer.disconnect();
   }
 }

@@ -99,3 +99,24 @@ test('bench split --json: the last stdout line is one JSON object with the requi
   assert.equal(config.arch.outputs, 20);
   assert.match(run.stderr, /100\.0%/, 'progress goes to stderr');
 });
+
+test('bench daemon --json: every record of the stream comes out of the real daemon', () => {
+  const run = supsupd(
+    'bench',
+    'daemon',
+    '--source',
+    'file',
+    '--records',
+    '600',
+    '--masks',
+    '3',
+    '--backend',
+    'cpu',
+    '--json',
+  );
+  assert.equal(run.status, 0, run.stderr);
+  const report = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '') as Record<string, number>;
+  assert.equal(report.records_in, 600);
+  assert.equal(report.results_out, 600);
+  assert.ok((report.records_per_s ?? 0) > 0);
+});
