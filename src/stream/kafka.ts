@@ -6,8 +6,9 @@
  * A fetched kafkajs batch is handed to the handler in chunks of at most `maxBatchSize` records; after a
  * chunk's handler resolved, its last offset is resolved and `last + 1` committed explicitly (at-least-once:
  * a crash between the handler and the commit re-delivers the chunk; results carry `x-source` to dedupe).
- * A handler that throws leaves the chunk uncommitted: the source waits (exponential backoff with jitter,
- * heartbeating), seeks back to the chunk's first offset and delivers it again; nothing of it is committed.
+ * A handler that throws leaves the chunk uncommitted: the source seeks back to the chunk's first offset and
+ * pauses the partition for an exponential backoff with jitter (back-pressure: no fetches for it while the
+ * store or sink is failing; other partitions go on), then resumes and delivers it again.
  * Errors of heartbeats (rebalances) and of commits go to kafkajs, which re-joins the group; uncommitted
  * records are then fetched again by whoever owns the partition.
  *
@@ -257,6 +258,7 @@ export class KafkaSource implements Source {
   private started = false;
   private starting: Promise<void> | undefined;
   private stopRequested = false;
+  private readonly resumeTimers = new Set<NodeJS.Timeout>();
   private stopping: Promise<void> | undefined;
   private isJoined = false;
   private progressAt = 0;
@@ -354,6 +356,8 @@ export class KafkaSource implements Source {
 
   private async stopOnce(): Promise<void> {
     this.stopRequested = true;
+    for (const timer of this.resumeTimers) clearTimeout(timer);
+    this.resumeTimers.clear();
     for (const wake of this.wakers) wake();
     const work = (async () => {
       // Disconnecting while run() is still joining makes kafkajs crash and keep consuming (kafkajs#1639).
@@ -490,18 +494,19 @@ export class KafkaSource implements Source {
       },
     );
     this.events.emit('batch_failed', { topic, partition, firstOffset, attempt, backoffMs, error });
-    // Wait, heartbeating so the session stays alive; a heartbeat error (rebalance) goes to kafkajs.
-    const until = Date.now() + backoffMs;
-    while (!this.stopRequested && payload.isRunning()) {
-      const left = until - Date.now();
-      if (left <= 0) break;
-      await this.sleep(Math.min(left, this.heartbeatIntervalMs));
-      if (!this.stopRequested && payload.isRunning()) await payload.heartbeat();
-    }
-    // Stopping: no seek; the uncommitted chunk is fetched again from the committed offset by the next owner.
+    // Back-pressure: pause the partition (its fetches stop, other partitions go on, kafkajs keeps the
+    // session alive), seek back to the chunk, and resume once the backoff has passed. Stopping: no
+    // seek; the uncommitted chunk is fetched again from the committed offset by the next owner.
     if (this.stopRequested || !payload.isRunning()) return;
     try {
       this.consumer.seek({ topic, partition, offset: firstOffset });
+      const resume = payload.pause();
+      const timer = setTimeout(() => {
+        this.resumeTimers.delete(timer);
+        if (!this.stopRequested) resume();
+      }, backoffMs);
+      timer.unref();
+      this.resumeTimers.add(timer);
     } catch (seekError) {
       // The consumer is restarting or stopping. Nothing was resolved past firstOffset, so the next fetch
       // (or the next owner, from the committed offset) starts at the chunk anyway.

@@ -339,7 +339,11 @@ class ResultIndex {
   }
 }
 
-/** No loss: a result for every input, each naming its input; logs the duplicates (redelivered batches). */
+/**
+ * No loss and no duplicate: exactly one result for every input, each naming its input. (The crash
+ * points used here fall after the state write and before the results; a crash after the results
+ * and before the offset commit would legitimately repeat a batch's results: at-least-once.)
+ */
 function assertEveryInputHasAResult(
   s: Scenario,
   plan: StreamPlan,
@@ -357,6 +361,8 @@ function assertEveryInputHasAResult(
     `${s.name}: ${resultCount} results for ${plan.order.length} inputs; ${duplicated.length} inputs have more than one ` +
       `result (${disagreeing} of them with different tasks)`,
   );
+  assert.equal(duplicated.length, 0, 'exactly one result per input offset');
+  assert.equal(resultCount, plan.order.length);
 }
 
 interface Discovery {

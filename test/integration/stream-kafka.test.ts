@@ -366,6 +366,58 @@ test('Kafka stream source and sink', { timeout: 15 * 60_000 }, async (t) => {
     );
 
     await t.test(
+      'back-pressure: a partition whose handler keeps failing is paused while the others flow',
+      async () => {
+        const s = scenario('pause');
+        await setUp(s, 3);
+        await producer.send({
+          topic: s.input,
+          acks: -1,
+          messages: Array.from({ length: 90 }, (_, i) => ({ partition: i % 3, value: jsonRecord(i) })),
+        });
+        const source = makeSource(broker, s, { retryBackoffMs: 1500, maxRetryBackoffMs: 1500 });
+        const sink = makeSink(broker, s);
+        const handled = new Map<string, number>();
+        const attemptsOnPartition0: number[] = [];
+        let failing = true;
+        await source.start(
+          pipeline(sink, handled, (batch) => {
+            if (batch.partition !== 0) return;
+            attemptsOnPartition0.push(Date.now());
+            if (failing) throw new Error('store unavailable (injected)');
+          }),
+        );
+        // Partitions 1 and 2 are fully handled while partition 0 keeps failing.
+        await waitFor(
+          () => [...handled.keys()].filter((k) => !k.includes('/0/')).length === 60,
+          60_000,
+          () => `60 records of partitions 1 and 2 (have ${handled.size})`,
+        );
+        assert.equal([...handled.keys()].filter((k) => k.includes('/0/')).length, 0);
+        // Paused, not spinning: redeliveries are spaced by the backoff.
+        await waitFor(
+          () => attemptsOnPartition0.length >= 3,
+          30_000,
+          () => 'three attempts on partition 0',
+        );
+        const gaps = attemptsOnPartition0.slice(1).map((t, i) => t - (attemptsOnPartition0[i] as number));
+        assert.ok(
+          gaps.every((g) => g >= 1000),
+          `attempts spaced by the backoff: ${gaps.join(', ')} ms`,
+        );
+        failing = false;
+        await waitFor(
+          () => handled.size === 90,
+          30_000,
+          () => `90 handled records (have ${handled.size})`,
+        );
+        await stopWithinBudget(source);
+        await assertCommittedAtEnd(admin, s);
+        await sink.close();
+      },
+    );
+
+    await t.test(
       'poison records reach the DLQ once each with the reason header; the partition keeps flowing',
       async () => {
         const s0 = Date.now();
