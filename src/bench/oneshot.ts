@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Architecture } from '../model/arch.js';
 import { SupermaskEngine } from '../model/engine.js';
-import { bytesOfWords } from '../model/mask-layout.js';
+import { randomMask } from '../model/mask-layout.js';
 import type { Objective } from '../model/objectives.js';
 import { defaultOptimizer } from '../model/optimizers.js';
 import { RandomStream } from '../model/prng.js';
@@ -90,20 +90,8 @@ function addRandomMasks(
   seed: number,
   onAdded: (done: number) => void,
 ): void {
-  const { layout } = engine;
-  const stream = new RandomStream(seed, 'randomMasks', 0);
-  const words = new Uint32Array(layout.totalBits / 32);
   for (let m = 0; m < count; m++) {
-    words.fill(0);
-    for (let l = 0; l < layout.sizes.length; l++) {
-      const base = (layout.bitOffsets[l] as number) / 32;
-      const size = layout.sizes[l] as number;
-      const full = Math.floor(size / 32);
-      for (let w = 0; w < full; w++) words[base + w] = stream.nextUint32();
-      const tail = size % 32;
-      if (tail > 0) words[base + full] = stream.nextUint32() & ((1 << tail) - 1);
-    }
-    engine.addMask(bytesOfWords(words));
+    engine.addMask(randomMask(engine.layout, seed, m));
     if (m % 100 === 99 || m === count - 1) onAdded(m + 1);
   }
 }

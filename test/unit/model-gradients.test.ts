@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { makeArchitecture } from '../../src/model/arch.ts';
 import { SupermaskEngine } from '../../src/model/engine.ts';
-import { bytesOfWords } from '../../src/model/mask-layout.ts';
+import { randomMask } from '../../src/model/mask-layout.ts';
 import { type MaskRule, maskOfScores, scoreGradient } from '../../src/model/mask-rule.ts';
 import { MaskedMlp } from '../../src/model/network.ts';
 import { entropyObjective, superfluousObjective } from '../../src/model/objectives.ts';
@@ -121,21 +121,6 @@ for (const rule of [{ kind: 'threshold' }, { kind: 'topk', density: 0.3 }] as Ma
   });
 }
 
-function randomPacked(engine: SupermaskEngine, seed: number, index: number): Uint8Array {
-  const { layout } = engine;
-  const stream = new RandomStream(seed, 'randomMasks', index);
-  const words = new Uint32Array(layout.totalBits / 32);
-  for (let l = 0; l < layout.sizes.length; l++) {
-    const base = (layout.bitOffsets[l] as number) / 32;
-    const size = layout.sizes[l] as number;
-    for (let w = 0; w * 32 < size; w++) {
-      const valid = Math.min(32, size - w * 32);
-      words[base + w] = valid === 32 ? stream.nextUint32() : stream.nextUint32() & ((1 << valid) - 1);
-    }
-  }
-  return bytesOfWords(words);
-}
-
 /** ∂Obj/∂α by tfjs autograd over a float stack of masks: the reference the identity must match. */
 function autogradAlpha(
   engine: SupermaskEngine,
@@ -198,7 +183,7 @@ for (const k of [1, 3, 17]) {
         rule: { kind: 'threshold' },
         optimizer: defaultOptimizer('rmsprop'),
       });
-      for (let i = 0; i < k; i++) engine.addMask(randomPacked(engine, 5, i));
+      for (let i = 0; i < k; i++) engine.addMask(randomMask(engine.layout, 5, i));
       const x = randomInput(16, k);
       for (const bprime of [1, 16]) {
         const identity = engine.alphaGradient(x, bprime, objective);
