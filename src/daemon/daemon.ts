@@ -67,6 +67,7 @@ export class Daemon {
   private learner: StreamLearner;
   private stopping: Promise<void> | null = null;
   private source: Source | null = null;
+  private stale = false;
   private readonly log: Logger;
 
   private constructor(options: DaemonOptions, engine: SupermaskEngine, learner: StreamLearner) {
@@ -163,6 +164,8 @@ export class Daemon {
   }
 
   private async handle(batch: SourceBatch): Promise<void> {
+    // A failed state write left the in-memory model ahead of the store: start again from the store.
+    if (this.stale) await this.reload();
     const key = `${batch.topic}/${batch.partition}`;
     const limits = {
       dim: this.engine.arch.inputs,
@@ -224,7 +227,15 @@ export class Daemon {
     events: readonly DaemonEvent[],
   ): Promise<void> {
     const commit = buildCommit(this.engine, this.learner, changed, key, offset, events);
-    const outcome = await this.options.store.commit(commit);
+    let outcome: Awaited<ReturnType<MaskStore['commit']>>;
+    try {
+      outcome = await this.options.store.commit(commit);
+    } catch (error) {
+      // Whether or not the write landed, the batch will be delivered again; the model must not keep
+      // what it learned from it in memory only.
+      this.stale = true;
+      throw error;
+    }
     if (outcome === 'applied') {
       this.stats.commitsApplied++;
       this.applied.set(key, offset);
@@ -233,10 +244,15 @@ export class Daemon {
     // Another member applied this partition further than we have: our model is stale. Reload the
     // store's state so that nothing computed here overwrites it, then let the batch be redelivered.
     this.stats.commitsFenced++;
-    this.log.warn('state write fenced: the store is ahead of this member; reloading state', {
-      partition: key,
-      offset,
+    this.log.warn('state write fenced: the store is ahead of this member; reloading state', { partition: key, offset });
+    await this.reload();
+    throw new SupsupError('E_STORE_CONFLICT', `state write for ${key}@${offset} was fenced; batch will be redelivered`, {
+      retriable: true,
     });
+  }
+
+  /** Replaces the engine and learner by the store's state (after a failed or fenced write). */
+  private async reload(): Promise<void> {
     const { engine, learner, applied } = await Daemon.restore(this.options);
     this.learner.dispose();
     this.engine.dispose();
@@ -244,13 +260,8 @@ export class Daemon {
     this.learner = learner;
     this.applied.clear();
     for (const [k, v] of Object.entries(applied)) this.applied.set(k, v);
-    throw new SupsupError(
-      'E_STORE_CONFLICT',
-      `state write for ${key}@${offset} was fenced; batch will be redelivered`,
-      {
-        retriable: true,
-      },
-    );
+    this.stale = false;
+    this.log.info('state reloaded from the store', { tasks: learner.learnedTasks.length });
   }
 
   private logDecision(

@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import { Daemon, type DaemonOptions, microBatches } from '../../src/daemon/daemon.ts';
+import { DEFAULT_DEMO_STREAM, demoStream } from '../../src/daemon/demo-stream.ts';
+import { DEFAULT_LEARNER } from '../../src/discovery/learner.ts';
+import { PAPER_POLICY } from '../../src/discovery/policy.ts';
+import { SupsupError } from '../../src/errors.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { makeArchitecture } from '../../src/model/arch.ts';
+import { defaultOptimizer } from '../../src/model/optimizers.ts';
+import type { InputRecord, RawRecord, ResultRecord } from '../../src/records.ts';
+import { MemoryStore } from '../../src/store/memory-store.ts';
+import type { Commit, CommitOutcome } from '../../src/store/types.ts';
+import type { Sink, Source, SourceBatch } from '../../src/stream/types.ts';
+import { testBackend } from '../support/backend.ts';
+
+before(async () => {
+  await testBackend();
+});
+
+/** A memory store whose next `failures` commits throw a retriable error (after applying, if `land`). */
+class FlakyStore extends MemoryStore {
+  failures = 0;
+  land = false;
+  override async commit(commit: Commit): Promise<CommitOutcome> {
+    if (this.failures > 0) {
+      this.failures--;
+      if (this.land) await super.commit(commit);
+      throw new SupsupError('E_STORE_UNAVAILABLE', 'injected', { retriable: true });
+    }
+    return super.commit(commit);
+  }
+}
+
+class MemorySink implements Sink {
+  readonly name = 'memory';
+  readonly results: ResultRecord[] = [];
+  async writeResults(results: readonly ResultRecord[]) {
+    this.results.push(...results);
+  }
+  async writeDeadLetters() {}
+  async writeEvents() {}
+  async close() {}
+}
+
+/** A source the test drives by hand: it only hands out the daemon's handler. */
+class ManualSource implements Source {
+  readonly name = 'manual';
+  handler: ((batch: SourceBatch) => Promise<void>) | null = null;
+  async start(handler: (batch: SourceBatch) => Promise<void>) {
+    this.handler = handler;
+  }
+  async done() {}
+  async stop() {}
+}
+
+const records: RawRecord[] = [];
+for (const r of demoStream({ ...DEFAULT_DEMO_STREAM, recordsPerSegment: 300 })) {
+  records.push(r);
+  if (records.length === 512) break;
+}
+const batch = (from: number, to: number): SourceBatch => ({
+  topic: 'demo',
+  partition: 0,
+  records: records.slice(from, to),
+  heartbeat: async () => {},
+});
+
+async function daemonWith(
+  store: MemoryStore,
+  sink: MemorySink,
+): Promise<{ daemon: Daemon; source: ManualSource }> {
+  const options: DaemonOptions = {
+    sink,
+    store,
+    model: {
+      arch: makeArchitecture({ arch: 'lenet', outputs: 100 }),
+      seed: 1,
+      optimizer: defaultOptimizer('rmsprop'),
+      rule: { kind: 'threshold' },
+    },
+    learner: { ...DEFAULT_LEARNER, policy: PAPER_POLICY },
+    microBatch: 128,
+    maxRecordBytes: 1 << 20,
+    logger: silentLogger,
+  };
+  const daemon = await Daemon.open(options);
+  const source = new ManualSource();
+  await daemon.run(source);
+  return { daemon, source };
+}
+
+async function assertSameState(actual: MemoryStore, expected: MemoryStore): Promise<void> {
+  // The daemons closed them; a memory store keeps its data across close() and open().
+  await actual.open();
+  await expected.open();
+  const want = await expected.load();
+  const got = await actual.load();
+  assert.deepEqual(got?.applied, want?.applied);
+  assert.equal(got?.registry.tasks.length, want?.registry.tasks.length);
+  for (const meta of want?.registry.tasks ?? []) {
+    assert.deepEqual(
+      await actual.loadMask(meta.task),
+      await expected.loadMask(meta.task),
+      `mask ${meta.task}`,
+    );
+  }
+}
+
+/** Runs batch 0..256 then 256..512, failing the second state write once. */
+async function runWithFailedWrite(land: boolean): Promise<{ store: FlakyStore; sink: MemorySink }> {
+  const store = new FlakyStore();
+  const sink = new MemorySink();
+  const { daemon, source } = await daemonWith(store, sink);
+  await source.handler?.(batch(0, 256));
+  store.failures = 1;
+  store.land = land;
+  await assert.rejects(source.handler?.(batch(256, 512)) ?? Promise.resolve(), /injected/);
+  await source.handler?.(batch(256, 512));
+  await daemon.stop();
+  return { store, sink };
+}
+
+test('a state write that failed but landed: the redelivered batch is only inferred, state equals a clean run', async () => {
+  const clean = new MemoryStore();
+  const run = await daemonWith(clean, new MemorySink());
+  await run.source.handler?.(batch(0, 256));
+  await run.source.handler?.(batch(256, 512));
+  await run.daemon.stop();
+  const { store, sink } = await runWithFailedWrite(true);
+  await assertSameState(store, clean);
+  assert.equal(sink.results.length, 512, 'one result per record');
+});
+
+test('a state write that was lost: the model restarts from the store, as after a crash, not learning the batch twice', async () => {
+  // Reference: a daemon that stops after the first batch and a new one that handles the second.
+  const restarted = new MemoryStore();
+  const first = await daemonWith(restarted, new MemorySink());
+  await first.source.handler?.(batch(0, 256));
+  await first.daemon.stop();
+  const second = await daemonWith(restarted, new MemorySink());
+  await second.source.handler?.(batch(256, 512));
+  await second.daemon.stop();
+  const { store, sink } = await runWithFailedWrite(false);
+  await assertSameState(store, restarted);
+  assert.equal(sink.results.length, 512, 'one result per record');
+});
+
+test('micro-batches never mix records already applied with new ones', () => {
+  const at = (offset: number) =>
+    ({ position: { topic: 't', partition: 0, offset: String(offset) } }) as InputRecord;
+  const groups = [...microBatches([1, 2, 3, 4, 5, 6, 7].map(at), 3, '4')].map((g) => ({
+    learn: g.learn,
+    offsets: g.records.map((r) => Number(r.position.offset)),
+  }));
+  assert.deepEqual(groups, [
+    { learn: false, offsets: [1, 2, 3] },
+    { learn: false, offsets: [4] },
+    { learn: true, offsets: [5, 6, 7] },
+  ]);
+});
