@@ -244,11 +244,18 @@ export class Daemon {
     // Another member applied this partition further than we have: our model is stale. Reload the
     // store's state so that nothing computed here overwrites it, then let the batch be redelivered.
     this.stats.commitsFenced++;
-    this.log.warn('state write fenced: the store is ahead of this member; reloading state', { partition: key, offset });
-    await this.reload();
-    throw new SupsupError('E_STORE_CONFLICT', `state write for ${key}@${offset} was fenced; batch will be redelivered`, {
-      retriable: true,
+    this.log.warn('state write fenced: the store is ahead of this member; reloading state', {
+      partition: key,
+      offset,
     });
+    await this.reload();
+    throw new SupsupError(
+      'E_STORE_CONFLICT',
+      `state write for ${key}@${offset} was fenced; batch will be redelivered`,
+      {
+        retriable: true,
+      },
+    );
   }
 
   /** Replaces the engine and learner by the store's state (after a failed or fenced write). */
