@@ -106,11 +106,6 @@ export class Daemon {
     return this.learner.currentTask(partitionKey);
   }
 
-  /** The last applied offset of `topic/partition`: where a file or demo source resumes. */
-  appliedOffset(topic: string, partition: number): string | undefined {
-    return this.applied.get(`${topic}/${partition}`);
-  }
-
   /** Consumes `source` until it is done (finite sources) or the daemon is stopped. */
   async run(source: Source): Promise<void> {
     if (this.source !== null) throw new SupsupError('E_INTERNAL', 'the daemon is already running a source');
