@@ -5,7 +5,6 @@ import type { Logger } from '../logger.js';
 import { makeArchitecture } from '../model/arch.js';
 import { defaultOptimizer } from '../model/optimizers.js';
 import { openStore } from '../store/index.js';
-import type { MaskStore } from '../store/types.js';
 import { JsonlFileSink, JsonlFileSource, StdinSource, StdoutSink } from '../stream/file.js';
 import { type KafkaLogCallback, KafkaSink, KafkaSource } from '../stream/kafka.js';
 import type { Sink, Source } from '../stream/types.js';
@@ -32,7 +31,7 @@ export function buildComponents(config: DaemonConfig, logger: Logger): Component
     config.discovery;
   const options: DaemonOptions = {
     sink: makeSink(config.sink, logger),
-    store: makeStore(config.store),
+    store: openStore(config.store),
     allowVolatileStore: config.store.kind === 'redis' ? config.store.allowNoPersistence : true,
     model: {
       arch,
@@ -122,8 +121,4 @@ function makeSink(config: DaemonConfig['sink'], logger: Logger): Sink {
     case 'stdout':
       return new StdoutSink();
   }
-}
-
-function makeStore(config: DaemonConfig['store']): MaskStore {
-  return openStore(config);
 }
