@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import cron from 'node-cron';
 import { z } from 'zod';
 import { SupsupError } from './errors.js';
 
@@ -9,6 +10,7 @@ import { SupsupError } from './errors.js';
  * `<VAR>_FILE`, never from the config file, and are redacted in every dump.
  */
 const positiveInt = z.number().int().positive();
+const validCron = (expression: string) => cron.validate(expression);
 const kafkaConnection = {
   brokers: z.array(z.string().min(1)).min(1),
   clientId: z.string().min(1).default('supsupd'),
@@ -128,9 +130,50 @@ export const configSchema = z
       .object({ level: z.enum(['error', 'warn', 'info', 'debug']).default('info') })
       .strict()
       .prefault({}),
+    http: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Loopback by default: the API is for the operator's own machine unless opened on purpose. */
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65_535).default(9464),
+        /** Bearer token for mutating and admin endpoints (from SUPSUPD_HTTP_TOKEN or its _FILE). */
+        token: z.string().min(16, 'must be at least 16 characters').optional(),
+        bodyLimitBytes: positiveInt.default(8 << 20),
+        requestTimeoutMs: positiveInt.default(30_000),
+        headersTimeoutMs: positiveInt.default(10_000),
+        /** How often the live decision summary goes out on the events stream. */
+        summaryIntervalMs: positiveInt.default(1_000),
+      })
+      .strict()
+      .prefault({}),
+    jobs: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Lease of the cross-replica job lock; renewed while a job runs. */
+        lockTtlMs: positiveInt.default(60_000),
+        integrity: cronJob('17 * * * *').prefault({}),
+        snapshot: cronJob('41 3 * * *')
+          .extend({ dir: z.string().min(1).optional(), keep: positiveInt.default(7) })
+          .prefault({}),
+        eventRetention: cronJob('23 4 * * *')
+          .extend({ maxAgeDays: z.number().positive().default(30), maxEvents: positiveInt.default(100_000) })
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     stopTimeoutMs: positiveInt.default(20_000),
   })
   .strict();
+
+/** A scheduled job: a cron expression (node-cron syntax, seconds optional) and a switch. */
+function cronJob(defaultCron: string) {
+  return z
+    .object({
+      enabled: z.boolean().default(true),
+      cron: z.string().min(1).default(defaultCron).refine(validCron, 'not a valid cron expression'),
+    })
+    .strict();
+}
 
 export type DaemonConfig = z.infer<typeof configSchema>;
 
@@ -141,6 +184,8 @@ export const ENVIRONMENT = {
   kafkaBrokers: 'SUPSUPD_KAFKA_BROKERS',
   kafkaPassword: 'SUPSUPD_KAFKA_PASSWORD',
   logLevel: 'SUPSUPD_LOG_LEVEL',
+  httpToken: 'SUPSUPD_HTTP_TOKEN',
+  httpPort: 'SUPSUPD_HTTP_PORT',
 } as const;
 
 /** A secret from `NAME` or from the file named by `NAME_FILE` (trailing newline dropped). */
@@ -220,6 +265,14 @@ function fromEnvironment(env: NodeJS.ProcessEnv, base: Json): Json {
     if (password !== undefined && section.sasl !== undefined)
       next.sasl = { ...asJson(section.sasl), password };
     out[part] = next;
+  }
+  const token = readSecret(env, ENVIRONMENT.httpToken);
+  const port = env[ENVIRONMENT.httpPort];
+  if (token !== undefined || port !== undefined) {
+    const http: Json = { ...asJson(base.http) };
+    if (token !== undefined) http.token = token;
+    if (port !== undefined) http.port = /^\d+$/.test(port) ? Number(port) : port;
+    out.http = http;
   }
   const level = env[ENVIRONMENT.logLevel];
   if (level !== undefined) out.log = { level };
