@@ -14,7 +14,7 @@ import { decodeRecord } from '../stream/record-codec.js';
 import type { Sink, Source, SourceBatch } from '../stream/types.js';
 import { failpoint } from './failpoints.js';
 import { buildCommit, restoreState } from './state.js';
-import type { DaemonObserver } from './telemetry.js';
+import type { BatchObservation, DaemonObserver } from './telemetry.js';
 
 export interface DaemonOptions {
   readonly sink: Sink;
@@ -251,10 +251,9 @@ export class Daemon {
       if (outcome.ok) valid.push(outcome.record);
       else letters.push(outcome.letter);
     }
-    this.stats.recordsIn += batch.records.length;
     const observer = this.options.observer;
-    const lastRaw = batch.records[batch.records.length - 1];
-    observer?.received(key, batch.records.length, consumerLag(batch.highWatermark, lastRaw?.position.offset));
+    // Reported once the batch is done, so a batch handled again after a failure counts once.
+    const observations: BatchObservation[] = [];
     const applied = this.applied.get(key);
     const results: ResultRecord[] = [];
     const events: DaemonEvent[] = [];
@@ -269,7 +268,7 @@ export class Daemon {
       for (const task of outcome.changed) changed.add(task);
       if (outcome.checked) this.stats.checks++;
       this.logDecision(group.records, outcome.decision, outcome.checked);
-      observer?.batch({
+      observations.push({
         partition: key,
         firstOffset: group.records[0]?.position.offset ?? '',
         lastOffset: group.records[group.records.length - 1]?.position.offset ?? '',
@@ -292,6 +291,10 @@ export class Daemon {
     if (letters.length > 0) await this.options.sink.writeDeadLetters(letters);
     if (events.length > 0) await this.options.sink.writeEvents(events);
     failpoint('after_results');
+    // Counted once the batch is done: a batch delivered again after a failure is not counted twice.
+    this.stats.recordsIn += batch.records.length;
+    observer?.received(key, batch.records.length, consumerLag(batch.highWatermark, last?.position.offset));
+    for (const observation of observations) observer?.batch(observation);
     if (letters.length > 0) observer?.deadLettered(letters);
     if (events.length > 0) observer?.events(events);
     this.stats.resultsOut += results.length;

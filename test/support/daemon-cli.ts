@@ -48,6 +48,16 @@ export function startDaemonCli(options: {
   /** Removed by the harness watchdog if the test process dies first. */
   dir?: string;
 }): DaemonCli {
+  return startCli({ ...options, args: ['run', '--config', options.configPath] });
+}
+
+/** Starts `supsupd <args…>` (e.g. `demo --http-port 9464 --hold`), with the environment rules above. */
+export function startCli(options: {
+  args: readonly string[];
+  logFile: string;
+  env?: Readonly<Record<string, string>>;
+  dir?: string;
+}): DaemonCli {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('SUPSUPD_') && !name.startsWith('KAFKAJS_')) env[name] = value;
@@ -55,7 +65,7 @@ export function startDaemonCli(options: {
   Object.assign(env, options.env ?? {});
   const child = spawnService({
     command: process.execPath,
-    args: ['--import', 'tsx', CLI_ENTRY, 'run', '--config', options.configPath],
+    args: ['--import', 'tsx', CLI_ENTRY, ...options.args],
     cwd: REPO_ROOT,
     outFile: options.logFile,
     env,
