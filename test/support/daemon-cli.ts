@@ -1,5 +1,5 @@
 /**
- * The real `supsupd run` CLI as a child process (node --import tsx src/cli/main.ts), for end-to-end tests.
+ * The real `supsupd` CLI (`run`, `demo`, …) as a child process (node --import tsx src/cli/main.ts), for end-to-end tests.
  * Output (the daemon's JSON log lines and any crash text) is appended to a log file, never piped back, so a
  * chatty daemon cannot block; the process is registered with the harness's exit hook and watchdog, so it never
  * outlives the test process.
@@ -48,6 +48,16 @@ export function startDaemonCli(options: {
   /** Removed by the harness watchdog if the test process dies first. */
   dir?: string;
 }): DaemonCli {
+  return startCli({ ...options, args: ['run', '--config', options.configPath] });
+}
+
+/** Starts `supsupd <args…>` (any command, e.g. `demo --http-port …`) with the environment rules above. */
+export function startCli(options: {
+  args: readonly string[];
+  logFile: string;
+  env?: Readonly<Record<string, string>>;
+  dir?: string;
+}): DaemonCli {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('SUPSUPD_') && !name.startsWith('KAFKAJS_')) env[name] = value;
@@ -55,7 +65,7 @@ export function startDaemonCli(options: {
   Object.assign(env, options.env ?? {});
   const child = spawnService({
     command: process.execPath,
-    args: ['--import', 'tsx', CLI_ENTRY, 'run', '--config', options.configPath],
+    args: ['--import', 'tsx', CLI_ENTRY, ...options.args],
     cwd: REPO_ROOT,
     outFile: options.logFile,
     env,
