@@ -256,19 +256,32 @@ function isDuplicatePoint(point) {
 
 /** Records per second in each whole second covered by the timeline (history for the throughput chart). */
 function throughputFromPoints(points) {
+  const series = { t: [], perSecond: [] };
   const perSecond = new Map();
   for (const point of points) {
     const second = Math.floor(point.t / 1000);
     perSecond.set(second, (perSecond.get(second) ?? 0) + point.records);
   }
   const seconds = [...perSecond.keys()].sort((a, b) => a - b);
-  return { t: seconds, perSecond: seconds.map((second) => perSecond.get(second)) };
+  if (seconds.length === 0) return series;
+  const first = Math.max(seconds[0], seconds[seconds.length - 1] - MAX_THROUGHPUT_POINTS);
+  for (let second = first; second <= seconds[seconds.length - 1]; second++) {
+    series.t.push(second);
+    series.perSecond.push(perSecond.get(second) ?? 0);
+  }
+  return series;
 }
 
+/** Appends one throughput sample; a silence of more than 2 s is drawn as zero, not as a sloped line. */
 function appendThroughput(tMs, perSecond) {
   const series = state.throughput;
   const t = tMs / 1000;
-  if (series.t.length > 0 && t <= series.t[series.t.length - 1]) return;
+  const lastT = series.t[series.t.length - 1];
+  if (lastT !== undefined && t <= lastT) return;
+  if (lastT !== undefined && t - lastT > 2) {
+    series.t.push(lastT + 1, t - 1);
+    series.perSecond.push(0, 0);
+  }
   series.t.push(t);
   series.perSecond.push(perSecond);
   const excess = series.t.length - MAX_THROUGHPUT_POINTS;
@@ -349,14 +362,20 @@ function computeSpans() {
   });
 }
 
+/** The canvas grows with the number of task lanes, within bounds. */
+function timelineHeight(laneCount) {
+  return Math.min(420, Math.max(150, 40 + laneCount * 40));
+}
+
 function drawTimeline() {
   const canvas = byId('timeline');
+  const tasksOnTimeline = [...new Set(state.points.map((point) => point.task))].sort((a, b) => a - b);
+  const taskIds = [...new Set([...tasksOnTimeline, ...state.tasks.keys()])].sort((a, b) => a - b);
+  canvas.style.height = `${timelineHeight(taskIds.length)}px`;
   const { context, width, height } = fitCanvas(canvas);
   const colors = themeColors();
   context.clearRect(0, 0, width, height);
   const spans = computeSpans();
-  const tasksOnTimeline = [...new Set(state.points.map((point) => point.task))].sort((a, b) => a - b);
-  const taskIds = [...new Set([...tasksOnTimeline, ...state.tasks.keys()])].sort((a, b) => a - b);
   describeTimeline(canvas, tasksOnTimeline);
   const layout = timelineLayout(width, height, taskIds);
   drawLanes(context, layout, taskIds, colors);
@@ -451,7 +470,7 @@ function niceTicks(lo, hi, count) {
 
 function drawSegments(context, layout, spans, scaleX) {
   const { laneHeight, laneTop } = layout;
-  const barHeight = Math.max(4, laneHeight * 0.56);
+  const barHeight = Math.min(22, Math.max(4, laneHeight * 0.56));
   for (const { point, start, end } of spans) {
     const left = scaleX(start);
     const segmentWidth = Math.max(2, scaleX(end) - left);
