@@ -102,7 +102,7 @@ function watchPage(page: Page): { problems: string[]; navigations: () => number;
 
 test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task live, draws the timeline', {
   timeout: 300_000,
-}, async () => {
+}, async (t) => {
   assert.ok(
     existsSync(CHROMIUM),
     `Debian's chromium is missing at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (.ci/run does)`,
@@ -166,6 +166,7 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
     );
     assert.equal(watch.navigations(), 1, 'the page was never reloaded');
     assert.ok(grown.length > firstRows.length, `rows ${firstRows.join(',')} → ${grown.join(',')}`);
+    t.diagnostic(`task rows: first ${firstRows.join(',')}, then ${grown.join(',')} (live, no reload)`);
 
     await waitFor(
       '≥ 2 tasks on the timeline',

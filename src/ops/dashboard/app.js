@@ -483,9 +483,12 @@ function drawBirths(context, layout, births, x0, x1, scaleX, colors) {
   const { plot, laneHeight, laneTop } = layout;
   context.font = 'bold 11px system-ui, sans-serif';
   context.textBaseline = 'bottom';
+  // A task is born just before its first batch is decided: a birth up to one segment before the
+  // first batch on the timeline is drawn at its left edge.
+  const earliest = state.timelineAxis === 'time' ? x0 - MAX_SEGMENT_MS : x0;
   for (const [task, position] of births) {
-    if (position < x0 || position > x1) continue;
-    const x = Math.round(scaleX(position)) + 0.5;
+    if (position < earliest || position > x1) continue;
+    const x = Math.round(scaleX(Math.max(x0, position))) + 0.5;
     const y = laneTop(task) + laneHeight / 2;
     context.strokeStyle = taskColor(task);
     context.setLineDash([3, 3]);
