@@ -70,6 +70,9 @@ function buildProgram(): Command {
       'working directory for the store and outputs (default: a fresh temp dir; reuse it to resume)',
     )
     .option('--segment <n>', 'records per true-task segment', '6000')
+    .option('--http-port <port>', 'serve the API, metrics and dashboard on this port (0 = any free port)')
+    .option('--http-host <host>', 'address the HTTP server binds', '127.0.0.1')
+    .option('--hold', 'keep serving HTTP after the stream ended, until SIGINT/SIGTERM')
     .option('--log-level <level>', 'error|warn|info|debug', 'warn')
     .option('--backend <name>', BACKEND_HELP, 'auto')
     .option('--json', 'print one JSON object as the last line of stdout')

@@ -1,13 +1,14 @@
 import { loadConfig } from '../config.js';
 import { buildComponents } from '../daemon/components.js';
-import { Daemon } from '../daemon/daemon.js';
 import { errorMessage } from '../errors.js';
 import { selectBackend } from '../model/backend.js';
 import { createLogger } from '../ops/logger.js';
+import { SupsupService } from '../ops/service.js';
+import { onStopSignals } from './signals.js';
 
 /**
- * `supsupd run`: the configured daemon. SIGTERM or SIGINT drains the batch in flight, commits and
- * exits 0; a second signal exits at once with 130.
+ * `supsupd run`: the configured daemon with its HTTP surface and scheduled jobs. SIGTERM or SIGINT
+ * drains the batch in flight, commits and exits 0; a second signal exits at once with 130.
  */
 export async function run(raw: Readonly<Record<string, unknown>>): Promise<void> {
   const overrides: Record<string, unknown> = {};
@@ -26,31 +27,30 @@ export async function run(raw: Readonly<Record<string, unknown>>): Promise<void>
     store: config.store.kind,
     arch: config.model.hidden ?? config.model.arch ?? 'lenet',
     outputs: config.model.outputs,
+    http: config.http.enabled ? `${config.http.host}:${config.http.port}` : 'off',
   });
   const components = buildComponents(config, logger);
-  const daemon = await Daemon.open(components.options);
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      logger.error(`${signal} again: exiting without draining`);
-      process.exit(130);
-    }
-    logger.info(`${signal}: draining`, {});
-    daemon.stop().then(
+  const service = await SupsupService.start({
+    daemon: components.options,
+    makeSource: components.makeSource,
+    http: config.http,
+    logger,
+    flushLogs: logger.flush,
+    describe: { backend: backend.backend, source: config.source.kind },
+  });
+  onStopSignals(logger, () =>
+    service.stop().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error('stop failed', { error: errorMessage(error) });
         process.exit(1);
       },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+    ),
+  );
   try {
-    await daemon.run(await components.makeSource());
+    await service.run();
+    logger.info('source finished', { ...service.daemon.stats });
   } finally {
-    await daemon.stop();
+    await service.stop();
   }
-  logger.info('source finished', { ...daemon.stats });
 }

@@ -6,6 +6,7 @@ import { SupermaskEngine } from '../model/engine.js';
 import type { MaskRule } from '../model/mask-rule.js';
 import type { OptimizerConfig } from '../model/optimizers.js';
 import type { DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
+import { retry } from '../retry.js';
 import { compareOffsets } from '../store/offsets.js';
 import { RedisStore } from '../store/redis-store.js';
 import type { MaskStore } from '../store/types.js';
@@ -13,6 +14,7 @@ import { decodeRecord } from '../stream/record-codec.js';
 import type { Sink, Source, SourceBatch } from '../stream/types.js';
 import { failpoint } from './failpoints.js';
 import { buildCommit, restoreState } from './state.js';
+import type { DaemonObserver } from './telemetry.js';
 
 export interface DaemonOptions {
   readonly sink: Sink;
@@ -33,7 +35,20 @@ export interface DaemonOptions {
   /** Deadline for stop(): sources drain, sinks flush, stores close. */
   readonly stopTimeoutMs?: number;
   readonly clock?: () => Date;
+  /** Metrics, the API's views and the dashboard's feed (src/ops). */
+  readonly observer?: DaemonObserver;
+  /** Backoff of in-place retries for sources that do not redeliver by themselves. */
+  readonly retryBackoff?: { readonly baseMs: number; readonly maxMs: number };
 }
+
+/** Readiness of the daemon: every reason it cannot serve now (empty when ready). */
+export interface DaemonHealth {
+  readonly ready: boolean;
+  readonly reasons: readonly string[];
+}
+
+/** A store probe that does not answer within this time counts as unreachable. */
+const STORE_PROBE_TIMEOUT_MS = 1000;
 
 export interface DaemonStats {
   recordsIn: number;
@@ -69,6 +84,8 @@ export class Daemon {
   private source: Source | null = null;
   private stale = false;
   private readonly log: Logger;
+  /** Aborted by stop(): ends in-place retry waits. */
+  private readonly stopSignal = new AbortController();
 
   private constructor(options: DaemonOptions, engine: SupermaskEngine, learner: StreamLearner) {
     this.options = options;
@@ -101,6 +118,11 @@ export class Daemon {
     return this.learner.learnedTasks;
   }
 
+  /** The partitions (`topic/partition`) whose streams the policy has seen. */
+  partitions(): string[] {
+    return Object.keys(this.learner.streamStates);
+  }
+
   /** The task a partition's stream is on (`topic/partition`), or null. */
   currentTask(partitionKey: string): number | null {
     return this.learner.currentTask(partitionKey);
@@ -111,14 +133,69 @@ export class Daemon {
     if (this.source !== null) throw new SupsupError('E_INTERNAL', 'the daemon is already running a source');
     if (this.stopping !== null) throw new SupsupError('E_INTERNAL', 'the daemon has been stopped');
     this.source = source;
-    await source.start((batch) => this.handle(batch));
+    const backoff = this.options.retryBackoff ?? { baseMs: 200, maxMs: 10_000 };
+    const handler =
+      source.redelivers === true
+        ? (batch: SourceBatch) => this.handle(batch)
+        : (batch: SourceBatch) =>
+            retry(() => this.handle(batch), {
+              ...backoff,
+              signal: this.stopSignal.signal,
+              onRetry: (attempt, delayMs, error) =>
+                this.log.warn('batch failed; retrying', {
+                  topic: batch.topic,
+                  partition: batch.partition,
+                  attempt,
+                  delayMs,
+                  error: errorMessage(error),
+                }),
+            });
+    await source.start(handler);
     await source.done();
   }
 
   /** Idempotent, bounded stop: the source drains and commits, the sink flushes, the store closes. */
   stop(): Promise<void> {
-    if (this.stopping === null) this.stopping = this.shutdown();
+    if (this.stopping === null) {
+      this.stopSignal.abort();
+      this.stopping = this.shutdown();
+    }
     return this.stopping;
+  }
+
+  /** True once stop() was called: readiness goes false first. */
+  get draining(): boolean {
+    return this.stopping !== null;
+  }
+
+  /** Readiness: not draining, the source can deliver, the store answers within a second. */
+  async health(): Promise<DaemonHealth> {
+    const reasons: string[] = [];
+    if (this.draining) reasons.push('draining');
+    if (this.source === null) reasons.push('source not started');
+    else {
+      const source = this.source.health?.();
+      if (source !== undefined && !source.ready) reasons.push(source.reason ?? 'source not ready');
+    }
+    if (this.stale) reasons.push('state is being reloaded from the store');
+    const reachable = this.draining
+      ? false
+      : await withTimeout(this.options.store.ping(), STORE_PROBE_TIMEOUT_MS, 'store ping').catch(() => false);
+    if (!reachable) reasons.push('store unreachable');
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  /** The daemon's model: architecture and masks (read-only use). */
+  get model(): SupermaskEngine {
+    return this.engine;
+  }
+
+  /**
+   * Ad-hoc inference over all masks for `rows` inputs (row-major in `x`): task and predictions. Changes
+   * nothing. Throws E_NO_MASKS before the first mask.
+   */
+  infer(x: Float32Array, rows: number) {
+    return this.learner.infer(x, rows);
   }
 
   private async shutdown(): Promise<void> {
@@ -175,6 +252,9 @@ export class Daemon {
       else letters.push(outcome.letter);
     }
     this.stats.recordsIn += batch.records.length;
+    const observer = this.options.observer;
+    const lastRaw = batch.records[batch.records.length - 1];
+    observer?.received(key, batch.records.length, consumerLag(batch.highWatermark, lastRaw?.position.offset));
     const applied = this.applied.get(key);
     const results: ResultRecord[] = [];
     const events: DaemonEvent[] = [];
@@ -189,6 +269,16 @@ export class Daemon {
       for (const task of outcome.changed) changed.add(task);
       if (outcome.checked) this.stats.checks++;
       this.logDecision(group.records, outcome.decision, outcome.checked);
+      observer?.batch({
+        partition: key,
+        firstOffset: group.records[0]?.position.offset ?? '',
+        lastOffset: group.records[group.records.length - 1]?.position.offset ?? '',
+        time: Date.now(),
+        results: outcome.results,
+        decision: outcome.decision,
+        checked: outcome.checked,
+        ...outcome.work,
+      });
       await batch.heartbeat();
     }
     const last = batch.records[batch.records.length - 1];
@@ -202,6 +292,8 @@ export class Daemon {
     if (letters.length > 0) await this.options.sink.writeDeadLetters(letters);
     if (events.length > 0) await this.options.sink.writeEvents(events);
     failpoint('after_results');
+    if (letters.length > 0) observer?.deadLettered(letters);
+    if (events.length > 0) observer?.events(events);
     this.stats.resultsOut += results.length;
     this.stats.deadLetters += letters.length;
     this.stats.batches++;
@@ -223,9 +315,14 @@ export class Daemon {
   ): Promise<void> {
     const commit = buildCommit(this.engine, this.learner, changed, key, offset, events);
     let outcome: Awaited<ReturnType<MaskStore['commit']>>;
+    const started = performance.now();
+    const observe = (result: 'applied' | 'fenced' | 'failed') =>
+      this.options.observer?.committed({ seconds: (performance.now() - started) / 1000, outcome: result });
     try {
       outcome = await this.options.store.commit(commit);
+      observe(outcome);
     } catch (error) {
+      observe('failed');
       // Whether or not the write landed, the batch will be delivered again; the model must not keep
       // what it learned from it in memory only.
       this.stale = true;
@@ -274,18 +371,27 @@ export class Daemon {
     const first = records[0];
     const last = records[records.length - 1];
     if (first === undefined || last === undefined) return;
+    const task = this.learner.currentTask(`${first.position.topic}/${first.position.partition}`);
     this.log.debug('decision', {
       topic: first.position.topic,
       partition: first.position.partition,
       offset: first.position.offset,
       lastOffset: last.position.offset,
-      task: this.learner.currentTask(`${first.position.topic}/${first.position.partition}`),
+      task,
+      mask: task === null ? null : (this.learner.learnedTasks[task]?.version ?? null),
       decision: decision.kind,
       reason: decision.reason,
       checked,
       records: records.length,
     });
   }
+}
+
+/** Records between the last one handled and the partition's end, when the source knows its end. */
+function consumerLag(highWatermark: string | undefined, lastOffset: string | undefined): number | null {
+  if (highWatermark === undefined || lastOffset === undefined) return null;
+  const lag = BigInt(highWatermark) - BigInt(lastOffset) - 1n;
+  return lag < 0n ? 0 : Number(lag);
 }
 
 /** Refuses a Redis that persists nothing unless the configuration accepts it. */

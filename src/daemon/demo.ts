@@ -8,9 +8,10 @@ import { makeArchitecture } from '../model/arch.js';
 import { defaultOptimizer } from '../model/optimizers.js';
 import type { DaemonEvent, ResultRecord } from '../records.js';
 import { FileStore } from '../store/file-store.js';
+import type { MaskStore } from '../store/types.js';
 import { JsonlFileSink } from '../stream/file.js';
 import { checkpointed, OffsetCheckpoint } from './checkpoint.js';
-import { Daemon } from './daemon.js';
+import { Daemon, type DaemonOptions } from './daemon.js';
 import { type DemoReport, scoreDiscovery } from './demo-report.js';
 import {
   DEFAULT_DEMO_STREAM,
@@ -28,8 +29,23 @@ export interface DemoOptions {
   readonly microBatch?: number;
   readonly logger: Logger;
   readonly onProgress?: (records: number, total: number) => void;
+  /** The mask store; default: a file store in the working directory. */
+  readonly store?: MaskStore;
+  /**
+   * Opens the daemon; default `Daemon.open`. The CLI passes the ops service's, which adds the HTTP
+   * surface and the scheduled jobs around the same daemon.
+   */
+  readonly open?: (options: DaemonOptions) => Promise<RunningDaemon>;
   /** Called once the daemon runs, so a signal handler can stop it. */
   readonly onDaemon?: (daemon: Daemon) => void;
+  /** Awaited after the stream ended, before the daemon stops (to keep serving the dashboard). */
+  readonly hold?: () => Promise<void>;
+}
+
+/** A daemon and whatever owns it: stop() stops both, in order. */
+export interface RunningDaemon {
+  readonly daemon: Daemon;
+  stop(): Promise<void>;
 }
 
 export interface DemoSummary extends DemoReport {
@@ -57,9 +73,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     events: path.join(dir, 'events.jsonl'),
   };
   const started = Date.now();
-  const daemon = await Daemon.open({
+  const open = options.open ?? openPlainDaemon;
+  const running = await open({
     sink: new JsonlFileSink(files.results, files.deadLetters, files.events),
-    store: new FileStore(path.join(dir, 'store')),
+    store: options.store ?? new FileStore(path.join(dir, 'store')),
+    allowVolatileStore: true,
     model: {
       arch: makeArchitecture({ arch: 'lenet', outputs: 100 }),
       seed: stream.seed,
@@ -71,6 +89,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     maxRecordBytes: 1 << 20,
     logger: options.logger,
   });
+  const { daemon } = running;
   options.onDaemon?.(daemon);
   const total = demoRecordCount(stream);
   const checkpoint = new OffsetCheckpoint(path.join(dir, 'consumed.json'));
@@ -86,8 +105,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       onProgress: (n) => options.onProgress?.(resumed + n, total),
     });
     await daemon.run(checkpointed(source, checkpoint));
+    await options.hold?.();
   } finally {
-    await daemon.stop();
+    await running.stop();
   }
   const results = await readJsonLines<ResultRecord>(files.results);
   const events = await readJsonLines<DaemonEvent>(files.events);
@@ -115,6 +135,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     checks: daemon.stats.checks,
     events,
   };
+}
+
+async function openPlainDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const daemon = await Daemon.open(options);
+  return { daemon, stop: () => daemon.stop() };
 }
 
 /** Every segment of a task that comes back is routed mostly to the mask its first segment got. */

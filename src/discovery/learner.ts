@@ -1,4 +1,4 @@
-import type { SupermaskEngine } from '../model/engine.js';
+import type { Classification, SupermaskEngine } from '../model/engine.js';
 import type { Objective } from '../model/objectives.js';
 import { RandomStream } from '../model/prng.js';
 import type { LabelledBatch, ScoreTrainer } from '../model/trainer.js';
@@ -56,6 +56,12 @@ export interface BatchOutcome {
   readonly decision: Decision;
   /** Whether the full ∂H/∂α check ran. */
   readonly checked: boolean;
+  /** Where the time went (for metrics; decisions never depend on it). */
+  readonly work: {
+    readonly inferSeconds: number;
+    readonly trainSteps: number;
+    readonly trainSeconds: number;
+  };
 }
 
 /** The recent labelled batches of one task. */
@@ -145,7 +151,11 @@ export class StreamLearner {
       ...(this.streams.get(options.stream) ?? INITIAL_STATE),
       masks: this.tasks.length,
     };
+    const inferStarted = performance.now();
     const { decision, checked, entropy } = this.decide(state, x, labelled.length > 0);
+    const inferSeconds = (performance.now() - inferStarted) / 1000;
+    let trainSteps = 0;
+    let trainSeconds = 0;
     const events: DaemonEvent[] = [];
     const changed = new Set<number>();
     let newTask = false;
@@ -162,7 +172,10 @@ export class StreamLearner {
       task = decision.task;
     }
     if (labelled.length > 0 && !(this.tasks[task] as LearnedTask).frozen) {
+      const trainStarted = performance.now();
       this.train(task, labelled);
+      trainSteps = this.config.stepsPerBatch;
+      trainSeconds = (performance.now() - trainStarted) / 1000;
       changed.add(task);
       const meta = this.tasks[task] as LearnedTask;
       if (this.config.freezeAfterSteps > 0 && meta.trainSteps >= this.config.freezeAfterSteps) {
@@ -192,7 +205,7 @@ export class StreamLearner {
       prediction: classification.predictions[i] as number,
       maskVersion: version,
     }));
-    return { results, events, changed, decision, checked };
+    return { results, events, changed, decision, checked, work: { inferSeconds, trainSteps, trainSeconds } };
   }
 
   dispose(): void {
@@ -240,14 +253,24 @@ export class StreamLearner {
     return { decision, checked: true, entropy: routed };
   }
 
-  private inferOnly(records: readonly InputRecord[], x: Float32Array): BatchOutcome {
-    const rows = records.length;
+  /**
+   * Task inference (one-shot over all masks) and classification of `rows` inputs, changing nothing:
+   * for repeated batches and for ad-hoc requests. Throws E_NO_MASKS before the first mask.
+   */
+  infer(x: Float32Array, rows: number): { task: number; inferSeconds: number } & Classification {
+    const started = performance.now();
     const inferred = this.engine.inferTask(x, {
       method: 'one-shot',
       objective: this.config.objective,
       bprime: rows,
     });
-    const classification = this.engine.classify(x, inferred.task);
+    const inferSeconds = (performance.now() - started) / 1000;
+    return { task: inferred.task, inferSeconds, ...this.engine.classify(x, inferred.task) };
+  }
+
+  private inferOnly(records: readonly InputRecord[], x: Float32Array): BatchOutcome {
+    const inferred = this.infer(x, records.length);
+    const classification = inferred;
     const version = (this.tasks[inferred.task] as LearnedTask).version;
     return {
       results: records.map((r, i) => ({
@@ -264,6 +287,7 @@ export class StreamLearner {
       changed: new Set(),
       decision: { kind: 'route', task: inferred.task, confidence: 1, reason: 'confident' },
       checked: true,
+      work: { inferSeconds: inferred.inferSeconds, trainSteps: 0, trainSeconds: 0 },
     };
   }
 

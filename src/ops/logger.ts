@@ -3,6 +3,11 @@ import type { LogFields, Logger } from '../logger.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
+/** The root logger: `flush()` waits until every line was handed to the stream (stop order's last step). */
+export interface RootLogger extends Logger {
+  flush(): Promise<void>;
+}
+
 const SECRET_KEYS = /pass(word)?|secret|token|authorization|credential|sasl/i;
 
 /** Replaces the values of secret-looking keys and the password part of URLs. */
@@ -27,7 +32,7 @@ export function createLogger(options: {
   level: LogLevel;
   stream?: 'stdout' | 'stderr';
   pretty?: boolean;
-}): Logger {
+}): RootLogger {
   const useStdout = options.stream === 'stdout';
   const tty = (useStdout ? process.stdout : process.stderr).isTTY === true;
   const pretty = options.pretty ?? tty;
@@ -44,7 +49,20 @@ export function createLogger(options: {
   );
   const transport = new winston.transports.Stream({ stream: useStdout ? process.stdout : process.stderr });
   const root = winston.createLogger({ level: options.level, format, transports: [transport] });
-  return wrap(root);
+  let flushed: Promise<void> | null = null;
+  const flush = () => {
+    flushed ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2_000);
+      timer.unref();
+      root.once('finish', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      root.end();
+    });
+    return flushed;
+  };
+  return { ...wrap(root), flush };
 }
 
 function wrap(target: winston.Logger): Logger {

@@ -37,6 +37,7 @@ import type {
 } from 'kafkajs';
 import kafkajs from 'kafkajs';
 import { errorMessage, SupsupError } from '../errors.js';
+import { backoffDelay } from '../retry.js';
 import { positiveInt } from './checks.js';
 import { encodeDeadLetterHeaders, encodeEvent, encodeResult, positionKey } from './record-codec.js';
 import type {
@@ -48,6 +49,7 @@ import type {
   Sink,
   Source,
   SourceBatch,
+  SourceHealth,
 } from './types.js';
 
 const { Kafka, logLevel: KafkaLogLevels } = kafkajs;
@@ -310,9 +312,15 @@ export class KafkaSource implements Source {
     this.wireEvents();
   }
 
+  readonly redelivers = true;
+
   /** True while the consumer is a member of the group with an assignment (readiness). */
   joined(): boolean {
     return this.isJoined;
+  }
+
+  health(): SourceHealth {
+    return this.isJoined ? { ready: true } : { ready: false, reason: 'kafka consumer group not joined' };
   }
 
   /** Epoch ms of the last fetch, heartbeat or batch: a stalled consumer stops advancing it (liveness). */
@@ -444,7 +452,7 @@ export class KafkaSource implements Source {
         }
       };
       try {
-        await handler({ topic, partition, records: chunk, heartbeat });
+        await handler({ topic, partition, records: chunk, heartbeat, highWatermark: batch.highWatermark });
       } catch (error) {
         // A failed heartbeat means the group is rebalancing: kafkajs must re-join; the chunk stays uncommitted.
         if (heartbeatError !== undefined) throw heartbeatError;
@@ -482,8 +490,7 @@ export class KafkaSource implements Source {
       void this.stop();
       return;
     }
-    const base = Math.min(this.maxRetryBackoffMs, this.retryBackoffMs * 2 ** Math.min(attempt - 1, 30));
-    const backoffMs = Math.round(base * (0.8 + 0.4 * Math.random()));
+    const backoffMs = backoffDelay(attempt, { baseMs: this.retryBackoffMs, maxMs: this.maxRetryBackoffMs });
     this.log(
       'warn',
       `${this.name}: handler failed for ${topic}/${partition} at ${firstOffset}; redelivering`,

@@ -22,6 +22,14 @@ export interface SourceBatch {
   readonly records: readonly RawRecord[];
   /** Keeps the source's session alive during long work (Kafka heartbeats); a no-op elsewhere. */
   heartbeat(): Promise<void>;
+  /** The partition's next offset to be written (Kafka's high watermark), for the consumer lag. */
+  readonly highWatermark?: string;
+}
+
+/** Whether a source can deliver now (readiness), and why not. */
+export interface SourceHealth {
+  readonly ready: boolean;
+  readonly reason?: string;
 }
 
 /**
@@ -36,6 +44,12 @@ export interface Source {
   done(): Promise<void>;
   /** Stops fetching, waits for the batch in flight, commits it; idempotent and bounded in time. */
   stop(): Promise<void>;
+  /**
+   * True when the source itself delivers a failed batch again later (Kafka: pause, seek, resume);
+   * otherwise the daemon retries a retriable failure in place, with backoff.
+   */
+  readonly redelivers?: boolean;
+  health?(): SourceHealth;
 }
 
 /** A sink resolves each write only once the destination acknowledged it. */

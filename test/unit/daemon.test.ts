@@ -46,6 +46,11 @@ class MemorySink implements Sink {
 /** A source the test drives by hand: it only hands out the daemon's handler. */
 class ManualSource implements Source {
   readonly name = 'manual';
+  /** The test delivers a failed batch again by hand, as Kafka would. */
+  readonly redelivers: boolean;
+  constructor(redelivers = true) {
+    this.redelivers = redelivers;
+  }
   handler: ((batch: SourceBatch) => Promise<void>) | null = null;
   async start(handler: (batch: SourceBatch) => Promise<void>) {
     this.handler = handler;
@@ -69,6 +74,7 @@ const batch = (from: number, to: number): SourceBatch => ({
 async function daemonWith(
   store: MemoryStore,
   sink: MemorySink,
+  redelivers = true,
 ): Promise<{ daemon: Daemon; source: ManualSource }> {
   const options: DaemonOptions = {
     sink,
@@ -83,9 +89,10 @@ async function daemonWith(
     microBatch: 128,
     maxRecordBytes: 1 << 20,
     logger: silentLogger,
+    retryBackoff: { baseMs: 1, maxMs: 5 },
   };
   const daemon = await Daemon.open(options);
-  const source = new ManualSource();
+  const source = new ManualSource(redelivers);
   await daemon.run(source);
   return { daemon, source };
 }
@@ -144,6 +151,28 @@ test('a state write that was lost: the model restarts from the store, as after a
   const { store, sink } = await runWithFailedWrite(false);
   await assertSameState(store, restarted);
   assert.equal(sink.results.length, 512, 'one result per record');
+});
+
+test('a source that does not redeliver: the daemon retries a lost state write in place, as after a restart', async () => {
+  // Reference: a daemon that stops after the first batch and a new one that handles the second.
+  const restarted = new MemoryStore();
+  const first = await daemonWith(restarted, new MemorySink());
+  await first.source.handler?.(batch(0, 256));
+  await first.daemon.stop();
+  const second = await daemonWith(restarted, new MemorySink());
+  await second.source.handler?.(batch(256, 512));
+  await second.daemon.stop();
+  const store = new FlakyStore();
+  const sink = new MemorySink();
+  const { daemon, source } = await daemonWith(store, sink, false);
+  await source.handler?.(batch(0, 256));
+  store.failures = 2;
+  store.land = false;
+  await source.handler?.(batch(256, 512));
+  await daemon.stop();
+  assert.equal(store.failures, 0, 'both injected failures were met');
+  await assertSameState(store, restarted);
+  assert.equal(sink.results.length, 512, 'one result per record, none twice');
 });
 
 test('micro-batches never mix records already applied with new ones', () => {

@@ -1,0 +1,60 @@
+import type { DaemonEvent, DeadLetter, ResultRecord } from '../records.js';
+
+/** One micro-batch as the daemon handled it. */
+export interface BatchObservation {
+  /** `topic/partition` */
+  readonly partition: string;
+  readonly firstOffset: string;
+  readonly lastOffset: string;
+  /** Epoch milliseconds when the batch was handled. */
+  readonly time: number;
+  readonly results: readonly ResultRecord[];
+  /** The policy's decision ('route' | 'allocate') and its reason ('fast_path', 'low_entropy', …). */
+  readonly decision: { readonly kind: string; readonly reason: string };
+  /** Whether the full check over all masks ran. */
+  readonly checked: boolean;
+  /** Seconds spent inferring the task (the check, or the fast path's entropy). */
+  readonly inferSeconds: number;
+  readonly trainSteps: number;
+  readonly trainSeconds: number;
+}
+
+export interface CommitObservation {
+  readonly seconds: number;
+  readonly outcome: 'applied' | 'fenced' | 'failed';
+}
+
+/**
+ * What the daemon reports as it works, for metrics, the API and the dashboard (src/ops). Calls are
+ * synchronous and must not throw; an observer keeps its own bounded state.
+ */
+export interface DaemonObserver {
+  /** Records received from the source (before decoding). */
+  received(partition: string, records: number, lag: number | null): void;
+  batch(observation: BatchObservation): void;
+  deadLettered(letters: readonly DeadLetter[]): void;
+  committed(observation: CommitObservation): void;
+  /** Events of a commit, after the sink acknowledged them. */
+  events(events: readonly DaemonEvent[]): void;
+}
+
+/** Fans every call out to several observers. */
+export function observers(...list: readonly DaemonObserver[]): DaemonObserver {
+  return {
+    received: (partition, records, lag) => {
+      for (const o of list) o.received(partition, records, lag);
+    },
+    batch: (observation) => {
+      for (const o of list) o.batch(observation);
+    },
+    deadLettered: (letters) => {
+      for (const o of list) o.deadLettered(letters);
+    },
+    committed: (observation) => {
+      for (const o of list) o.committed(observation);
+    },
+    events: (events) => {
+      for (const o of list) o.events(events);
+    },
+  };
+}

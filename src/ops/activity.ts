@@ -1,0 +1,226 @@
+import type { BatchObservation, CommitObservation, DaemonObserver } from '../daemon/telemetry.js';
+import type { DaemonEvent, DeadLetter, SourcePosition } from '../records.js';
+import type { ApiDecisionsSummary, ApiTimelinePoint } from './api-types.js';
+
+/** What the API keeps per task since this process started. */
+export interface TaskActivity {
+  readonly routed: number;
+  readonly meanConfidence: number | null;
+  readonly lastSeen: { readonly at: SourcePosition; readonly time: string } | null;
+}
+
+/** A server-sent event: `id` increases by one per message. */
+export interface LiveMessage {
+  readonly id: number;
+  readonly type: string;
+  readonly data: unknown;
+}
+
+export interface ActivityOptions {
+  /** Micro-batch decisions kept for /api/v1/timeline. */
+  readonly timelineSize?: number;
+  /** Messages kept for reconnecting clients (Last-Event-ID). */
+  readonly replaySize?: number;
+  readonly clock?: () => number;
+}
+
+const RATE_WINDOW_MS = 10_000;
+
+/**
+ * The daemon's recent activity for the API and the dashboard: per-task counters, a bounded timeline
+ * of decisions, the records-per-second rate, and the live message stream (daemon events and a
+ * periodic decisions summary) with a bounded replay ring. Memory is bounded by the options.
+ */
+export class Activity implements DaemonObserver {
+  private readonly tasks = new Map<
+    number,
+    { routed: number; confidenceSum: number; lastSeen: TaskActivity['lastSeen'] }
+  >();
+  private readonly timeline: Ring<ApiTimelinePoint>;
+  private readonly replay: Ring<LiveMessage>;
+  private readonly listeners = new Set<(message: LiveMessage) => void>();
+  private readonly clock: () => number;
+  private readonly rate: { t: number; records: number }[] = [];
+  private nextId = 1;
+  private pending = emptyInterval();
+  private lastSummaryAt: number;
+  recordsIn = 0;
+  recordsOut = 0;
+  deadLetters = 0;
+
+  constructor(options: ActivityOptions = {}) {
+    this.timeline = new Ring(options.timelineSize ?? 2000);
+    this.replay = new Ring(options.replaySize ?? 1000);
+    this.clock = options.clock ?? Date.now;
+    this.lastSummaryAt = this.clock();
+  }
+
+  received(_partition: string, records: number): void {
+    this.recordsIn += records;
+  }
+
+  batch(observation: BatchObservation): void {
+    const { results } = observation;
+    const first = results[0];
+    if (first === undefined) return;
+    let entropy = 0;
+    let confidence = 0;
+    for (const result of results) {
+      entropy += result.entropy;
+      confidence += result.confidence;
+    }
+    // Every result of a micro-batch is routed to the same task.
+    const last = results[results.length - 1] as typeof first;
+    this.countForTask(first.task, results.length, confidence, last.source, observation.time);
+    const point: ApiTimelinePoint = {
+      t: observation.time,
+      partition: observation.partition,
+      firstOffset: observation.firstOffset,
+      lastOffset: observation.lastOffset,
+      records: results.length,
+      task: first.task,
+      newTask: first.newTask,
+      meanEntropy: entropy / results.length,
+      meanConfidence: confidence / results.length,
+      decision: observation.decision.kind,
+    };
+    this.timeline.push(point);
+    this.recordsOut += results.length;
+    this.rate.push({ t: observation.time, records: results.length });
+    const interval = this.pending;
+    interval.records += results.length;
+    interval.entropySum += entropy;
+    interval.confidenceSum += confidence;
+    interval.byTask[first.task] = (interval.byTask[first.task] ?? 0) + results.length;
+    if (first.newTask) interval.newTasks++;
+    interval.points.push(point);
+  }
+
+  deadLettered(letters: readonly DeadLetter[]): void {
+    this.deadLetters += letters.length;
+  }
+
+  committed(_observation: CommitObservation): void {}
+
+  events(events: readonly DaemonEvent[]): void {
+    for (const event of events) this.publish(event.type, event);
+  }
+
+  /** Publishes the summary of the decisions since the last call (the HTTP server calls it on a timer). */
+  summarize(): ApiDecisionsSummary {
+    const now = this.clock();
+    const interval = this.pending;
+    this.pending = emptyInterval();
+    const seconds = Math.max((now - this.lastSummaryAt) / 1000, 1e-3);
+    this.lastSummaryAt = now;
+    const summary: ApiDecisionsSummary = {
+      t: now,
+      records: interval.records,
+      perSecond: interval.records / seconds,
+      meanEntropy: interval.records === 0 ? null : interval.entropySum / interval.records,
+      meanConfidence: interval.records === 0 ? null : interval.confidenceSum / interval.records,
+      byTask: interval.byTask,
+      newTasks: interval.newTasks,
+      points: interval.points,
+    };
+    this.publish('decisions', summary);
+    return summary;
+  }
+
+  /** Results per second over the last ten seconds. */
+  perSecond(): number {
+    const now = this.clock();
+    while (this.rate.length > 0 && (this.rate[0] as { t: number }).t < now - RATE_WINDOW_MS)
+      this.rate.shift();
+    let records = 0;
+    for (const entry of this.rate) records += entry.records;
+    return records / (RATE_WINDOW_MS / 1000);
+  }
+
+  task(task: number): TaskActivity {
+    const stats = this.tasks.get(task);
+    if (stats === undefined) return { routed: 0, meanConfidence: null, lastSeen: null };
+    return {
+      routed: stats.routed,
+      meanConfidence: stats.routed === 0 ? null : stats.confidenceSum / stats.routed,
+      lastSeen: stats.lastSeen,
+    };
+  }
+
+  timelinePoints(): readonly ApiTimelinePoint[] {
+    return this.timeline.items();
+  }
+
+  /**
+   * Calls `listener` for every new message; first replays kept messages after `lastEventId` (a
+   * reconnecting client's Last-Event-ID). Returns the unsubscribe function.
+   */
+  subscribe(listener: (message: LiveMessage) => void, lastEventId?: number): () => void {
+    if (lastEventId !== undefined) {
+      for (const message of this.replay.items()) if (message.id > lastEventId) listener(message);
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+
+  private publish(type: string, data: unknown): void {
+    const message: LiveMessage = { id: this.nextId++, type, data };
+    this.replay.push(message);
+    for (const listener of this.listeners) listener(message);
+  }
+
+  private countForTask(
+    task: number,
+    records: number,
+    confidenceSum: number,
+    at: SourcePosition,
+    time: number,
+  ): void {
+    let stats = this.tasks.get(task);
+    if (stats === undefined) {
+      stats = { routed: 0, confidenceSum: 0, lastSeen: null };
+      this.tasks.set(task, stats);
+    }
+    stats.routed += records;
+    stats.confidenceSum += confidenceSum;
+    stats.lastSeen = { at, time: new Date(time).toISOString() };
+  }
+}
+
+function emptyInterval() {
+  return {
+    records: 0,
+    entropySum: 0,
+    confidenceSum: 0,
+    byTask: {} as Record<string, number>,
+    newTasks: 0,
+    points: [] as ApiTimelinePoint[],
+  };
+}
+
+/** A fixed-capacity ring: pushing beyond capacity drops the oldest. */
+export class Ring<T> {
+  private readonly buffer: T[] = [];
+  private start = 0;
+  private readonly capacity: number;
+
+  constructor(capacity: number) {
+    this.capacity = Math.max(1, capacity);
+  }
+
+  push(item: T): void {
+    if (this.buffer.length < this.capacity) this.buffer.push(item);
+    else {
+      this.buffer[this.start] = item;
+      this.start = (this.start + 1) % this.capacity;
+    }
+  }
+
+  items(): T[] {
+    return [...this.buffer.slice(this.start), ...this.buffer.slice(0, this.start)];
+  }
+}
