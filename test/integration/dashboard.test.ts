@@ -1,0 +1,234 @@
+/**
+ * The live dashboard in a real browser: the real `supsupd demo --http-port … --hold` serves it, Debian's
+ * chromium (driven by playwright-core) opens it. The page must load without console errors or failed
+ * requests, list the demo's tasks as /api/v1/tasks does, add a task row when the daemon discovers a task
+ * (live, over the events stream, without a reload), and draw at least two tasks on the timeline.
+ * The screenshot lands in test/artifacts/dashboard.png.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { ApiStatus, ApiTasks } from '../../src/ops/api-types.ts';
+import { freePort, LOOPBACK } from '../harness/ports.ts';
+import { makeServiceDir, removeServiceDir, sleep, waitForExit } from '../harness/proc.ts';
+import { type DaemonCli, REPO_ROOT, startCli } from '../support/daemon-cli.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SEGMENT = 2000;
+const DEMO_RECORDS = 6 * SEGMENT;
+const SCREENSHOT = path.join(REPO_ROOT, 'test/artifacts/dashboard.png');
+
+/** Polls `probe` until it returns a value other than undefined; fails with `what` (and the demo's log). */
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  demo: DaemonCli,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (demo.exited()) assert.fail(`the demo exited while waiting for ${what}:\n${demo.tail()}`);
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline)
+      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}:\n${demo.tail()}`);
+    await sleep(200);
+  }
+}
+
+async function getJson<T>(base: string, route: string): Promise<T> {
+  const response = await fetch(`${base}${route}`);
+  assert.equal(response.status, 200, `${route}: HTTP ${response.status}`);
+  return (await response.json()) as T;
+}
+
+async function rowTasks(page: Page): Promise<number[]> {
+  const values = await page
+    .locator('#task-table tbody tr[data-task]')
+    .evaluateAll((rows) => rows.map((row) => Number(row.getAttribute('data-task'))));
+  return values.sort((a, b) => a - b);
+}
+
+async function timelineTasks(page: Page): Promise<number[]> {
+  const value = (await page.locator('#timeline').getAttribute('data-tasks')) ?? '';
+  return value === '' ? [] : value.split(',').map(Number);
+}
+
+/**
+ * Collects console errors, uncaught page errors and failed or non-2xx requests until `stop()`, and counts
+ * main-frame navigations (a reload would be a second one).
+ */
+function watchPage(page: Page): { problems: string[]; navigations: () => number; stop: () => void } {
+  const problems: string[] = [];
+  let watching = true;
+  let navigations = 0;
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) navigations++;
+  });
+  const note = (problem: string): void => {
+    if (watching) problems.push(problem);
+  };
+  page.on('console', (message) => {
+    if (message.type() === 'error') note(`console error: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => note(`page error: ${error.message}`));
+  page.on('requestfailed', (request) =>
+    note(`request failed: ${request.url()} (${request.failure()?.errorText ?? 'unknown'})`),
+  );
+  page.on('response', (response) => {
+    if (response.status() >= 400) note(`HTTP ${response.status()}: ${response.url()}`);
+  });
+  return {
+    problems,
+    navigations: () => navigations,
+    stop: () => {
+      watching = false;
+    },
+  };
+}
+
+test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task live, draws the timeline', {
+  timeout: 300_000,
+}, async (t) => {
+  assert.ok(
+    existsSync(CHROMIUM),
+    `Debian's chromium is missing at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (.ci/run does)`,
+  );
+  const dir = makeServiceDir('dashboard');
+  const port = await freePort();
+  const base = `http://${LOOPBACK}:${port}`;
+  const demo = startCli({
+    args: [
+      'demo',
+      '--http-port',
+      String(port),
+      '--http-host',
+      LOOPBACK,
+      '--hold',
+      '--segment',
+      String(SEGMENT),
+    ].concat(['--dir', path.join(dir, 'data')]),
+    logFile: path.join(dir, 'demo.log'),
+    dir,
+  });
+  let context: BrowserContext | undefined;
+  try {
+    // Start the browser while the demo loads its data set and model, so the page opens early in the stream.
+    context = await chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1400, height: 1100 },
+    });
+    await waitFor(
+      '/readyz 200',
+      async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined),
+      180_000,
+      demo,
+    );
+
+    const page = context.pages()[0] ?? (await context.newPage());
+    const watch = watchPage(page);
+    const response = await page.goto(`${base}/`);
+    assert.equal(response?.status(), 200, 'GET /');
+
+    // The first tasks the page shows, then a task row that was not there, with no reload: the SSE stream.
+    const firstRows = await waitFor(
+      'the first task row',
+      async () => ((await rowTasks(page)).length > 0 ? rowTasks(page) : undefined),
+      120_000,
+      demo,
+    );
+    const statusAtFirstRows = await getJson<ApiStatus>(base, '/api/v1/status');
+    assert.ok(
+      statusAtFirstRows.records.in < DEMO_RECORDS,
+      `the demo's stream had ended (${statusAtFirstRows.records.in} records) before the page showed tasks ${firstRows.join(', ')}: no live discovery left to observe`,
+    );
+    const grown = await waitFor(
+      `a task row added live (the page first showed tasks ${firstRows.join(', ')})`,
+      async () => {
+        const rows = await rowTasks(page);
+        return rows.some((task) => !firstRows.includes(task)) ? rows : undefined;
+      },
+      120_000,
+      demo,
+    );
+    assert.equal(watch.navigations(), 1, 'the page was never reloaded');
+    assert.ok(grown.length > firstRows.length, `rows ${firstRows.join(',')} → ${grown.join(',')}`);
+    t.diagnostic(`task rows: first ${firstRows.join(',')}, then ${grown.join(',')} (live, no reload)`);
+
+    await waitFor(
+      '≥ 2 tasks on the timeline',
+      async () => ((await timelineTasks(page)).length >= 2 ? true : undefined),
+      60_000,
+      demo,
+    );
+
+    // Let the stream finish, then the table must list exactly the tasks of /api/v1/tasks.
+    await waitFor(
+      'the demo stream to finish',
+      async () => {
+        const status = await getJson<ApiStatus>(base, '/api/v1/status');
+        return status.records.out >= DEMO_RECORDS ? status : undefined;
+      },
+      180_000,
+      demo,
+    );
+    const api = await getJson<ApiTasks>(base, '/api/v1/tasks');
+    const apiTasks = api.tasks.map((task) => task.task).sort((a, b) => a - b);
+    assert.ok(apiTasks.length >= 2, `the demo discovers several tasks: ${apiTasks.join(', ')}`);
+    const finalRows = await waitFor(
+      'the table to match /api/v1/tasks',
+      async () => {
+        const rows = await rowTasks(page);
+        return rows.join(',') === apiTasks.join(',') ? rows : undefined;
+      },
+      30_000,
+      demo,
+    );
+    assert.deepEqual(finalRows, apiTasks);
+    for (const task of api.tasks) {
+      const bornAt = await page
+        .locator(`#task-table tr[data-task="${task.task}"] [data-col=bornAt]`)
+        .textContent();
+      assert.ok(
+        bornAt?.includes(task.bornAt.offset),
+        `task ${task.task} born at ${task.bornAt.offset}: ${bornAt}`,
+      );
+    }
+    assert.ok((await timelineTasks(page)).length >= 2);
+    assert.equal(await page.locator('[data-testid=status]').getAttribute('data-ready'), 'true');
+
+    await sleep(1500); // one more events summary, so the charts reach the end of the stream
+    mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    watch.stop();
+    assert.deepEqual(watch.problems, [], 'no console errors or failed requests');
+    await context.close();
+    context = undefined;
+
+    demo.signal('SIGTERM');
+    assert.ok(
+      await waitForExit(demo.child, 60_000),
+      `the demo did not exit 60 s after SIGTERM:\n${demo.tail()}`,
+    );
+    const exit = await demo.exit;
+    assert.deepEqual(exit, { code: 0, signal: null }, demo.tail());
+  } finally {
+    await context?.close().catch(() => {});
+    await demo.kill();
+    await removeServiceDir(dir);
+  }
+});
