@@ -211,7 +211,7 @@ for (const impl of implementations) {
         assert.deepEqual(pages, [[1, 2, 3], [4, 5, 6], [7]]);
         // An id that is not in the log (between two) still bounds the range.
         const all = await allEvents(store);
-        const [ms, seq] = (all[2]?.id as string).split('-');
+        const [ms, seq] = String(all[2]?.id).split('-');
         const between = `${ms}-${BigInt(seq as string) + 1n}`;
         const rest = await store.readEvents({ after: between, limit: 100 });
         assert.ok(rest.every((e) => compareEventIds(e.id, between) > 0));
