@@ -22,6 +22,10 @@ export type ErrorCode =
   | 'E_SOURCE'
   /** A stream sink (Kafka producer, output files, stdout) failed; `retriable` says whether a retry may help. */
   | 'E_SINK'
+  /** A scheduled job name that is not registered (an admin endpoint answers 404). */
+  | 'E_JOB_UNKNOWN'
+  /** The component was stopped (the daemon is shutting down); not retriable on this process. */
+  | 'E_STOPPED'
   | 'E_INTERNAL';
 
 export class SupsupError extends Error {

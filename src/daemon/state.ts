@@ -123,7 +123,10 @@ export async function restoreState(store: MaskStore, engine: SupermaskEngine): P
   };
 }
 
-/** The commit for one handled batch: the registry, and the masks (and training states) that changed. */
+/**
+ * The commit for one handled batch: the registry, the masks (and training states) that changed, and the batch's
+ * events (kept in the registry's outbox and appended to the store's event log).
+ */
 export function buildCommit(
   engine: SupermaskEngine,
   learner: {
@@ -154,5 +157,6 @@ export function buildCommit(
     tasks: learner.learnedTasks,
     policy: { streams: learner.streamStates, outbox } satisfies DaemonSnapshot,
   };
-  return { partitionKey, appliedOffset, registry, masks };
+  // The same events also go to the store's event log, appended atomically with this commit.
+  return { partitionKey, appliedOffset, registry, masks, events: outbox };
 }

@@ -5,6 +5,8 @@
  *   <dir>/registry.json              registry + applied offsets + the files of each task + format version
  *   <dir>/masks/<task>.v<gen>.ssmk   encoded masks
  *   <dir>/training/<task>.v<gen>.bin training states
+ *   <dir>/events.log                 the event log: JSON lines {"g": <generation>, "id", "event"}
+ *   <dir>/locks/<name>.lock          named locks (leases): {"token", "expiresAt"}
  *
  * `<gen>` is the store's commit generation (bumped by each applied commit), so a commit never overwrites a file the
  * current registry.json references: data files are written under new names, fsynced, the masks/ and training/
@@ -14,6 +16,17 @@
  * Superseded files are removed only after the rename is durable (directory fsync), so no crash can leave a
  * registry that references a deleted file.
  *
+ * The event log is kept atomic with the commit by tagging every line with the generation of the commit that appended
+ * it: a commit appends its events (fsynced) before the registry rename, so after a crash the log may end with lines
+ * of a generation registry.json never reached, or with a torn line. open() drops such a tail (truncates the file
+ * to the last line of a committed generation, and fsyncs it) before anything else is appended, so a commit that is
+ * repeated after the crash appends its events exactly once. A commit that fails without a crash truncates the log
+ * back to its previous length (or marks the store broken, to be repaired by a reopen). trimEvents rewrites the log
+ * to `events.log.tmp` and renames it over (both versions are consistent).
+ *
+ * Locks: only one process opens a store directory, so a lock file is shared by that process's users and survives a
+ * restart until it expires; it is created with O_EXCL, and an expired one is replaced by an atomic rename.
+ *
  * Reads are served from the registry read at open() (the lock guarantees nobody else writes); mask and training
  * files are checked against the size and CRC-32 recorded in registry.json, so a torn or swapped file is reported
  * as E_STORE_CORRUPT with its path instead of being returned.
@@ -22,9 +35,34 @@ import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/pr
 import { join, resolve } from 'node:path';
 import { SupsupError } from '../errors.js';
 import { crc32 } from '../model/mask-codec.js';
+import type { DaemonEvent } from '../records.js';
+import {
+  checkLockArguments,
+  checkReadEvents,
+  checkTrimEvents,
+  compareEventIds,
+  copyStoredEvent,
+  type EventId,
+  firstAfter,
+  formatEventId,
+  newLeaseToken,
+  nextEventId,
+  parseEventId,
+  parseStoredEvent,
+  trimCount,
+} from './events.js';
 import { acquireFileLock, type FileLock } from './file-lock.js';
 import { compareOffsets } from './offsets.js';
-import type { Commit, CommitOutcome, LoadedState, MaskStore } from './types.js';
+import type {
+  Commit,
+  CommitOutcome,
+  Lease,
+  LoadedState,
+  MaskStore,
+  ReadEventsOptions,
+  StoredEvent,
+  TrimEventsOptions,
+} from './types.js';
 import {
   checkCommit,
   checkStoredState,
@@ -42,6 +80,9 @@ const REGISTRY_TEMP = 'registry.json.tmp';
 const LOCK_FILE = 'lock';
 const MASKS_DIR = 'masks';
 const TRAINING_DIR = 'training';
+const EVENTS_FILE = 'events.log';
+const EVENTS_TEMP = 'events.log.tmp';
+const LOCKS_DIR = 'locks';
 const MASK_FILE = /^masks\/(0|[1-9][0-9]*)\.v([1-9][0-9]*)\.ssmk$/;
 const TRAINING_FILE = /^training\/(0|[1-9][0-9]*)\.v([1-9][0-9]*)\.bin$/;
 /** Names the store writes inside masks/ and training/; other files there are never touched. */
@@ -94,6 +135,25 @@ interface RegistryDocument {
 
 const EMPTY: Snapshot = { generation: 0, state: null, files: new Map() };
 
+/** One line of events.log: the event and the generation of the commit that appended it. */
+interface LoggedEvent extends StoredEvent {
+  readonly generation: number;
+}
+
+interface EventLog {
+  readonly entries: LoggedEvent[];
+  /** Byte length of events.log (its committed lines); 0 when the file does not exist. */
+  readonly bytes: number;
+  readonly exists: boolean;
+  readonly last: EventId | null;
+}
+
+const EMPTY_LOG: EventLog = { entries: [], bytes: 0, exists: false, last: null };
+
+function eventLine(entry: LoggedEvent): string {
+  return `${JSON.stringify({ g: entry.generation, id: entry.id, event: entry.event })}\n`;
+}
+
 class FailpointCrash {
   constructor(readonly error: unknown) {}
 }
@@ -109,6 +169,7 @@ export class FileStore implements MaskStore {
   private readonly options: FileStoreOptions;
   private status: 'new' | 'open' | 'closed' | 'broken' = 'new';
   private snapshot: Snapshot = EMPTY;
+  private eventLog: EventLog = EMPTY_LOG;
   private lock: FileLock | null = null;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -133,7 +194,10 @@ export class FileStore implements MaskStore {
         const snapshot = await this.readSnapshot();
         await this.checkFiles(snapshot);
         await this.removeLeftovers(snapshot);
+        const eventLog = await this.openEventLog(snapshot.generation);
+        await mkdir(join(this.dir, LOCKS_DIR), { recursive: true });
         this.snapshot = snapshot;
+        this.eventLog = eventLog;
         this.lock = lock;
         this.status = 'open';
       } catch (error) {
@@ -186,6 +250,9 @@ export class FileStore implements MaskStore {
       const created: string[] = [];
       const superseded: string[] = [];
       let next: Snapshot;
+      let appended: { entries: LoggedEvent[]; last: EventId | null } | null = null;
+      let appendedFrom: number | null = null;
+      let appendedBytes = 0;
       try {
         for (const write of checked.masks) {
           const mask = await this.writeDataFile(
@@ -212,6 +279,18 @@ export class FileStore implements MaskStore {
         }
         await this.failpoint('after-data-files');
 
+        // The events go in before the commit point, tagged with this generation: open() drops them if the rename
+        // below never happens. A new events.log's directory entry is made durable before the rename too.
+        if (checked.events.length > 0) {
+          appended = this.logEntries(checked.events, generation);
+          const path = join(this.dir, EVENTS_FILE);
+          const text = Buffer.from(appended.entries.map(eventLine).join(''), 'utf8');
+          appendedFrom = this.eventLog.bytes;
+          await appendDurably(path, text);
+          appendedBytes = text.byteLength;
+          if (!this.eventLog.exists) await fsyncDir(this.dir);
+        }
+
         const state: LoadedState = {
           registry: checked.registry,
           applied: { ...(before.state?.applied ?? {}), [checked.partitionKey]: checked.appliedOffset },
@@ -237,10 +316,26 @@ export class FileStore implements MaskStore {
         }
         // Nothing references the new files: remove them, keep the store usable.
         await Promise.all(created.map((path) => unlink(path).catch(() => {})));
+        if (appendedFrom !== null) {
+          // Events of a generation that will be used again: they must go, or the store must be reopened.
+          try {
+            await truncateDurably(join(this.dir, EVENTS_FILE), appendedFrom);
+          } catch {
+            this.status = 'broken';
+          }
+        }
         throw this.fsError(error, 'commit');
       }
       // Commit point passed: the new registry is in place.
       this.snapshot = next;
+      if (appended !== null) {
+        this.eventLog = {
+          entries: [...this.eventLog.entries, ...appended.entries],
+          bytes: this.eventLog.bytes + appendedBytes,
+          exists: true,
+          last: appended.last,
+        };
+      }
       try {
         await fsyncDir(this.dir);
       } catch (error) {
@@ -256,6 +351,86 @@ export class FileStore implements MaskStore {
       }
       await Promise.all(superseded.map((path) => unlink(join(this.dir, path)).catch(() => {})));
       return 'applied';
+    });
+  }
+
+  async readEvents(options: ReadEventsOptions): Promise<StoredEvent[]> {
+    this.assertOpen();
+    const { after, limit } = checkReadEvents(options);
+    const entries = this.eventLog.entries;
+    const start = firstAfter(entries, after);
+    return entries.slice(start, start + limit).map(copyStoredEvent);
+  }
+
+  trimEvents(options: TrimEventsOptions): Promise<number> {
+    return this.exclusive(async () => {
+      this.assertOpen();
+      const trim = checkTrimEvents(options);
+      const log = this.eventLog;
+      const removed = trimCount(
+        log.entries.map((entry) => entry.id),
+        trim,
+      );
+      if (removed === 0) return 0;
+      const kept = log.entries.slice(removed);
+      const text = Buffer.from(kept.map(eventLine).join(''), 'utf8');
+      const temp = join(this.dir, EVENTS_TEMP);
+      try {
+        await writeDurably(temp, text);
+        await rename(temp, join(this.dir, EVENTS_FILE));
+      } catch (error) {
+        await unlink(temp).catch(() => {});
+        throw this.fsError(error, 'trimEvents');
+      }
+      this.eventLog = { entries: kept, bytes: text.byteLength, exists: true, last: log.last };
+      await fsyncDir(this.dir).catch((error: unknown) => {
+        // The rename may not survive a power loss: the old, longer log would come back, which is harmless.
+        throw this.fsError(error, 'trimEvents (directory fsync)');
+      });
+      return removed;
+    });
+  }
+
+  acquireLock(name: string, ttlMs: number): Promise<Lease | null> {
+    return this.exclusive(async () => {
+      this.assertOpen();
+      checkLockArguments(name, ttlMs);
+      const path = join(this.dir, LOCKS_DIR, `${name}.lock`);
+      const token = newLeaseToken();
+      const content = (): string => `${JSON.stringify({ token, expiresAt: Date.now() + ttlMs })}\n`;
+      try {
+        if (!(await createExclusively(path, content()))) {
+          const current = await readLockFile(path);
+          if (current !== null && current.expiresAt > Date.now()) return null;
+          // Expired (or unreadable): only this process uses the directory, and lock calls are serialized.
+          await replaceFile(path, content());
+        }
+      } catch (error) {
+        throw this.fsError(error, 'acquireLock');
+      }
+      const mine = async (): Promise<boolean> => {
+        const current = await readLockFile(path);
+        return current !== null && current.token === token && current.expiresAt > Date.now();
+      };
+      return {
+        name,
+        token,
+        renew: () =>
+          this.exclusive(async () => {
+            this.assertOpen();
+            if (!(await mine())) return false;
+            await replaceFile(path, content()).catch((error: unknown) => {
+              throw this.fsError(error, 'renewLock');
+            });
+            return true;
+          }),
+        release: () =>
+          this.exclusive(async () => {
+            this.assertOpen();
+            const current = await readLockFile(path);
+            if (current?.token === token) await unlink(path).catch(() => {});
+          }),
+      };
     });
   }
 
@@ -275,6 +450,7 @@ export class FileStore implements MaskStore {
       const lock = this.lock;
       this.lock = null;
       this.snapshot = EMPTY;
+      this.eventLog = EMPTY_LOG;
       this.status = 'closed';
       await lock?.release();
     });
@@ -300,6 +476,64 @@ export class FileStore implements MaskStore {
     } catch (error) {
       throw new FailpointCrash(error);
     }
+  }
+
+  /** Ids for `events` appended now, after the last one in the log. */
+  private logEntries(
+    events: readonly DaemonEvent[],
+    generation: number,
+  ): { entries: LoggedEvent[]; last: EventId | null } {
+    let last = this.eventLog.last;
+    const entries = events.map((event) => {
+      last = nextEventId(last, Date.now());
+      return { generation, id: formatEventId(last), event };
+    });
+    return { entries, last };
+  }
+
+  /**
+   * Reads events.log: the lines of committed generations (at most `generation`), in increasing id order. A tail
+   * of lines of a later generation or a torn line (a crash during a commit) is cut off, durably, now; anything else
+   * out of place is E_STORE_CORRUPT.
+   */
+  private async openEventLog(generation: number): Promise<EventLog> {
+    const path = join(this.dir, EVENTS_FILE);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (error) {
+      if (errno(error) === 'ENOENT') return EMPTY_LOG;
+      throw error;
+    }
+    const entries: LoggedEvent[] = [];
+    let valid = 0;
+    let tail = false;
+    for (let start = 0; start < bytes.length; ) {
+      const end = bytes.indexOf(0x0a, start);
+      const line = bytes.toString('utf8', start, end < 0 ? bytes.length : end);
+      const entry = end < 0 ? null : parseEventLine(line, path);
+      const committed = entry !== null && entry.generation <= generation;
+      if (tail || !committed) {
+        if (committed) {
+          throw corrupt(
+            `${path}: a committed event follows a torn or uncommitted line at byte ${start}`,
+            path,
+          );
+        }
+        tail = true;
+      } else {
+        const previous = entries[entries.length - 1];
+        if (previous !== undefined && compareEventIds(previous.id, entry.id) >= 0) {
+          throw corrupt(`${path}: event ids are not increasing at byte ${start}`, path);
+        }
+        entries.push(entry);
+        valid = end + 1;
+      }
+      start = end < 0 ? bytes.length : end + 1;
+    }
+    if (valid < bytes.length) await truncateDurably(path, valid);
+    const last = entries[entries.length - 1];
+    return { entries, bytes: valid, exists: true, last: last === undefined ? null : parseEventId(last.id) };
   }
 
   private async writeDataFile(path: string, bytes: Uint8Array, created: string[]): Promise<FileRef> {
@@ -398,7 +632,9 @@ export class FileStore implements MaskStore {
     );
     const doomed: string[] = [];
     for (const name of await readdir(this.dir)) {
-      if (name === REGISTRY_TEMP || name.startsWith(`${LOCK_FILE}.stale-`)) doomed.push(name);
+      if (name === REGISTRY_TEMP || name === EVENTS_TEMP || name.startsWith(`${LOCK_FILE}.stale-`)) {
+        doomed.push(name);
+      }
     }
     for (const sub of [MASKS_DIR, TRAINING_DIR]) {
       for (const name of await readdir(join(this.dir, sub))) {
@@ -488,6 +724,88 @@ function parseDocument(document: unknown, path: string): Snapshot {
     files.set(task, { mask, training });
   }
   return { generation, state, files };
+}
+
+/** One line of events.log, or null when it is not one (a torn write); E_STORE_CORRUPT for a malformed event. */
+function parseEventLine(line: string, path: string): LoggedEvent | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (!isRecord(value)) return null;
+  const { g, id } = value;
+  if (typeof g !== 'number' || !Number.isSafeInteger(g) || g < 1 || typeof id !== 'string') return null;
+  const stored = parseStoredEvent(id, JSON.stringify(value.event ?? null), path);
+  return { generation: g, id: stored.id, event: stored.event };
+}
+
+async function appendDurably(path: string, bytes: Uint8Array): Promise<void> {
+  const handle = await open(path, 'a', 0o644);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function truncateDurably(path: string, length: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.truncate(length);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Creates `path` with `content` unless it exists (false then). */
+async function createExclusively(path: string, content: string): Promise<boolean> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'wx', 0o644);
+  } catch (error) {
+    if (errno(error) === 'EEXIST') return false;
+    throw error;
+  }
+  try {
+    await handle.writeFile(content, 'utf8');
+  } finally {
+    await handle.close();
+  }
+  return true;
+}
+
+/** Atomically replaces `path` (a temp file renamed over it). */
+async function replaceFile(path: string, content: string): Promise<void> {
+  const temp = `${path}.${newLeaseToken().slice(0, 8)}.tmp`;
+  try {
+    await open(temp, 'w', 0o644).then(async (handle) => {
+      try {
+        await handle.writeFile(content, 'utf8');
+      } finally {
+        await handle.close();
+      }
+    });
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+}
+
+/** A lock file's token and expiry, or null when it is missing or unreadable. */
+async function readLockFile(path: string): Promise<{ token: string; expiresAt: number } | null> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch {
+    return null;
+  }
+  if (!isRecord(value) || typeof value.token !== 'string' || typeof value.expiresAt !== 'number') return null;
+  return { token: value.token, expiresAt: value.expiresAt };
 }
 
 async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {

@@ -43,6 +43,7 @@ export function openStore(config: StoreConfig): MaskStore {
   }
 }
 
+export { compareEventIds, MAX_READ_EVENTS } from './events.js';
 export {
   FILE_STORE_FORMAT,
   FILE_STORE_FORMAT_VERSION,

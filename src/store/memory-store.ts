@@ -2,10 +2,33 @@
  * MaskStore in process memory, for tests. Same contract as the file and Redis stores: fenced commits (offsets
  * compared as BigInt), atomic (each commit is applied in one synchronous step), and every byte array and registry
  * is copied on the way in and out, so callers can never mutate stored state. State survives close() and a later
- * open() of the same instance, which lets tests simulate a daemon restart.
+ * open() of the same instance, which lets tests simulate a daemon restart. The event log and the locks live in the
+ * same object: locks are shared by the users of this store object (replicas in one process, in tests).
  */
+import {
+  checkLockArguments,
+  checkReadEvents,
+  checkTrimEvents,
+  copyStoredEvent,
+  type EventId,
+  firstAfter,
+  formatEventId,
+  newLeaseToken,
+  nextEventId,
+  trimCount,
+} from './events.js';
 import { compareOffsets } from './offsets.js';
-import type { Commit, CommitOutcome, LoadedState, MaskStore, Registry } from './types.js';
+import type {
+  Commit,
+  CommitOutcome,
+  Lease,
+  LoadedState,
+  MaskStore,
+  ReadEventsOptions,
+  Registry,
+  StoredEvent,
+  TrimEventsOptions,
+} from './types.js';
 import {
   checkCommit,
   checkTaskArgument,
@@ -23,6 +46,11 @@ export class MemoryStore implements MaskStore {
   private readonly applied = new Map<string, string>();
   private readonly masks = new Map<number, Uint8Array>();
   private readonly training = new Map<number, Uint8Array>();
+  private events: StoredEvent[] = [];
+  private lastEventId: EventId | null = null;
+  private readonly locks = new Map<string, { token: string; expiresAt: number }>();
+  /** The clock of event ids and lock expiry (tests may replace it). */
+  now: () => number = Date.now;
 
   async open(): Promise<void> {
     this.status = 'open';
@@ -67,7 +95,54 @@ export class MemoryStore implements MaskStore {
     }
     this.registry = copyRegistry(checked.registry);
     this.applied.set(checked.partitionKey, checked.appliedOffset);
+    for (const event of checked.events) {
+      this.lastEventId = nextEventId(this.lastEventId, this.now());
+      this.events.push({ id: formatEventId(this.lastEventId), event });
+    }
     return 'applied';
+  }
+
+  async readEvents(options: ReadEventsOptions): Promise<StoredEvent[]> {
+    this.assertOpen();
+    const { after, limit } = checkReadEvents(options);
+    const start = firstAfter(this.events, after);
+    return this.events.slice(start, start + limit).map(copyStoredEvent);
+  }
+
+  async trimEvents(options: TrimEventsOptions): Promise<number> {
+    this.assertOpen();
+    const trim = checkTrimEvents(options);
+    const removed = trimCount(
+      this.events.map((stored) => stored.id),
+      trim,
+    );
+    this.events = this.events.slice(removed);
+    return removed;
+  }
+
+  async acquireLock(name: string, ttlMs: number): Promise<Lease | null> {
+    this.assertOpen();
+    checkLockArguments(name, ttlMs);
+    const held = this.locks.get(name);
+    if (held !== undefined && held.expiresAt > this.now()) return null;
+    const token = newLeaseToken();
+    this.locks.set(name, { token, expiresAt: this.now() + ttlMs });
+    const mine = (): boolean => {
+      const current = this.locks.get(name);
+      return current !== undefined && current.token === token && current.expiresAt > this.now();
+    };
+    return {
+      name,
+      token,
+      renew: async () => {
+        if (!mine()) return false;
+        this.locks.set(name, { token, expiresAt: this.now() + ttlMs });
+        return true;
+      },
+      release: async () => {
+        if (this.locks.get(name)?.token === token) this.locks.delete(name);
+      },
+    };
   }
 
   async ping(): Promise<boolean> {

@@ -5,10 +5,17 @@
  *   <ns>:{reg}:applied       hash: partition key → applied offset (canonical decimal string)
  *   <ns>:{reg}:mask:<task>   encoded mask (binary)
  *   <ns>:{reg}:train:<task>  training state (binary; absent for a frozen mask)
+ *   <ns>:{reg}:events        stream: the event log (one field `e`, the event's JSON; ids are stream ids)
+ *   <ns>:lock:<name>         named locks (leases): a random token with a PX expiry
  *
  * A commit is ONE Lua script (EVALSHA through ioredis defineCommand, EVAL on NOSCRIPT): it compares the new offset
  * with the stored one and, only if it is newer, writes masks, training states, registry and offset. Scripts run
- * atomically, so a commit is all-or-nothing and two writers cannot interleave.
+ * atomically, so a commit is all-or-nothing and two writers cannot interleave. The commit's events are XADDed to the
+ * events stream inside the same script, so a fenced (repeated) commit appends nothing. The event log needs
+ * Redis >= 6.2 (XTRIM MINID).
+ *
+ * Locks: SET key token NX PX ttl takes one; renew (PEXPIRE) and release (DEL) are Lua scripts that act only while
+ * the key still holds the caller's token, so nobody renews or releases a lease that has passed to someone else.
  *
  * Client settings: no offline queue (a command while disconnected fails at once instead of piling up), one retry
  * per request, a command timeout (so no promise hangs on a dead server), lazy connect (open() connects), and a
@@ -20,7 +27,26 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { SupsupError } from '../errors.js';
-import type { Commit, CommitOutcome, LoadedState, MaskStore, Registry } from './types.js';
+import {
+  checkLockArguments,
+  checkReadEvents,
+  checkTrimEvents,
+  formatEventId,
+  newLeaseToken,
+  parseStoredEvent,
+  successorEventId,
+} from './events.js';
+import type {
+  Commit,
+  CommitOutcome,
+  Lease,
+  LoadedState,
+  MaskStore,
+  ReadEventsOptions,
+  Registry,
+  StoredEvent,
+  TrimEventsOptions,
+} from './types.js';
 import {
   checkCommit,
   checkStoredState,
@@ -59,8 +85,12 @@ export interface RedisPersistence {
 export interface RedisKeys {
   readonly registry: string;
   readonly applied: string;
+  /** The event log (a stream). */
+  readonly events: string;
   mask(task: number): string;
   training(task: number): string;
+  /** A named lock; outside the {reg} hash tag (locks are single-key operations). */
+  lock(name: string): string;
 }
 
 /** The keys of a namespace (for tests and operators). */
@@ -70,8 +100,10 @@ export function redisKeys(namespace: string): RedisKeys {
   return {
     registry: `${base}:registry`,
     applied: `${base}:applied`,
+    events: `${base}:events`,
     mask: (task) => `${base}:mask:${task}`,
     training: (task) => `${base}:train:${task}`,
+    lock: (name) => `${namespace}:lock:${name}`,
   };
 }
 
@@ -86,15 +118,18 @@ export function checkNamespace(namespace: string): void {
 }
 
 /**
- * KEYS[1] applied hash, KEYS[2] registry; per mask write i (1-based): KEYS[1+2i] mask, KEYS[2+2i] training state.
- * ARGV[1] partition key, ARGV[2] new offset, ARGV[3] registry JSON; per write i: ARGV[1+3i] encoded mask,
- * ARGV[2+3i] 'S' (set the training state to ARGV[3+3i]) or 'D' (delete it).
+ * KEYS[1] applied hash, KEYS[2] registry, KEYS[3] events stream; per mask write i (1-based): KEYS[2+2i] mask,
+ * KEYS[3+2i] training state.
+ * ARGV[1] partition key, ARGV[2] new offset, ARGV[3] registry JSON, ARGV[4] n = number of events, ARGV[4+j] the
+ * JSON of event j; per write i, with b = 4+n: ARGV[b+3i-2] encoded mask, ARGV[b+3i-1] 'S' (set the training
+ * state to ARGV[b+3i]) or 'D' (delete it).
  * Offsets can exceed 2^53 (Lua numbers are doubles), so they are compared as canonical decimal strings: a longer
  * string is a larger number; at equal length the first differing digit decides (bytes, not locale collation).
- * The only writes come after every check, and SET/DEL/HSET cannot fail on these keys, so a script error never
- * leaves a half-applied commit. Returns 1 when applied, 0 when fenced.
+ * The only writes come after every check (the events key's type included), and SET/DEL/HSET/XADD cannot fail on
+ * these keys, so a script error never leaves a half-applied commit. Returns 1 when applied, 0 when fenced.
  */
 const COMMIT_SCRIPT = `
+if redis.replicate_commands then redis.replicate_commands() end
 local function canonical(s)
   return s == '0' or string.find(s, '^[1-9][0-9]*$') ~= nil
 end
@@ -117,17 +152,46 @@ if current then
   end
   if not greater(offset, current) then return 0 end
 end
-for i = 1, (#KEYS - 2) / 2 do
-  redis.call('SET', KEYS[1 + 2 * i], ARGV[1 + 3 * i])
-  if ARGV[2 + 3 * i] == 'S' then
-    redis.call('SET', KEYS[2 + 2 * i], ARGV[3 + 3 * i])
+local events = tonumber(ARGV[4])
+if events > 0 then
+  local kind = redis.call('TYPE', KEYS[3]).ok
+  if kind ~= 'none' and kind ~= 'stream' then
+    return redis.error_reply('STORECORRUPT the event log key holds a ' .. kind .. ', not a stream')
+  end
+end
+local b = 4 + events
+for i = 1, (#KEYS - 3) / 2 do
+  redis.call('SET', KEYS[2 + 2 * i], ARGV[b + 3 * i - 2])
+  if ARGV[b + 3 * i - 1] == 'S' then
+    redis.call('SET', KEYS[3 + 2 * i], ARGV[b + 3 * i])
   else
-    redis.call('DEL', KEYS[2 + 2 * i])
+    redis.call('DEL', KEYS[3 + 2 * i])
   end
 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1], offset)
+for j = 1, events do
+  redis.call('XADD', KEYS[3], '*', 'e', ARGV[4 + j])
+end
 return 1
+`;
+
+/** KEYS[1] events stream; ARGV[1] min id time (ms), ARGV[2] max length. Returns the number of entries removed. */
+const TRIM_SCRIPT = `
+local removed = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+return removed + redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[2])
+`;
+
+/** KEYS[1] lock; ARGV[1] token, ARGV[2] ttl ms. 1 when renewed, 0 when the lock is not (or no longer) ours. */
+const RENEW_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+/** KEYS[1] lock; ARGV[1] token. Deletes the lock only if it is still ours. */
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 `;
 
 /** KEYS[1] registry, KEYS[2] applied hash: both in one consistent read. */
@@ -138,6 +202,9 @@ type ScriptArg = string | Buffer | number;
 interface StoreScripts {
   supsupdCommit(numKeys: number, ...args: ScriptArg[]): Promise<unknown>;
   supsupdLoad(registryKey: string, appliedKey: string): Promise<unknown>;
+  supsupdTrim(eventsKey: string, minId: string, maxLength: string): Promise<unknown>;
+  supsupdRenew(lockKey: string, token: string, ttlMs: string): Promise<unknown>;
+  supsupdRelease(lockKey: string, token: string): Promise<unknown>;
 }
 
 type StoreClient = Redis & StoreScripts;
@@ -230,8 +297,14 @@ export class RedisStore implements MaskStore {
   async commit(commit: Commit): Promise<CommitOutcome> {
     const checked = checkCommit(commit);
     const client = this.requireClient();
-    const keys: string[] = [this.keys.applied, this.keys.registry];
-    const args: ScriptArg[] = [checked.partitionKey, checked.appliedOffset, JSON.stringify(checked.registry)];
+    const keys: string[] = [this.keys.applied, this.keys.registry, this.keys.events];
+    const args: ScriptArg[] = [
+      checked.partitionKey,
+      checked.appliedOffset,
+      JSON.stringify(checked.registry),
+      checked.events.length,
+      ...checked.events.map((event) => JSON.stringify(event)),
+    ];
     for (const write of checked.masks) {
       keys.push(this.keys.mask(write.task), this.keys.training(write.task));
       // Buffers (views, no copy) keep the bytes binary-safe; a plain Uint8Array would be stringified.
@@ -244,6 +317,59 @@ export class RedisStore implements MaskStore {
     if (result === 1) return 'applied';
     if (result === 0) return 'fenced';
     throw new SupsupError('E_INTERNAL', `unexpected reply to the commit script: ${JSON.stringify(result)}`);
+  }
+
+  async readEvents(options: ReadEventsOptions): Promise<StoredEvent[]> {
+    const { after, limit } = checkReadEvents(options);
+    const client = this.requireClient();
+    const start = after === null ? '-' : formatEventId(successorEventId(after));
+    const reply = await this.call('readEvents', () =>
+      client.xrange(this.keys.events, start, '+', 'COUNT', limit),
+    );
+    const where = `${this.where()} ${this.keys.events}`;
+    return reply.map(([id, fields]) => {
+      const at = fields.indexOf('e');
+      const json = at >= 0 && at % 2 === 0 ? fields[at + 1] : undefined;
+      if (json === undefined) {
+        throw new SupsupError('E_STORE_CORRUPT', `${where}: stream entry ${id} has no "e" field`, {
+          details: { key: this.keys.events, id },
+        });
+      }
+      return parseStoredEvent(id, json, where);
+    });
+  }
+
+  async trimEvents(options: TrimEventsOptions): Promise<number> {
+    const { olderThanMs, maxEvents } = checkTrimEvents(options);
+    const client = this.requireClient();
+    const removed = await this.call('trimEvents', () =>
+      client.supsupdTrim(this.keys.events, String(olderThanMs), String(maxEvents)),
+    );
+    if (typeof removed !== 'number') {
+      throw new SupsupError('E_INTERNAL', `unexpected reply to the trim script: ${JSON.stringify(removed)}`);
+    }
+    return removed;
+  }
+
+  async acquireLock(name: string, ttlMs: number): Promise<Lease | null> {
+    checkLockArguments(name, ttlMs);
+    const client = this.requireClient();
+    const key = this.keys.lock(name);
+    const token = newLeaseToken();
+    const reply = await this.call('acquireLock', () => client.set(key, token, 'PX', ttlMs, 'NX'));
+    if (reply !== 'OK') return null;
+    return {
+      name,
+      token,
+      renew: async () => {
+        const live = this.requireClient();
+        return (await this.call('renewLock', () => live.supsupdRenew(key, token, String(ttlMs)))) === 1;
+      },
+      release: async () => {
+        const live = this.requireClient();
+        await this.call('releaseLock', () => live.supsupdRelease(key, token));
+      },
+    };
   }
 
   /** PING within the command timeout; false (never a throw) when closed, disconnected or slow. */
@@ -296,6 +422,9 @@ export class RedisStore implements MaskStore {
     });
     client.defineCommand('supsupdCommit', { lua: COMMIT_SCRIPT });
     client.defineCommand('supsupdLoad', { lua: LOAD_SCRIPT, numberOfKeys: 2, readOnly: true });
+    client.defineCommand('supsupdTrim', { lua: TRIM_SCRIPT, numberOfKeys: 1 });
+    client.defineCommand('supsupdRenew', { lua: RENEW_SCRIPT, numberOfKeys: 1 });
+    client.defineCommand('supsupdRelease', { lua: RELEASE_SCRIPT, numberOfKeys: 1 });
     try {
       const connecting = client.connect();
       connecting.catch(() => {}); // settled by withTimeout's race; never an unhandled rejection

@@ -1,3 +1,5 @@
+import type { DaemonEvent } from '../records.js';
+
 /**
  * Persistent state of the daemon: the registry of tasks and their bit-packed masks, the float
  * scores (and optimizer state) of masks that are still training, and, per source partition, the
@@ -44,6 +46,49 @@ export interface Commit {
   readonly appliedOffset: string;
   readonly registry: Registry;
   readonly masks: readonly MaskWrite[];
+  /**
+   * Events of this batch, appended to the store's event log in the same atomic step as the rest of the commit
+   * (in order); a fenced commit appends nothing.
+   */
+  readonly events?: readonly DaemonEvent[];
+}
+
+/**
+ * One entry of the event log. `id` is assigned by the store, `<ms>-<seq>` (the Redis stream ID form: the
+ * append time in milliseconds since the epoch and a sequence number within that millisecond), and strictly
+ * increasing in log order. Compare ids with {@link compareEventIds}, never as strings.
+ */
+export interface StoredEvent {
+  readonly id: string;
+  readonly event: DaemonEvent;
+}
+
+export interface ReadEventsOptions {
+  /** Only events after this id (exclusive); from the oldest kept event when absent. */
+  readonly after?: string;
+  /** At most this many events (1 to 10 000). */
+  readonly limit: number;
+}
+
+export interface TrimEventsOptions {
+  /** Removes events appended before this time (by the time part of their id). */
+  readonly olderThan: Date;
+  /** Then removes the oldest events until at most this many remain (0 empties the log). */
+  readonly maxEvents: number;
+}
+
+/**
+ * A lease on a named lock shared by every process that uses the same store (replicas): held until released or
+ * until `ttlMs` passes without a successful renew(). Only the holder's token can renew or release it.
+ */
+export interface Lease {
+  readonly name: string;
+  /** Random; identifies this holder. */
+  readonly token: string;
+  /** Extends the lease by its ttl from now; false when it is no longer ours (expired and taken, or released). */
+  renew(): Promise<boolean>;
+  /** Gives the lock up if it is still ours; a no-op otherwise. Idempotent. */
+  release(): Promise<void>;
 }
 
 export type CommitOutcome = 'applied' | 'fenced';
@@ -64,6 +109,15 @@ export interface MaskStore {
   loadTrainingState(task: number): Promise<Uint8Array | null>;
   /** Atomically: if appliedOffset > applied[partitionKey] (or none yet), write masks, registry, offset. */
   commit(commit: Commit): Promise<CommitOutcome>;
+  /** Event log entries in id order: those after `options.after`, at most `options.limit`. */
+  readEvents(options: ReadEventsOptions): Promise<StoredEvent[]>;
+  /** Removes old events (see {@link TrimEventsOptions}); returns how many were removed. */
+  trimEvents(options: TrimEventsOptions): Promise<number>;
+  /**
+   * Takes the lock `name` for `ttlMs` (`^[A-Za-z0-9_.:-]{1,100}$`), or null when another live lease holds it.
+   * Memory store: shared by the users of the same store object only.
+   */
+  acquireLock(name: string, ttlMs: number): Promise<Lease | null>;
   /** Reachability probe for readiness. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -4,6 +4,8 @@
  * deep copies, so a store never keeps a reference to a caller's object.
  */
 import { SupsupError } from '../errors.js';
+import type { DaemonEvent } from '../records.js';
+import { checkCommitEvents } from './events.js';
 import { isOffset } from './offsets.js';
 import type { AppliedOffsets, Commit, LoadedState, MaskWrite, Registry, TaskMeta } from './types.js';
 
@@ -137,6 +139,8 @@ export interface CheckedCommit {
   readonly registry: Registry;
   /** The caller's writes (bytes not copied: stores that keep them copy them). */
   readonly masks: readonly MaskWrite[];
+  /** Validated copies of the commit's events (empty when it has none). */
+  readonly events: readonly DaemonEvent[];
 }
 
 /**
@@ -164,7 +168,8 @@ export function checkCommit(commit: Commit): CheckedCommit {
         fail(`${path}.trainingState`, 'must be a Uint8Array or null');
       }
     });
-    return { partitionKey, appliedOffset, registry, masks: commit.masks };
+    const events = checkCommitEvents(commit.events);
+    return { partitionKey, appliedOffset, registry, masks: commit.masks, events };
   } catch (error) {
     if (error instanceof ShapeError)
       throw new SupsupError('E_BAD_ARGUMENT', `invalid commit: ${error.message}`);
