@@ -53,6 +53,7 @@ export async function demo(raw: Readonly<Record<string, unknown>>): Promise<void
         http,
         logger,
         describe: { backend: backend.backend, source: 'demo' },
+        jobs: configSchema.shape.jobs.parse({}),
       });
       if (service.address !== null) {
         process.stderr.write(`dashboard: http://${httpHost}:${service.address.port}/\n`);

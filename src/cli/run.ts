@@ -37,6 +37,7 @@ export async function run(raw: Readonly<Record<string, unknown>>): Promise<void>
     logger,
     flushLogs: logger.flush,
     describe: { backend: backend.backend, source: config.source.kind },
+    jobs: config.jobs,
   });
   onStopSignals(logger, () =>
     service.stop().then(

@@ -45,7 +45,7 @@ export class DaemonMetrics implements DaemonObserver {
 
   constructor(views: MetricsViews) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'supsupd_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'supsupd_' });
     this.recordsIn = new Counter({
       name: 'supsupd_records_in_total',
       help: 'Records received from the source, before decoding.',

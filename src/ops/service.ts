@@ -3,23 +3,18 @@ import type { AddressInfo } from 'node:net';
 import type { DaemonConfig } from '../config.js';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
 import { observers } from '../daemon/telemetry.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, SupsupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { popcount } from '../model/mask-layout.js';
+import type { StoredEvent } from '../store/types.js';
 import type { Source } from '../stream/types.js';
 import { Activity } from './activity.js';
 import type { ApiInferResponse, ApiStatus, ApiTask } from './api-types.js';
 import { type OpsViews, opsRoutes } from './http/routes.js';
 import { HttpServer } from './http/server.js';
-import { DaemonMetrics, type JobRunObservation } from './metrics.js';
-
-/** The scheduled-jobs runner as the service drives it (src/ops/scheduler.ts). */
-export interface JobRunner {
-  start(): void;
-  stop(): Promise<void>;
-  status(): readonly object[];
-  runNow(name: string): Promise<object>;
-}
+import { createScheduler } from './jobs/index.js';
+import { DaemonMetrics } from './metrics.js';
+import type { JobRun, JobStatus, Scheduler } from './scheduler.js';
 
 export interface ServiceOptions {
   readonly daemon: Omit<DaemonOptions, 'observer'>;
@@ -30,8 +25,8 @@ export interface ServiceOptions {
   /** Flushes the logs; called last by stop(). */
   readonly flushLogs?: () => Promise<void>;
   readonly describe: { readonly backend: string; readonly source: string };
-  /** Builds the scheduled jobs once the store is open; `onRun` counts runs in the metrics. */
-  readonly jobs?: (onRun: (run: JobRunObservation) => void) => JobRunner;
+  /** The scheduled jobs (config.jobs); none when absent or disabled. */
+  readonly jobs?: DaemonConfig['jobs'];
 }
 
 const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -49,7 +44,7 @@ export class SupsupService implements OpsViews {
   private readonly options: ServiceOptions;
   private readonly startedAt = new Date();
   private http: HttpServer | null = null;
-  private jobRunner: JobRunner | null = null;
+  private jobRunner: Scheduler | null = null;
   private summaryTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private lastReady = false;
@@ -102,9 +97,13 @@ export class SupsupService implements OpsViews {
       this.summaryTimer = setInterval(() => this.activity.summarize(), http.summaryIntervalMs);
       this.summaryTimer.unref();
     }
-    if (this.options.jobs !== undefined) {
-      this.jobRunner = this.options.jobs((run) => this.metricsRegistry.jobRun(run));
-      this.jobRunner.start();
+    const jobs = this.options.jobs;
+    if (jobs?.enabled === true) {
+      const scheduler = createScheduler({ jobs }, this.options.daemon.store, this.options.logger, (run) =>
+        this.metricsRegistry.jobRun(run),
+      );
+      this.jobRunner = scheduler;
+      scheduler.start();
     }
   }
 
@@ -223,13 +222,19 @@ export class SupsupService implements OpsViews {
     };
   }
 
-  jobs(): readonly object[] {
+  jobs(): readonly JobStatus[] {
     return this.jobRunner?.status() ?? [];
   }
 
-  runJob(name: string): Promise<object> {
-    if (this.jobRunner === null) return Promise.resolve({ name, outcome: 'disabled' });
+  runJob(name: string): Promise<JobRun> {
+    if (this.jobRunner === null) {
+      return Promise.reject(new SupsupError('E_JOB_UNKNOWN', `no job ${name}: scheduled jobs are disabled`));
+    }
     return this.jobRunner.runNow(name);
+  }
+
+  eventLog(after: string | undefined, limit: number): Promise<readonly StoredEvent[]> {
+    return this.options.daemon.store.readEvents({ after, limit });
   }
 
   async metrics(): Promise<{ contentType: string; text: string }> {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isSupsupError } from '../../errors.js';
+import { type ErrorCode, isSupsupError, type SupsupError } from '../../errors.js';
 
 /** An HTTP failure with a status and a stable code; its message goes to the client as is. */
 export class HttpError extends Error {
@@ -18,6 +18,20 @@ const API_HEADERS = {
   'cache-control': 'no-store',
 } as const;
 
+/** SupsupErrors that describe the request, not a fault of the daemon, and their statuses. */
+const CLIENT_STATUS: Partial<Record<ErrorCode, number>> = {
+  E_BAD_ARGUMENT: 400,
+  E_NO_MASKS: 409,
+  E_JOB_UNKNOWN: 404,
+  E_STOPPED: 503,
+};
+
+/** The status of an error the client caused (its message is safe to return), else undefined. */
+export function clientStatus(error: unknown): number | undefined {
+  if (error instanceof HttpError) return error.status;
+  return isSupsupError(error) ? CLIENT_STATUS[error.code] : undefined;
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { ...API_HEADERS, 'content-length': Buffer.byteLength(text) });
@@ -30,13 +44,10 @@ export function sendError(res: ServerResponse, error: unknown): void {
     res.destroy();
     return;
   }
-  if (error instanceof HttpError) {
-    sendJson(res, error.status, { error: { code: error.code, message: error.message } });
-    return;
-  }
-  if (isSupsupError(error) && (error.code === 'E_BAD_ARGUMENT' || error.code === 'E_NO_MASKS')) {
-    const status = error.code === 'E_NO_MASKS' ? 409 : 400;
-    sendJson(res, status, { error: { code: error.code, message: error.message } });
+  const status = clientStatus(error);
+  if (status !== undefined) {
+    const { code, message } = error as HttpError | SupsupError;
+    sendJson(res, status, { error: { code, message } });
     return;
   }
   sendJson(res, 500, { error: { code: 'E_INTERNAL', message: 'internal error; see the daemon log' } });

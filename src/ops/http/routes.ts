@@ -1,7 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { MAX_READ_EVENTS } from '../../store/events.js';
+import type { StoredEvent } from '../../store/types.js';
 import type { LiveMessage } from '../activity.js';
 import type { ApiInferResponse, ApiStatus, ApiTask, ApiTimelinePoint } from '../api-types.js';
+import type { JobRun, JobStatus } from '../scheduler.js';
 import { requireBearer } from './auth.js';
 import { HttpError, readJsonBody, sendJson } from './respond.js';
 import type { HttpServer, Route } from './server.js';
@@ -17,8 +20,10 @@ export interface OpsViews {
   /** Model input dimension (validation of /infer requests). */
   readonly inputs: number;
   infer(x: Float32Array, rows: number): ApiInferResponse;
-  jobs(): readonly object[];
-  runJob(name: string): Promise<object>;
+  jobs(): readonly JobStatus[];
+  runJob(name: string): Promise<JobRun>;
+  /** The store's persistent event log, oldest first, after the event id `after`. */
+  eventLog(after: string | undefined, limit: number): Promise<readonly StoredEvent[]>;
   metrics(): Promise<{ contentType: string; text: string }>;
 }
 
@@ -127,9 +132,23 @@ export function opsRoutes(views: OpsViews, server: () => HttpServer, options: Ro
       path: /^\/api\/v1\/jobs\/([A-Za-z0-9_-]+)\/run$/,
       handler: async (req, res, [name]) => {
         requireBearer(req, options.token);
-        const known = views.jobs().some((job) => (job as { name?: unknown }).name === name);
-        if (!known) throw new HttpError(404, 'E_HTTP_NO_JOB', `no job ${name}`);
         sendJson(res, 200, await views.runJob(name as string));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/v1/event-log',
+      handler: async (req, res) => {
+        const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+        const after = query.get('after') ?? undefined;
+        if (after !== undefined && !/^\d+-\d+$/.test(after)) {
+          throw new HttpError(400, 'E_HTTP_BAD_ID', 'after must be an event id (<ms>-<seq>)');
+        }
+        const limit = Number(query.get('limit') ?? 100);
+        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_READ_EVENTS) {
+          throw new HttpError(400, 'E_HTTP_BAD_LIMIT', `limit must be an integer in [1, ${MAX_READ_EVENTS}]`);
+        }
+        sendJson(res, 200, { events: await views.eventLog(after, limit) });
       },
     },
   ];

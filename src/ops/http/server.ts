@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SupsupError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { HttpError, sendError } from './respond.js';
+import { clientStatus, HttpError, sendError } from './respond.js';
 
 export interface HttpServerOptions {
   readonly host: string;
@@ -117,7 +117,7 @@ export class HttpServer {
     Promise.resolve()
       .then(() => found.route.handler(req, res, found.params))
       .catch((error: unknown) => {
-        if (!(error instanceof HttpError)) {
+        if (clientStatus(error) === undefined) {
           this.options.logger.error('http handler failed', {
             method: req.method,
             path: url.pathname,
