@@ -9,7 +9,7 @@
  * here. The declarations below follow the C API's stable ABI; every signature,
  * enum value and struct layout was checked against the JavaCPP bindings in
  * tensorflow-core-native-<version>-sources.jar (org/tensorflow/internal/c_api/...),
- * and scripts/check-symbols in setup-native-backend.sh verifies that the library
+ * and setup-native-backend.sh checks with nm that the library
  * exports every function the built addon imports.
  */
 #ifndef SUPSUPD_TF_C_API_H_
