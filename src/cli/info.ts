@@ -16,6 +16,7 @@ export async function info(raw: Readonly<Record<string, unknown>>): Promise<void
     preference,
     attempts: backend.attempts,
     wasm: backend.wasm,
+    native: backend.native,
     tfjs_core: backend.tfjsVersion,
     packages: installedVersions(),
     node: process.version,
@@ -34,6 +35,10 @@ export async function info(raw: Readonly<Record<string, unknown>>): Promise<void
   if (backend.wasm)
     lines.push(
       `wasm: simd ${backend.wasm.simd ? 'on' : 'off'}, threads ${backend.wasm.threads ? 'on' : 'off'}`,
+    );
+  if (backend.native)
+    lines.push(
+      `native: ${backend.native.package}, libtensorflow ${backend.native.libtensorflow ?? '(version unknown)'}`,
     );
   lines.push(`node ${process.version} on ${report.platform}`);
   for (const [name, version] of Object.entries(report.packages))

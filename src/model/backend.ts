@@ -5,8 +5,10 @@ import { SupsupError } from '../errors.js';
 
 /**
  * Start-up choice of the tfjs backend (DESIGN.md, "Backends"): `auto` tries the native addon
- * @tensorflow/tfjs-node-gpu, then wasm, then cpu. Every attempt and why it failed is recorded for
- * `supsupd info`.
+ * (@tensorflow/tfjs-node-gpu, else @tensorflow/tfjs-node), then wasm, then cpu. Every attempt and
+ * why it failed is recorded for `supsupd info`. Neither addon installs from npm alone on a machine
+ * that cannot reach TensorFlow's download host: deploy/native/setup-native-backend.sh builds
+ * @tensorflow/tfjs-node against libtensorflow from Maven Central (docs/native-backend.md).
  */
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendName = Exclude<BackendPreference, 'auto'>;
@@ -19,12 +21,22 @@ export interface BackendAttempt {
   readonly reason?: string;
 }
 
+/** The native addon behind the 'tensorflow' backend: which package, and its libtensorflow. */
+export interface NativeInfo {
+  readonly package: string;
+  readonly libtensorflow: string | null;
+}
+
 export interface BackendInfo {
   readonly backend: BackendName;
   readonly attempts: readonly BackendAttempt[];
   readonly tfjsVersion: string;
   readonly wasm: { readonly simd: boolean; readonly threads: boolean } | null;
+  readonly native: NativeInfo | null;
 }
+
+/** The native addon packages, in the order `tensorflow` tries them. */
+export const NATIVE_PACKAGES: readonly string[] = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 
 const ORDER: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 const require = createRequire(import.meta.url);
@@ -46,7 +58,7 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
   const attempts: BackendAttempt[] = [];
   for (const backend of candidates) {
     try {
-      await activate(backend);
+      const nativePackage = await activate(backend);
       attempts.push({ backend, ok: true });
       selected = {
         backend,
@@ -59,6 +71,8 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
                 threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'),
               }
             : null,
+        native:
+          nativePackage === null ? null : { package: nativePackage, libtensorflow: libtensorflowVersion() },
       };
       return selected;
     } catch (error) {
@@ -72,11 +86,12 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
   );
 }
 
-async function activate(backend: BackendName): Promise<void> {
+/** Activates `backend`; for 'tensorflow' returns the addon package that provided it. */
+async function activate(backend: BackendName): Promise<string | null> {
+  let nativePackage: string | null = null;
   switch (backend) {
     case 'tensorflow':
-      // The optional native addon registers the 'tensorflow' backend when it loads.
-      await import('@tensorflow/tfjs-node-gpu' as string);
+      nativePackage = await importNativeAddon();
       break;
     case 'wasm': {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -90,13 +105,50 @@ async function activate(backend: BackendName): Promise<void> {
   if (!(await tf.setBackend(backend))) throw new Error(`tf.setBackend('${backend}') returned false`);
   await tf.ready();
   if (tf.getBackend() !== backend) throw new Error(`active backend is ${tf.getBackend()}, not ${backend}`);
+  return nativePackage;
+}
+
+/**
+ * Loads the first installed native addon; it registers the 'tensorflow' backend when it loads. A
+ * package that is installed but fails to load (missing libtensorflow, CUDA) is an error, not a
+ * reason to try the next one, so that `supsupd info` shows the real cause.
+ */
+async function importNativeAddon(): Promise<string> {
+  // libtensorflow logs INFO lines (oneDNN, CPU features) to stderr at load; keep warnings.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+  for (const name of NATIVE_PACKAGES) {
+    try {
+      await import(name);
+      return name;
+    } catch (error) {
+      if (!isModuleNotFound(error, name)) throw error;
+    }
+  }
+  throw new Error(
+    `not installed (${NATIVE_PACKAGES.join(', ')}); build @tensorflow/tfjs-node with deploy/native/setup-native-backend.sh (docs/native-backend.md)`,
+  );
+}
+
+function isModuleNotFound(error: unknown, name: string): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = 'code' in error ? error.code : undefined;
+  return code === 'ERR_MODULE_NOT_FOUND' && error.message.includes(`'${name}'`);
+}
+
+/** TF_Version() of the libtensorflow behind the active 'tensorflow' backend, if it says. */
+function libtensorflowVersion(): string | null {
+  const backend: unknown = tf.backend();
+  if (typeof backend !== 'object' || backend === null || !('binding' in backend)) return null;
+  const binding: unknown = backend.binding;
+  if (typeof binding !== 'object' || binding === null || !('TF_Version' in binding)) return null;
+  return typeof binding.TF_Version === 'string' ? binding.TF_Version : null;
 }
 
 function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   const line = text.split('\n').find((l) => l.trim() !== '') ?? text;
   if ((error as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND') {
-    return `package not installed (${line.slice(0, 160)}); it is an optional dependency whose install downloads libtensorflow`;
+    return `package not installed (${line.slice(0, 160)})`;
   }
   return line.slice(0, 300);
 }
@@ -107,7 +159,7 @@ export function installedVersions(): Record<string, string | null> {
     '@tensorflow/tfjs-core',
     '@tensorflow/tfjs-backend-wasm',
     '@tensorflow/tfjs-backend-cpu',
-    '@tensorflow/tfjs-node-gpu',
+    ...NATIVE_PACKAGES,
   ];
   const out: Record<string, string | null> = {};
   for (const name of names) {
