@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { configSchema } from '../../src/config.js';
+import { DEFAULT_DEMO_STREAM, demoStream } from '../../src/daemon/demo-stream.js';
+import { IterableSource } from '../../src/daemon/iterable-source.js';
+import { DEFAULT_LEARNER } from '../../src/discovery/learner.js';
+import { PAPER_POLICY } from '../../src/discovery/policy.js';
+import { silentLogger } from '../../src/logger.js';
+import { makeArchitecture } from '../../src/model/arch.js';
+import { defaultOptimizer } from '../../src/model/optimizers.js';
+import { SupsupService } from '../../src/ops/service.js';
+import type { RawRecord, ResultRecord } from '../../src/records.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import type { Sink } from '../../src/stream/types.js';
+import { testBackend } from '../support/backend.js';
+
+await testBackend();
+
+const steps: string[] = [];
+
+class RecordingSink implements Sink {
+  readonly name = 'recording';
+  results = 0;
+  async writeResults(results: readonly ResultRecord[]) {
+    this.results += results.length;
+  }
+  async writeDeadLetters() {}
+  async writeEvents() {}
+  async close() {
+    steps.push('sink closed');
+  }
+}
+
+test('service: one start order and one stop order; readiness goes false first; stop is idempotent', async () => {
+  let base = '';
+  const answer = async (path: string) => (await fetch(`${base}${path}`)).status;
+  class ObservedStore extends MemoryStore {
+    override async close() {
+      // The HTTP surface outlives the store: probes still answer while it closes, and say why.
+      steps.push(`store closing; livez ${await answer('/livez')}; readyz ${await answer('/readyz')}`);
+      await super.close();
+    }
+  }
+  const records: RawRecord[] = [];
+  for (const record of demoStream({ ...DEFAULT_DEMO_STREAM, recordsPerSegment: 300 })) {
+    records.push(record);
+    if (records.length === 512) break;
+  }
+  const sink = new RecordingSink();
+  const source = new IterableSource({ name: 'test', records: () => records, batchSize: 256 });
+  const flushed: string[] = [];
+  const service = await SupsupService.start({
+    daemon: {
+      sink,
+      store: new ObservedStore(),
+      model: {
+        arch: makeArchitecture({ arch: 'lenet', outputs: 100 }),
+        seed: 1,
+        optimizer: defaultOptimizer('rmsprop'),
+        rule: { kind: 'threshold' },
+      },
+      learner: { ...DEFAULT_LEARNER, policy: PAPER_POLICY },
+      microBatch: 128,
+      maxRecordBytes: 1 << 20,
+      logger: silentLogger,
+    },
+    makeSource: async () => source,
+    http: configSchema.shape.http.parse({ port: 0 }),
+    jobs: configSchema.shape.jobs.parse({}),
+    logger: silentLogger,
+    flushLogs: async () => {
+      flushed.push(`logs flushed; http ${await answer('/livez').catch(() => 'closed')}`);
+    },
+    describe: { backend: 'test', source: 'test' },
+  });
+  base = `http://127.0.0.1:${service.address?.port}`;
+
+  const before = await service.readiness();
+  assert.deepEqual(before, { ready: false, reasons: ['source not started'] });
+  assert.deepEqual(
+    service.jobs().map((job) => job.name),
+    ['integrity', 'eventRetention'],
+    'jobs scheduled (the snapshot job needs a directory)',
+  );
+  await service.run();
+  assert.equal(sink.results, 512);
+  assert.deepEqual(await service.readiness(), { ready: true, reasons: [] });
+  assert.equal(service.tasks().length, 1);
+  assert.equal(service.tasks()[0]?.recordsRouted, 512);
+
+  const first = service.stop();
+  const second = service.stop();
+  assert.equal(first, second, 'stop() returns the same promise');
+  const during = await service.readiness();
+  assert.equal(during.ready, false);
+  assert.ok(during.reasons.includes('draining'), JSON.stringify(during));
+  await first;
+  await service.stop();
+  assert.deepEqual(steps, ['sink closed', 'store closing; livez 200; readyz 503']);
+  assert.deepEqual(flushed, ['logs flushed; http closed'], 'logs are flushed last, after HTTP closed');
+});
