@@ -38,6 +38,7 @@ import { demoStream } from '../../src/daemon/demo-stream.ts';
 import type { RawRecord } from '../../src/records.ts';
 import { redisKeys } from '../../src/store/redis-store.ts';
 import { requireKafkaOrSkip, startKafka } from '../harness/kafka.ts';
+import { freePort } from '../harness/ports.ts';
 import { makeServiceDir, removeServiceDir } from '../harness/proc.ts';
 import { type RedisServer, requireRedisServerOrSkip, respCommand, startRedis } from '../harness/redis.ts';
 import { type DaemonCli, type DaemonExit, startDaemonCli, writeConfig } from '../support/daemon-cli.ts';
@@ -170,12 +171,12 @@ async function exitWithin(daemon: DaemonCli, ms: number, what: string): Promise<
 /** Waits for `condition` (which may throw to fail the wait); fails early if `daemon` exits, or after `ms`. */
 async function waitWhileRunning(
   daemon: DaemonCli,
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   ms: number,
   what: () => string,
 ): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!condition()) {
+  while (!(await condition())) {
     if (daemon.exited()) {
       const exit = await daemon.exit;
       throw new Error(
@@ -530,13 +531,37 @@ async function interleavedPartitions(ctx: Context, t: TestContext): Promise<void
   log(`upfront: produced ${plan.order.length} records in ${Date.now() - t0} ms`);
   const index = new ResultIndex(plan);
   const resultsCollector = await ctx.collect(s.results, index.add);
-  const daemon = ctx.daemon('upfront', s);
+  const httpPort = await freePort();
+  const daemon = ctx.daemon('upfront', s, { SUPSUPD_HTTP_PORT: String(httpPort) });
+  const http = `http://127.0.0.1:${httpPort}`;
+  // Ready only once the consumer joined its group (and the store answers).
+  const readiness: string[] = [];
+  await waitWhileRunning(
+    daemon,
+    async () => {
+      const response = await fetch(`${http}/readyz`).catch(() => null);
+      if (response === null) return false;
+      const body = (await response.json()) as { reasons: string[] };
+      readiness.push(response.status === 200 ? 'ready' : body.reasons.join(','));
+      return response.status === 200;
+    },
+    FINISH_TIMEOUT_MS,
+    () => `/readyz 200 (seen: ${[...new Set(readiness)].join(' | ')})`,
+  );
   await waitWhileRunning(
     daemon,
     () => index.covered === plan.order.length,
     FINISH_TIMEOUT_MS,
     () => `a result for each of the ${plan.order.length} inputs (have ${index.covered})`,
   );
+  const metrics = await (await fetch(`${http}/metrics`)).text();
+  const lagLines = metrics.split('\n').filter((line) => line.startsWith('supsupd_consumer_lag{'));
+  assert.equal(lagLines.length, INPUT_PARTITIONS, `a lag gauge per partition:\n${lagLines.join('\n')}`);
+  const consumed = metrics
+    .split('\n')
+    .filter((line) => line.startsWith('supsupd_records_in_total{'))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  assert.equal(consumed, plan.order.length, 'records_in counts every input once');
   const stopMs = await stopGracefully(daemon);
   await assertAppliedAtEnd(ctx.redis, s, await assertCommittedAtEnd(ctx.admin, s));
   assertEveryInputHasAResult(s, plan, index, (await resultsCollector.caughtUp(ctx.admin, 60_000)).length);
