@@ -49,6 +49,8 @@ export interface DaemonHealth {
 
 /** A store probe that does not answer within this time counts as unreachable. */
 const STORE_PROBE_TIMEOUT_MS = 1000;
+/** How long a Redis store's policy reading is trusted before readiness reads it again. */
+const POLICY_RECHECK_MS = 10_000;
 
 export interface DaemonStats {
   recordsIn: number;
@@ -182,7 +184,39 @@ export class Daemon {
       ? false
       : await withTimeout(this.options.store.ping(), STORE_PROBE_TIMEOUT_MS, 'store ping').catch(() => false);
     if (!reachable) reasons.push('store unreachable');
+    else {
+      const policy = await this.storePolicyProblem();
+      if (policy !== null) reasons.push(policy);
+    }
     return { ready: reasons.length === 0, reasons };
+  }
+
+  private policyCheck: { at: number; problem: string | null } | null = null;
+
+  /** A Redis store's eviction and persistence policy, re-read at most every 10 s (readiness). */
+  private async storePolicyProblem(): Promise<string | null> {
+    const { store } = this.options;
+    if (!(store instanceof RedisStore)) return null;
+    if (this.policyCheck !== null && Date.now() - this.policyCheck.at < POLICY_RECHECK_MS) {
+      return this.policyCheck.problem;
+    }
+    let problem: string | null = null;
+    try {
+      const policy = await withTimeout(store.policy(), STORE_PROBE_TIMEOUT_MS, 'store policy');
+      if (policy.maxmemoryPolicy !== 'noeviction') {
+        problem = `store evicts keys (maxmemory-policy ${policy.maxmemoryPolicy ?? 'unknown'})`;
+      } else if (
+        !policy.persistence.aof &&
+        !policy.persistence.rdb &&
+        this.options.allowVolatileStore !== true
+      ) {
+        problem = 'store persists nothing (no AOF, no RDB)';
+      }
+    } catch {
+      return 'store unreachable';
+    }
+    this.policyCheck = { at: Date.now(), problem };
+    return problem;
   }
 
   /** The daemon's model: architecture and masks (read-only use). */

@@ -451,6 +451,25 @@ export class RedisStore implements MaskStore {
     this.status = 'open';
   }
 
+  /**
+   * Reads the server's eviction policy and persistence again (a server can be restarted with another
+   * configuration while the daemon runs): for readiness. Throws E_STORE_UNAVAILABLE when unreachable.
+   */
+  async policy(): Promise<{ maxmemoryPolicy: string | null; persistence: RedisPersistence }> {
+    const client = this.requireClient();
+    const [memory, persistence] = await this.call('policy', () =>
+      Promise.all([client.info('memory'), client.info('persistence')]),
+    );
+    this.persistenceInfo = {
+      aof: parseInfo(persistence).get('aof_enabled') === '1',
+      rdb: await this.rdbConfigured(client),
+    };
+    return {
+      maxmemoryPolicy: parseInfo(memory).get('maxmemory_policy') ?? null,
+      persistence: { ...this.persistenceInfo },
+    };
+  }
+
   private async rdbConfigured(client: Redis): Promise<boolean> {
     try {
       const reply = (await client.config('GET', 'save')) as unknown;

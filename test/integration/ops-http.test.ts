@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { ApiStatus, ApiTasks } from '../../src/ops/api-types.ts';
 import { freePort } from '../harness/ports.ts';
 import { makeServiceDir, removeServiceDir } from '../harness/proc.ts';
-import { requireRedisServerOrSkip, startRedis } from '../harness/redis.ts';
+import { requireRedisServerOrSkip, respCommand, startRedis } from '../harness/redis.ts';
 import { startCli } from '../support/daemon-cli.ts';
 
 const SEGMENT = 2000;
@@ -107,6 +107,18 @@ test('demo with HTTP: readiness follows the store, liveness does not; metrics an
     await waitFor('/readyz 200 again', 30_000, async () =>
       (await getJson(base, '/readyz')).status === 200 ? true : undefined,
     );
+    // A policy that could evict masks makes the daemon unready too (re-read every 10 s).
+    await respCommand(redis.port, ['CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru']);
+    const evicting = await waitFor('/readyz 503 for the eviction policy', 30_000, async () => {
+      const readyz = await getJson<{ reasons: string[] }>(base, '/readyz');
+      return readyz.status === 503 ? readyz.body : undefined;
+    });
+    assert.deepEqual(evicting.reasons, ['store evicts keys (maxmemory-policy allkeys-lru)']);
+    await respCommand(redis.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+    await waitFor('/readyz 200 with noeviction', 30_000, async () =>
+      (await getJson(base, '/readyz')).status === 200 ? true : undefined,
+    );
+
     const status = await waitFor('the whole stream answered', 180_000, async () => {
       const { body } = await getJson<ApiStatus>(base, '/api/v1/status');
       return body.records.out >= RECORDS ? body : undefined;
