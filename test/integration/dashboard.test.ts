@@ -14,6 +14,7 @@ import type { ApiStatus, ApiTasks } from '../../src/ops/api-types.ts';
 import { freePort, LOOPBACK } from '../harness/ports.ts';
 import { makeServiceDir, removeServiceDir, sleep, waitForExit } from '../harness/proc.ts';
 import { type DaemonCli, REPO_ROOT, startCli } from '../support/daemon-cli.ts';
+import { waitFor } from '../support/wait.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -30,22 +31,17 @@ const SEGMENT = 2000;
 const DEMO_RECORDS = 6 * SEGMENT;
 const SCREENSHOT = path.join(REPO_ROOT, 'test/artifacts/dashboard.png');
 
-/** Polls `probe` until it returns a value other than undefined; fails with `what` (and the demo's log). */
-async function waitFor<T>(
+/** Polls `probe` until it returns a value; fails with `what` and the demo's log, or at once if the demo exits. */
+function waitForDemo<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   timeoutMs: number,
   demo: DaemonCli,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (demo.exited()) assert.fail(`the demo exited while waiting for ${what}:\n${demo.tail()}`);
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}:\n${demo.tail()}`);
-    await sleep(200);
-  }
+  return waitFor(what, timeoutMs, probe, {
+    abortIf: () => (demo.exited() ? 'the demo exited' : undefined),
+    context: () => demo.tail(),
+  });
 }
 
 async function getJson<T>(base: string, route: string): Promise<T> {
@@ -131,7 +127,7 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
       args: CHROMIUM_ARGS,
       viewport: { width: 1400, height: 1100 },
     });
-    await waitFor(
+    await waitForDemo(
       '/readyz 200',
       async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined),
       180_000,
@@ -144,7 +140,7 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
     assert.equal(response?.status(), 200, 'GET /');
 
     // The first tasks the page shows, then a task row that was not there, with no reload: the SSE stream.
-    const firstRows = await waitFor(
+    const firstRows = await waitForDemo(
       'the first task row',
       async () => ((await rowTasks(page)).length > 0 ? rowTasks(page) : undefined),
       120_000,
@@ -155,7 +151,7 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
       statusAtFirstRows.records.in < DEMO_RECORDS,
       `the demo's stream had ended (${statusAtFirstRows.records.in} records) before the page showed tasks ${firstRows.join(', ')}: no live discovery left to observe`,
     );
-    const grown = await waitFor(
+    const grown = await waitForDemo(
       `a task row added live (the page first showed tasks ${firstRows.join(', ')})`,
       async () => {
         const rows = await rowTasks(page);
@@ -168,7 +164,7 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
     assert.ok(grown.length > firstRows.length, `rows ${firstRows.join(',')} → ${grown.join(',')}`);
     t.diagnostic(`task rows: first ${firstRows.join(',')}, then ${grown.join(',')} (live, no reload)`);
 
-    await waitFor(
+    await waitForDemo(
       '≥ 2 tasks on the timeline',
       async () => ((await timelineTasks(page)).length >= 2 ? true : undefined),
       60_000,
@@ -176,7 +172,7 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
     );
 
     // Let the stream finish, then the table must list exactly the tasks of /api/v1/tasks.
-    await waitFor(
+    await waitForDemo(
       'the demo stream to finish',
       async () => {
         const status = await getJson<ApiStatus>(base, '/api/v1/status');
@@ -188,7 +184,7 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
     const api = await getJson<ApiTasks>(base, '/api/v1/tasks');
     const apiTasks = api.tasks.map((task) => task.task).sort((a, b) => a - b);
     assert.ok(apiTasks.length >= 2, `the demo discovers several tasks: ${apiTasks.join(', ')}`);
-    const finalRows = await waitFor(
+    const finalRows = await waitForDemo(
       'the table to match /api/v1/tasks',
       async () => {
         const rows = await rowTasks(page);

@@ -12,6 +12,8 @@ import { freePort } from '../harness/ports.ts';
 import { makeServiceDir, removeServiceDir } from '../harness/proc.ts';
 import { requireRedisServerOrSkip, respCommand, startRedis } from '../harness/redis.ts';
 import { startCli } from '../support/daemon-cli.ts';
+import { parseMetrics, sumOf } from '../support/metrics.ts';
+import { waitFor } from '../support/wait.ts';
 
 const SEGMENT = 2000;
 const RECORDS = 6 * SEGMENT;
@@ -19,41 +21,6 @@ const RECORDS = 6 * SEGMENT;
 async function getJson<T>(base: string, route: string): Promise<{ status: number; body: T }> {
   const response = await fetch(`${base}${route}`, { signal: AbortSignal.timeout(5_000) });
   return { status: response.status, body: (await response.json()) as T };
-}
-
-/** Polls `probe` every 200 ms until it returns a value other than undefined. */
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`,
-  );
-}
-
-/** Parses the Prometheus text format into `name{labels}` → value. */
-function parseMetrics(text: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    values.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return values;
-}
-
-function sumOf(metrics: Map<string, number>, name: string): number {
-  let sum = 0;
-  for (const [key, value] of metrics) if (key === name || key.startsWith(`${name}{`)) sum += value;
-  return sum;
 }
 
 test('demo with HTTP: readiness follows the store, liveness does not; metrics and tasks describe the run', async (t) => {
@@ -79,10 +46,12 @@ test('demo with HTTP: readiness follows the store, liveness does not; metrics an
     dir,
   });
   try {
-    await waitFor('/readyz 200', 90_000, async () => {
-      if (demo.exited()) throw new Error(`demo exited early:\n${demo.tail()}`);
-      return (await getJson(base, '/readyz')).status === 200 ? true : undefined;
-    });
+    await waitFor(
+      '/readyz 200',
+      90_000,
+      async () => ((await getJson(base, '/readyz')).status === 200 ? true : undefined),
+      { abortIf: () => (demo.exited() ? 'the demo exited' : undefined), context: () => demo.tail() },
+    );
     await waitFor('the first task', 60_000, async () =>
       (await getJson<ApiTasks>(base, '/api/v1/tasks')).body.tasks.length >= 1 ? true : undefined,
     );

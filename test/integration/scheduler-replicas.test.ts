@@ -22,6 +22,7 @@ import {
   terminate,
 } from '../harness/proc.js';
 import { deleteKeysWithPrefix, ping, SHARED_REDIS, uniquePrefix } from '../harness/redis.js';
+import { waitFor } from '../support/wait.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const REPLICA = path.join(REPO_ROOT, 'test/support/scheduler-replica.ts');
@@ -93,16 +94,6 @@ async function replica(name: string, job: string, intervals: Interval[], jobMs: 
   };
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 describe('scheduled jobs across replicas', {
   skip: sharedRedisUp ? false : 'shared Redis not reachable',
 }, () => {
@@ -159,21 +150,32 @@ describe('scheduled jobs across replicas', {
     const intervals: Interval[] = [];
     let survivor: Awaited<ReturnType<typeof replica>> | null = null;
     try {
-      await waitFor('the child replica to start its job', 30_000, () => {
-        if (hasExited(child)) throw new Error(`the child replica exited:\n${readFileSync(outFile, 'utf8')}`);
-        return lines().find((line) => line.event === 'start');
-      });
+      await waitFor(
+        'the child replica to start its job',
+        30_000,
+        () => lines().find((line) => line.event === 'start'),
+        {
+          intervalMs: 50,
+          abortIf: () => (hasExited(child) ? 'the child replica exited' : undefined),
+          context: () => readFileSync(outFile, 'utf8'),
+        },
+      );
       survivor = await replica('survivor', 'takeover', intervals, 200);
       survivor.scheduler.start();
       const runs = survivor.runs;
-      await waitFor('the survivor to find the job locked', 5000, () =>
-        runs.some((run) => run.outcome === 'skipped_locked') ? true : undefined,
+      await waitFor(
+        'the survivor to find the job locked',
+        5000,
+        () => (runs.some((run) => run.outcome === 'skipped_locked') ? true : undefined),
+        { intervalMs: 50 },
       );
       assert.equal(intervals.length, 0, 'the survivor did not run the job while the child held it');
 
       signalChild(child, 'SIGKILL');
       const killedAt = Date.now();
-      const takeover = await waitFor('the survivor to take the job over', TTL_MS + 5000, () => intervals[0]);
+      const takeover = await waitFor('the survivor to take the job over', TTL_MS + 5000, () => intervals[0], {
+        intervalMs: 50,
+      });
       assert.ok(takeover.start >= killedAt);
       // The lease outlived the child (up to one ttl after its last renewal), so the first ticks after the kill
       // were still skipped.

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DaemonMetrics } from '../../src/ops/metrics.js';
 import type { ResultRecord } from '../../src/records.js';
+import { parseMetrics } from '../support/metrics.js';
 
 function results(count: number, task: number): ResultRecord[] {
   return Array.from({ length: count }, (_, i) => ({
@@ -14,11 +15,6 @@ function results(count: number, task: number): ResultRecord[] {
     prediction: 1,
     maskVersion: 1,
   }));
-}
-
-function valueOf(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
 test('metrics count what the daemon reports, with bounded labels and never a task id', async () => {
@@ -60,24 +56,26 @@ test('metrics count what the daemon reports, with bounded labels and never a tas
   metrics.jobRun({ job: 'integrity', outcome: 'ok', seconds: 0.2 });
 
   const text = await metrics.text();
-  assert.equal(valueOf(text, 'supsupd_records_in_total{partition="t/0"}'), 300);
-  assert.equal(valueOf(text, 'supsupd_records_out_total'), 228);
-  assert.equal(valueOf(text, 'supsupd_records_dead_lettered_total{reason="E_RECORD_JSON"}'), 1);
-  assert.equal(valueOf(text, 'supsupd_allocations_total{reason="uncertain"}'), 1);
-  assert.equal(valueOf(text, 'supsupd_task_checks_total'), 1);
-  assert.equal(valueOf(text, 'supsupd_entropy_count'), 228);
-  assert.equal(valueOf(text, 'supsupd_confidence_bucket{le="0.9"}'), 228);
-  assert.equal(valueOf(text, 'supsupd_confidence_bucket{le="0.8"}'), 0);
-  assert.equal(valueOf(text, 'supsupd_task_inference_seconds_count{checked="true"}'), 1);
-  assert.equal(valueOf(text, 'supsupd_train_steps_total'), 8);
-  assert.equal(valueOf(text, 'supsupd_store_write_seconds_count{outcome="failed"}'), 1);
-  assert.equal(valueOf(text, 'supsupd_consumer_lag{partition="t/0"}'), 42);
-  assert.equal(valueOf(text, 'supsupd_events_total{type="mask_frozen"}'), 1);
-  assert.equal(valueOf(text, 'supsupd_job_runs_total{job="integrity",outcome="ok"}'), 1);
-  assert.equal(valueOf(text, 'supsupd_tasks'), 3);
-  assert.equal(valueOf(text, 'supsupd_tasks_frozen'), 1);
-  assert.equal(valueOf(text, 'supsupd_mask_bytes'), 103_212);
-  assert.equal(valueOf(text, 'supsupd_ready'), 1);
+  const values = parseMetrics(text);
+  const series = (name: string) => values.get(name);
+  assert.equal(series('supsupd_records_in_total{partition="t/0"}'), 300);
+  assert.equal(series('supsupd_records_out_total'), 228);
+  assert.equal(series('supsupd_records_dead_lettered_total{reason="E_RECORD_JSON"}'), 1);
+  assert.equal(series('supsupd_allocations_total{reason="uncertain"}'), 1);
+  assert.equal(series('supsupd_task_checks_total'), 1);
+  assert.equal(series('supsupd_entropy_count'), 228);
+  assert.equal(series('supsupd_confidence_bucket{le="0.9"}'), 228);
+  assert.equal(series('supsupd_confidence_bucket{le="0.8"}'), 0);
+  assert.equal(series('supsupd_task_inference_seconds_count{checked="true"}'), 1);
+  assert.equal(series('supsupd_train_steps_total'), 8);
+  assert.equal(series('supsupd_store_write_seconds_count{outcome="failed"}'), 1);
+  assert.equal(series('supsupd_consumer_lag{partition="t/0"}'), 42);
+  assert.equal(series('supsupd_events_total{type="mask_frozen"}'), 1);
+  assert.equal(series('supsupd_job_runs_total{job="integrity",outcome="ok"}'), 1);
+  assert.equal(series('supsupd_tasks'), 3);
+  assert.equal(series('supsupd_tasks_frozen'), 1);
+  assert.equal(series('supsupd_mask_bytes'), 103_212);
+  assert.equal(series('supsupd_ready'), 1);
   assert.ok(text.includes('supsupd_process_resident_memory_bytes'), 'process metrics are exported');
   assert.doesNotMatch(text, /[{,]task="/, 'no task ids in labels');
 });
