@@ -36,6 +36,7 @@ import { join, resolve } from 'node:path';
 import { SupsupError } from '../errors.js';
 import { crc32 } from '../model/mask-codec.js';
 import type { DaemonEvent } from '../records.js';
+import { fsyncDir, writeDurably } from './durable-fs.js';
 import {
   checkLockArguments,
   checkReadEvents,
@@ -806,23 +807,4 @@ async function readLockFile(path: string): Promise<{ token: string; expiresAt: n
   }
   if (!isRecord(value) || typeof value.token !== 'string' || typeof value.expiresAt !== 'number') return null;
   return { token: value.token, expiresAt: value.expiresAt };
-}
-
-async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
-  const handle = await open(path, 'w', 0o644);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -17,6 +17,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SupsupError } from '../../errors.js';
 import { crc32 } from '../../model/mask-codec.js';
+import { fsyncDir, writeDurably } from '../../store/durable-fs.js';
 import type { LoadedState, MaskStore } from '../../store/types.js';
 import type { JobDefinition } from '../scheduler.js';
 import { readStoreMasks } from './masks.js';
@@ -117,11 +118,11 @@ export async function writeSnapshot(
       signal.throwIfAborted();
       const bytes = read.masks.get(task) as Uint8Array;
       const file = `masks/${task}.ssmk`;
-      await writeDurably(join(temp, file), bytes);
+      await writeDurably(join(temp, file), bytes, { exclusive: true });
       files.push(describe(file, bytes));
     }
     const registryBytes = Buffer.from(`${JSON.stringify({ registry, applied }, null, 1)}\n`, 'utf8');
-    await writeDurably(join(temp, 'registry.json'), registryBytes);
+    await writeDurably(join(temp, 'registry.json'), registryBytes, { exclusive: true });
     files.push(describe('registry.json', registryBytes));
     await fsyncDir(join(temp, 'masks'));
     const manifest: SnapshotManifest = {
@@ -137,6 +138,7 @@ export async function writeSnapshot(
     await writeDurably(
       join(temp, 'manifest.json'),
       Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`, 'utf8'),
+      { exclusive: true },
     );
     await fsyncDir(temp);
     signal.throwIfAborted();
@@ -230,23 +232,4 @@ export function snapshotJob(store: MaskStore, cron: string, options: SnapshotOpt
       return `wrote ${result.path} (${result.tasks} masks, ${result.bytes} bytes)${removed}`;
     },
   };
-}
-
-async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
-  const handle = await open(path, 'wx', 0o644);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
