@@ -148,7 +148,7 @@ export async function benchDaemon(raw: RawOptions): Promise<void> {
     source,
     format: r.choice('format', ['json', 'binary'] as const, source === 'file' ? 'json' : 'binary'),
     records: r.integer('records', 20_000, 1, 10_000_000),
-    masks: r.integer('masks', 10, 1, 100_000),
+    masks: r.integer('masks', 100, 1, 100_000),
     arch,
     microBatch: r.integer('batch', 128, 1, 4096),
     brokers: r
@@ -156,6 +156,11 @@ export async function benchDaemon(raw: RawOptions): Promise<void> {
       .split(',')
       .filter((b) => b !== ''),
     seed: r.integer('seed', 1, 0, 0xffffffff),
+    labelled: r.flag('labelled'),
+    trainSteps: r.integer('trainSteps', 300, 0, 1_000_000),
+    store: r.choice('store', ['memory', 'redis'] as const, 'memory'),
+    redisUrl: r.string('redisUrl', 'redis://127.0.0.1:6379'),
+    maxBatchSize: r.integer('maxBatchSize', 2048, 1, 1_000_000),
   };
   if (config.source === 'kafka' && config.brokers.length === 0)
     r.problem('--source kafka needs --brokers host:port[,…]');
@@ -175,8 +180,10 @@ export async function benchDaemon(raw: RawOptions): Promise<void> {
     return;
   }
   process.stdout.write(
-    `daemon throughput, ${config.source} source, ${config.format} records, ${config.masks} masks, ${arch.name}: ` +
+    `daemon throughput, ${config.source} source, ${config.format} ${config.labelled ? 'labelled' : 'unlabelled'} records, ` +
+      `${config.masks} masks, ${arch.name}, ${config.store} store: ` +
       `${result.records_per_s.toFixed(0)} records/s (${result.results_out} results in ${result.seconds.toFixed(1)} s, ` +
-      `${result.full_checks} full checks, RSS ${result.rss_mb.toFixed(0)} MiB)\n`,
+      `${result.full_checks} full checks, decisions ${JSON.stringify(result.decisions)}, ` +
+      `${result.chunks} chunks, ${result.commits} commits, RSS ${result.rss_mb.toFixed(0)} MiB)\n`,
   );
 }

@@ -99,11 +99,18 @@ function buildProgram(): Command {
     .action((options: Record<string, unknown>) => benchOneShot(options));
   bench
     .command('daemon')
-    .description('end-to-end daemon throughput on a stream that stays on one task (k frozen masks)')
+    .description(
+      'end-to-end daemon throughput on a stream that stays on one task (mask 0 trained on it, k-1 random masks)',
+    )
     .option('--source <kind>', 'file|kafka', 'file')
     .option('--format <kind>', 'json|binary (file: json only)')
     .option('--records <n>', 'records to stream', '20000')
-    .option('--masks <k>', 'masks in the store', '10')
+    .option('--masks <k>', 'masks in the store', '100')
+    .option('--labelled', 'records carry labels: the mask trains on every batch (default: inference only)')
+    .option('--train-steps <n>', "training steps of the stream task's mask before the run", '300')
+    .option('--store <kind>', 'memory|redis', 'memory')
+    .option('--redis-url <url>', 'Redis for --store redis (a unique namespace, deleted afterwards)')
+    .option('--max-batch-size <n>', 'largest chunk the Kafka source hands to the daemon', '2048')
     .option('--arch <name>', 'lenet|fc1024', 'lenet')
     .option('--hidden <widths>', 'hidden widths, e.g. 300,100 (instead of --arch)')
     .option('--outputs <s>', 'output neurons', '100')
