@@ -24,6 +24,7 @@ import type { MaskStore, MaskWrite, TaskMeta } from '../store/types.js';
 import { JsonlFileSink, JsonlFileSource } from '../stream/file.js';
 import { KafkaSink, KafkaSource } from '../stream/kafka.js';
 import type { Source } from '../stream/types.js';
+import { deleteNamespace } from './coldstart.js';
 
 export interface DaemonBenchConfig {
   readonly source: 'file' | 'kafka';
@@ -227,25 +228,6 @@ async function seededStore(
       if (store instanceof RedisStore) await deleteNamespace(config.redisUrl, namespace);
     },
   };
-}
-
-/** Deletes the bench's keys (one namespace; never anything else). */
-async function deleteNamespace(url: string, namespace: string): Promise<void> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await client.connect();
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await client.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    for (let i = 0; i < keys.length; i += 500) await client.del(...keys.slice(i, i + 500));
-  } finally {
-    client.disconnect();
-  }
 }
 
 async function fileSetup(work: string, values: readonly BenchRecord[], config: DaemonBenchConfig) {
