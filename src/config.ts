@@ -36,6 +36,7 @@ const sourceSchema = z.discriminatedUnion('kind', [
       sessionTimeoutMs: positiveInt.default(30_000),
       heartbeatIntervalMs: positiveInt.default(3_000),
       maxBatchSize: positiveInt.default(256),
+      maxBytesPerPartition: positiveInt.optional(),
     })
     .strict(),
   z.object({ kind: z.literal('file'), path: z.string().min(1), checkpoint: z.string().min(1) }).strict(),

@@ -5,20 +5,26 @@ import { performance } from 'node:perf_hooks';
 import { Kafka, logLevel } from 'kafkajs';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
 import type { DaemonSnapshot } from '../daemon/state.js';
+import type { BatchObservation, DaemonObserver } from '../daemon/telemetry.js';
+import type { TaskView } from '../data/images.js';
 import { loadDataset } from '../data/index.js';
 import { makeTasks } from '../data/tasks.js';
 import { DEFAULT_LEARNER } from '../discovery/learner.js';
 import { PAPER_POLICY } from '../discovery/policy.js';
 import { silentLogger } from '../logger.js';
 import { type Architecture, architectureKey } from '../model/arch.js';
-import { crc32, encodeMask } from '../model/mask-codec.js';
+import { SupermaskEngine } from '../model/engine.js';
+import { encodeMask, storedMaskChecksum } from '../model/mask-codec.js';
 import { maskLayout, randomMask } from '../model/mask-layout.js';
 import { defaultOptimizer } from '../model/optimizers.js';
+import { encodeTrainingState } from '../model/training-state.js';
 import { MemoryStore } from '../store/memory-store.js';
-import type { TaskMeta } from '../store/types.js';
+import { RedisStore } from '../store/redis-store.js';
+import type { MaskStore, MaskWrite, TaskMeta } from '../store/types.js';
 import { JsonlFileSink, JsonlFileSource } from '../stream/file.js';
 import { KafkaSink, KafkaSource } from '../stream/kafka.js';
 import type { Source } from '../stream/types.js';
+import { deleteNamespace } from './coldstart.js';
 
 export interface DaemonBenchConfig {
   readonly source: 'file' | 'kafka';
@@ -29,6 +35,14 @@ export interface DaemonBenchConfig {
   readonly microBatch: number;
   readonly brokers: readonly string[];
   readonly seed: number;
+  /** Records carry labels (the stream's mask trains on every batch) or not (inference only). */
+  readonly labelled: boolean;
+  /** Training steps of the stream task's mask before the run (batch 128 on the task's training images). */
+  readonly trainSteps: number;
+  readonly store: 'memory' | 'redis';
+  readonly redisUrl: string;
+  /** Largest chunk the Kafka source hands to the daemon (kafkajs fetches are split into chunks). */
+  readonly maxBatchSize: number;
 }
 
 export interface DaemonBenchResult {
@@ -37,27 +51,46 @@ export interface DaemonBenchResult {
   readonly records_in: number;
   readonly results_out: number;
   readonly full_checks: number;
+  /** Micro-batches by the policy's reason (fast_path, confident, …). */
+  readonly decisions: Readonly<Record<string, number>>;
+  /** Handler calls (source chunks) and state commits written. */
+  readonly chunks: number;
+  readonly commits: number;
   readonly rss_mb: number;
 }
 
 /**
- * End-to-end daemon throughput on a stream that stays on one task: a store seeded with k frozen
- * random masks, unlabelled records of one PermutedMNIST task, through the real source, decoder,
- * learner (task routing and classification), memory store commits and sink.
+ * End-to-end daemon throughput on a stream that stays on one task. The store holds `masks` masks:
+ * mask 0 trained for `trainSteps` steps on the stream's task (still learning: it has a training
+ * state), the others frozen random masks. The stream is that task's test images (PermutedMNIST),
+ * labelled or not, through the real source, decoder, learner (the policy settles on mask 0 after
+ * a few full checks and then takes its entropy-band fast path), store commits and sink.
  */
 export async function runDaemonBench(
   config: DaemonBenchConfig,
   onProgress: (done: number, total: number) => void = () => {},
 ): Promise<DaemonBenchResult> {
   const work = await mkdtemp(path.join(tmpdir(), 'supsupd-bench-'));
+  const [task] = makeTasks('permuted', loadDataset('mnist'), 1, config.seed);
+  if (task === undefined) throw new Error('no task');
+  const values = benchValues(config, task);
+  const seeded = await seededStore(config, task);
   try {
-    const values = benchValues(config);
-    const store = await seededStore(config);
     const setup =
       config.source === 'file' ? await fileSetup(work, values, config) : await kafkaSetup(values, config);
+    const decisions: Record<string, number> = {};
+    const observer: DaemonObserver = {
+      received: () => {},
+      batch: (o: BatchObservation) => {
+        decisions[o.decision.reason] = (decisions[o.decision.reason] ?? 0) + 1;
+      },
+      deadLettered: () => {},
+      committed: () => {},
+      events: () => {},
+    };
     const options: DaemonOptions = {
       sink: setup.sink,
-      store,
+      store: seeded.store,
       model: {
         arch: config.arch,
         seed: config.seed,
@@ -67,7 +100,9 @@ export async function runDaemonBench(
       learner: { ...DEFAULT_LEARNER, policy: PAPER_POLICY },
       microBatch: config.microBatch,
       maxRecordBytes: 1 << 20,
+      allowVolatileStore: true,
       logger: silentLogger,
+      observer,
     };
     const daemon = await Daemon.open(options);
     const ticker = setInterval(() => onProgress(daemon.stats.recordsIn, config.records), 500);
@@ -85,6 +120,9 @@ export async function runDaemonBench(
         records_in: daemon.stats.recordsIn,
         results_out: daemon.stats.resultsOut,
         full_checks: daemon.stats.checks,
+        decisions,
+        chunks: daemon.stats.batches,
+        commits: daemon.stats.commitsApplied,
         rss_mb: process.memoryUsage().rss / 2 ** 20,
       };
     } finally {
@@ -93,48 +131,87 @@ export async function runDaemonBench(
       await setup.cleanup();
     }
   } finally {
+    await seeded.cleanup();
     await rm(work, { recursive: true, force: true });
   }
 }
 
-/** Record values (JSON or float32 bytes) of one PermutedMNIST task's test images, cycled. */
-function benchValues(config: DaemonBenchConfig): Buffer[] {
-  const [task] = makeTasks('permuted', loadDataset('mnist'), 1, config.seed);
-  if (task === undefined) throw new Error('no task');
+/** Record values (JSON or float32 bytes) of the task's test images, cycled, with labels if asked. */
+function benchValues(config: DaemonBenchConfig, task: TaskView): BenchRecord[] {
   const image = new Float32Array(config.arch.inputs);
   const distinct = Math.min(config.records, task.test.count);
-  const values: Buffer[] = [];
+  const values: BenchRecord[] = [];
   for (let i = 0; i < distinct; i++) {
     task.test.copyImage(i, image, 0);
-    values.push(
-      config.format === 'json'
-        ? Buffer.from(JSON.stringify({ x: Array.from(image, (v) => Math.round(v * 1e4) / 1e4) }))
-        : Buffer.from(image.buffer.slice(0)),
-    );
+    const y = config.labelled ? task.test.label(i) : undefined;
+    const x = Array.from(image, (v) => Math.round(v * 1e4) / 1e4);
+    values.push({
+      value:
+        config.format === 'json'
+          ? Buffer.from(JSON.stringify(y === undefined ? { x } : { x, y }))
+          : Buffer.from(image.buffer.slice(0)),
+      y,
+    });
   }
-  return Array.from({ length: config.records }, (_, i) => values[i % distinct] as Buffer);
+  return Array.from({ length: config.records }, (_, i) => values[i % distinct] as BenchRecord);
 }
 
-async function seededStore(config: DaemonBenchConfig): Promise<MemoryStore> {
-  const store = new MemoryStore();
+interface BenchRecord {
+  readonly value: Buffer;
+  readonly y: number | undefined;
+}
+
+/**
+ * A store with mask 0 trained on the stream's task (`trainSteps` steps of batch 128, still
+ * learning) and `masks - 1` frozen random masks, written through the store's commit API.
+ */
+async function seededStore(
+  config: DaemonBenchConfig,
+  task: TaskView,
+): Promise<{ store: MaskStore; cleanup: () => Promise<void> }> {
+  const namespace = `supsupd-bench:${process.pid}-${Date.now()}`;
+  const store: MaskStore =
+    config.store === 'redis' ? new RedisStore({ url: config.redisUrl, namespace }) : new MemoryStore();
   await store.open();
   const layout = maskLayout(config.arch);
   const archKey = architectureKey(config.arch);
-  const masks = Array.from({ length: config.masks }, (_, task) => {
+  const engine = new SupermaskEngine({
+    arch: config.arch,
+    seed: config.seed,
+    optimizer: defaultOptimizer('rmsprop'),
+    rule: { kind: 'threshold' },
+  });
+  const trainer = engine.createTrainer(engine.initialScores(0, 'kaiming'));
+  const rows = 128;
+  const x = new Float32Array(rows * config.arch.inputs);
+  const y = new Int32Array(rows);
+  for (let step = 0; step < config.trainSteps; step++) {
+    for (let r = 0; r < rows; r++) {
+      const i = (step * rows + r) % task.train.count;
+      task.train.copyImage(i, x, r * config.arch.inputs);
+      y[r] = task.train.label(i);
+    }
+    trainer.step({ x, y, rows });
+  }
+  const trained = trainer.packedMask();
+  const state = trainer.exportState();
+  trainer.dispose();
+  engine.dispose();
+  const masks: MaskWrite[] = Array.from({ length: config.masks }, (_, t) => {
     const encodedMask = encodeMask(
-      { archKey, seed: config.seed, taskId: task, version: 1 },
-      randomMask(layout, config.seed, 100 + task),
+      { archKey, seed: config.seed, taskId: t, version: 1 },
+      t === 0 ? trained : randomMask(layout, config.seed, 100 + t),
     );
-    return { task, encodedMask, trainingState: null };
+    return { task: t, encodedMask, trainingState: t === 0 ? encodeTrainingState(state) : null };
   });
   const tasks: TaskMeta[] = masks.map((m) => ({
     task: m.task,
     version: 1,
-    frozen: true,
-    trainSteps: 0,
+    frozen: m.task !== 0,
+    trainSteps: m.task === 0 ? config.trainSteps : 0,
     bornAt: { topic: 'bench', partition: 0, offset: String(m.task) },
     bornTime: new Date(0).toISOString(),
-    checksum: crc32(m.encodedMask),
+    checksum: storedMaskChecksum(m.encodedMask),
   }));
   const policy: DaemonSnapshot = { streams: {}, outbox: [] };
   await store.commit({
@@ -143,13 +220,20 @@ async function seededStore(config: DaemonBenchConfig): Promise<MemoryStore> {
     registry: { archKey, seed: config.seed, tasks, policy },
     masks,
   });
-  return store;
+  // The daemon opens (and closes) the store itself.
+  await store.close();
+  return {
+    store,
+    cleanup: async () => {
+      if (store instanceof RedisStore) await deleteNamespace(config.redisUrl, namespace);
+    },
+  };
 }
 
-async function fileSetup(work: string, values: readonly Buffer[], config: DaemonBenchConfig) {
+async function fileSetup(work: string, values: readonly BenchRecord[], config: DaemonBenchConfig) {
   if (config.format !== 'json') throw new Error('the file source reads JSON lines: use --format json');
   const input = path.join(work, 'input.jsonl');
-  await writeFile(input, `${values.map((v) => v.toString('utf8')).join('\n')}\n`);
+  await writeFile(input, `${values.map((v) => v.value.toString('utf8')).join('\n')}\n`);
   return {
     source: new JsonlFileSource(input, { batchSize: 256 }) as Source,
     sink: new JsonlFileSink(
@@ -161,7 +245,7 @@ async function fileSetup(work: string, values: readonly Buffer[], config: Daemon
   };
 }
 
-async function kafkaSetup(values: readonly Buffer[], config: DaemonBenchConfig) {
+async function kafkaSetup(values: readonly BenchRecord[], config: DaemonBenchConfig) {
   const kafka = new Kafka({
     clientId: 'supsupd-bench',
     brokers: [...config.brokers],
@@ -193,7 +277,7 @@ async function kafkaSetup(values: readonly Buffer[], config: DaemonBenchConfig) 
       groupId: `bench-${suffix}`,
       topic: topics.input,
       fromBeginning: true,
-      maxBatchSize: 512,
+      maxBatchSize: config.maxBatchSize,
     }) as Source,
     sink: new KafkaSink({
       ...client,
@@ -219,14 +303,26 @@ async function waitFor(done: () => boolean, running: Promise<void>): Promise<voi
   }
 }
 
-async function produceAll(kafka: Kafka, topic: string, values: readonly Buffer[], format: 'json' | 'binary') {
+async function produceAll(
+  kafka: Kafka,
+  topic: string,
+  values: readonly BenchRecord[],
+  format: 'json' | 'binary',
+) {
   const producer = kafka.producer();
   await producer.connect();
-  const headers = { 'content-type': format === 'json' ? 'application/json' : 'application/x-float32' };
+  const contentType = format === 'json' ? 'application/json' : 'application/x-float32';
+  const message = ({ value, y }: BenchRecord) => ({
+    value,
+    headers:
+      format === 'binary' && y !== undefined
+        ? { 'content-type': contentType, y: String(y) }
+        : { 'content-type': contentType },
+  });
   try {
     // Requests stay under the broker's default message.max.bytes (1 MiB): 100 records of at most ~8 KB.
     for (let i = 0; i < values.length; i += 100) {
-      await producer.send({ topic, messages: values.slice(i, i + 100).map((value) => ({ value, headers })) });
+      await producer.send({ topic, messages: values.slice(i, i + 100).map(message) });
     }
   } finally {
     await producer.disconnect();

@@ -1,3 +1,4 @@
+import { coldStartChild, runColdStartBench } from '../bench/coldstart.js';
 import { runDaemonBench } from '../bench/daemon-bench.js';
 import { runOneShotBench } from '../bench/oneshot.js';
 import { type ProtocolConfig, runProtocol, type Scenario } from '../bench/protocol.js';
@@ -148,7 +149,7 @@ export async function benchDaemon(raw: RawOptions): Promise<void> {
     source,
     format: r.choice('format', ['json', 'binary'] as const, source === 'file' ? 'json' : 'binary'),
     records: r.integer('records', 20_000, 1, 10_000_000),
-    masks: r.integer('masks', 10, 1, 100_000),
+    masks: r.integer('masks', 100, 1, 100_000),
     arch,
     microBatch: r.integer('batch', 128, 1, 4096),
     brokers: r
@@ -156,6 +157,11 @@ export async function benchDaemon(raw: RawOptions): Promise<void> {
       .split(',')
       .filter((b) => b !== ''),
     seed: r.integer('seed', 1, 0, 0xffffffff),
+    labelled: r.flag('labelled'),
+    trainSteps: r.integer('trainSteps', 300, 0, 1_000_000),
+    store: r.choice('store', ['memory', 'redis'] as const, 'memory'),
+    redisUrl: r.string('redisUrl', 'redis://127.0.0.1:6379'),
+    maxBatchSize: r.integer('maxBatchSize', 2048, 1, 1_000_000),
   };
   if (config.source === 'kafka' && config.brokers.length === 0)
     r.problem('--source kafka needs --brokers host:port[,…]');
@@ -175,8 +181,83 @@ export async function benchDaemon(raw: RawOptions): Promise<void> {
     return;
   }
   process.stdout.write(
-    `daemon throughput, ${config.source} source, ${config.format} records, ${config.masks} masks, ${arch.name}: ` +
+    `daemon throughput, ${config.source} source, ${config.format} ${config.labelled ? 'labelled' : 'unlabelled'} records, ` +
+      `${config.masks} masks, ${arch.name}, ${config.store} store: ` +
       `${result.records_per_s.toFixed(0)} records/s (${result.results_out} results in ${result.seconds.toFixed(1)} s, ` +
-      `${result.full_checks} full checks, RSS ${result.rss_mb.toFixed(0)} MiB)\n`,
+      `${result.full_checks} full checks, decisions ${JSON.stringify(result.decisions)}, ` +
+      `${result.chunks} chunks, ${result.commits} commits, RSS ${result.rss_mb.toFixed(0)} MiB)\n`,
+  );
+}
+
+export async function benchColdStart(raw: RawOptions): Promise<void> {
+  const r = new OptionReader(raw);
+  const arch = readArchitecture(r, 500);
+  const config = {
+    arch,
+    masks: r.integer('masks', 2500, 1, 1_000_000),
+    seed: r.integer('seed', 1, 0, 0xffffffff),
+    redisUrl: r.string('redisUrl', 'redis://127.0.0.1:6379'),
+    repeats: r.integer('repeats', 3, 1, 1000),
+  };
+  const attach = r.string('attach', '');
+  const preference = r.choice<BackendPreference>('backend', BACKEND_PREFERENCES, 'auto');
+  r.finish('bench coldstart');
+  if (attach !== '') {
+    // The child: a fresh process that opens a daemon on the seeded namespace and reports.
+    await selectBackend(preference);
+    const report = await coldStartChild(config, attach);
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  const backend = await selectBackend(preference);
+  const progress = new Progress();
+  const passOn = ['--arch', 'lenet', '--outputs', String(arch.outputs), '--seed', String(config.seed)];
+  if (raw.hidden !== undefined || raw.arch !== undefined) {
+    passOn.splice(0, 2, '--hidden', arch.hidden.join(','));
+  }
+  const result = await runColdStartBench(
+    config,
+    (namespace) => ({
+      command: process.execPath,
+      args: [
+        ...process.execArgv,
+        process.argv[1] as string,
+        'bench',
+        'coldstart',
+        ...passOn,
+        '--redis-url',
+        config.redisUrl,
+        '--backend',
+        preference,
+        '--attach',
+        namespace,
+      ],
+    }),
+    (phase, done, total) =>
+      progress.update(
+        done,
+        total,
+        phase === 'seed' ? `seed masks ${done}/${total}` : `start processes ${done}/${total}`,
+      ),
+  );
+  progress.done();
+  const report = {
+    command: 'bench coldstart',
+    backend: backend.backend,
+    ...result,
+    config: { ...config, shape: [arch.inputs, ...arch.hidden, arch.outputs].join('-') },
+  };
+  if (raw.json === true) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  const ms = (values: readonly number[]) => values.map((v) => v.toFixed(0)).join(', ');
+  process.stdout.write(
+    `${[
+      `cold start, ${config.masks} masks (${report.config.shape}, ${(result.store_bytes / 2 ** 20).toFixed(1)} MiB in Redis), backend ${backend.backend}`,
+      `  Daemon.open:              ${ms(result.open_ms)} ms`,
+      `  process start to ready:   ${ms(result.process_ready_ms)} ms`,
+      `  spawn to exit:            ${ms(result.spawn_to_exit_ms)} ms`,
+    ].join('\n')}\n`,
   );
 }

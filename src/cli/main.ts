@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { errorMessage, isSupsupError } from '../errors.js';
-import { benchDaemon, benchOneShot, benchProtocol } from './bench.js';
+import { benchColdStart, benchDaemon, benchOneShot, benchProtocol } from './bench.js';
 import { demo } from './demo.js';
 import { info } from './info.js';
 import { run } from './run.js';
@@ -99,11 +99,18 @@ function buildProgram(): Command {
     .action((options: Record<string, unknown>) => benchOneShot(options));
   bench
     .command('daemon')
-    .description('end-to-end daemon throughput on a stream that stays on one task (k frozen masks)')
+    .description(
+      'end-to-end daemon throughput on a stream that stays on one task (mask 0 trained on it, k-1 random masks)',
+    )
     .option('--source <kind>', 'file|kafka', 'file')
     .option('--format <kind>', 'json|binary (file: json only)')
     .option('--records <n>', 'records to stream', '20000')
-    .option('--masks <k>', 'masks in the store', '10')
+    .option('--masks <k>', 'masks in the store', '100')
+    .option('--labelled', 'records carry labels: the mask trains on every batch (default: inference only)')
+    .option('--train-steps <n>', "training steps of the stream task's mask before the run", '300')
+    .option('--store <kind>', 'memory|redis', 'memory')
+    .option('--redis-url <url>', 'Redis for --store redis (a unique namespace, deleted afterwards)')
+    .option('--max-batch-size <n>', 'largest chunk the Kafka source hands to the daemon', '2048')
     .option('--arch <name>', 'lenet|fc1024', 'lenet')
     .option('--hidden <widths>', 'hidden widths, e.g. 300,100 (instead of --arch)')
     .option('--outputs <s>', 'output neurons', '100')
@@ -113,6 +120,29 @@ function buildProgram(): Command {
     .option('--backend <name>', BACKEND_HELP, 'auto')
     .option('--json', 'print one JSON object as the last line of stdout')
     .action((options: Record<string, unknown>) => benchDaemon(options));
+  bench
+    .command('coldstart')
+    .description(
+      'time from process start to a ready daemon with K masks in Redis (seeds a throw-away namespace)',
+    )
+    .option('--arch <name>', 'lenet|fc1024', 'lenet')
+    .option('--hidden <widths>', 'hidden widths, e.g. 300,100 (instead of --arch)')
+    .option('--outputs <s>', 'output neurons', '500')
+    .option('--masks <k>', 'masks in the store', '2500')
+    .option('--repeats <n>', 'fresh processes started', '3')
+    .option(
+      '--redis-url <url>',
+      'Redis (keys go to a unique namespace, deleted afterwards)',
+      'redis://127.0.0.1:6379',
+    )
+    .option('--seed <n>', 'seed', '1')
+    .option('--backend <name>', BACKEND_HELP, 'auto')
+    .option(
+      '--attach <namespace>',
+      'internal: open a daemon on a seeded namespace and report (the timed child)',
+    )
+    .option('--json', 'print one JSON object as the last line of stdout')
+    .action((options: Record<string, unknown>) => benchColdStart(options));
   return program;
 }
 

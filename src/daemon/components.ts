@@ -77,6 +77,9 @@ async function makeSource(config: DaemonConfig['source'], logger: Logger): Promi
         sessionTimeout: config.sessionTimeoutMs,
         heartbeatInterval: config.heartbeatIntervalMs,
         maxBatchSize: config.maxBatchSize,
+        ...(config.maxBytesPerPartition === undefined
+          ? {}
+          : { maxBytesPerPartition: config.maxBytesPerPartition }),
         log: kafkaLog(logger),
       });
     case 'file': {

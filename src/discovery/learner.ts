@@ -152,7 +152,7 @@ export class StreamLearner {
       masks: this.tasks.length,
     };
     const inferStarted = performance.now();
-    const { decision, checked, entropy } = this.decide(state, x, labelled.length > 0);
+    const { decision, checked, entropy, current } = this.decide(state, x, labelled.length > 0);
     const inferSeconds = (performance.now() - inferStarted) / 1000;
     let trainSteps = 0;
     let trainSeconds = 0;
@@ -171,7 +171,9 @@ export class StreamLearner {
     } else {
       task = decision.task;
     }
+    let trained = false;
     if (labelled.length > 0 && !(this.tasks[task] as LearnedTask).frozen) {
+      trained = true;
       const trainStarted = performance.now();
       this.train(task, labelled);
       trainSteps = this.config.stepsPerBatch;
@@ -183,7 +185,12 @@ export class StreamLearner {
         events.push({ type: 'mask_frozen', task, steps: meta.trainSteps, time: options.now });
       }
     }
-    const classification = this.engine.classify(x, task);
+    // The entropy check already classified the batch under the current mask: when the batch stays
+    // on that mask and did not train it, that classification is the result (one forward pass, not two).
+    const classification =
+      current !== undefined && current.task === task && !trained
+        ? current.classification
+        : this.engine.classify(x, task);
     const meanEntropy = entropy ?? mean(classification.entropies);
     this.streams.set(
       options.stream,
@@ -217,7 +224,13 @@ export class StreamLearner {
     state: PolicyState,
     x: Float32Array,
     labelled: boolean,
-  ): { decision: Decision; checked: boolean; entropy?: number } {
+  ): {
+    decision: Decision;
+    checked: boolean;
+    entropy?: number;
+    /** The batch classified under the current task's mask, when the entropy check computed it. */
+    current?: { readonly task: number; readonly classification: Classification };
+  } {
     const pre = precheck(state, this.config.policy);
     const current = state.current ?? 0;
     if (pre.kind === 'allocate') {
@@ -230,13 +243,17 @@ export class StreamLearner {
       };
     }
     let entropy: number | undefined;
+    let classified: { readonly task: number; readonly classification: Classification } | undefined;
     if (pre.kind === 'entropy') {
-      entropy = mean(this.engine.classify(x, current).entropies);
+      const classification = this.engine.classify(x, current);
+      classified = { task: current, classification };
+      entropy = mean(classification.entropies);
       if (afterEntropy(state, entropy, this.config.policy) === 'keep') {
         return {
           decision: { kind: 'route', task: current, confidence: 1, reason: 'fast_path' },
           checked: false,
           entropy,
+          current: classified,
         };
       }
     }
@@ -250,7 +267,7 @@ export class StreamLearner {
     const decision = decideFromGradient(state, gradient, this.config.policy, labelled);
     // The band follows the entropy of the task the batch ends up on.
     const routed = decision.kind === 'route' && decision.task !== state.current ? undefined : entropy;
-    return { decision, checked: true, entropy: routed };
+    return { decision, checked: true, entropy: routed, current: classified };
   }
 
   /**

@@ -63,6 +63,22 @@ export function crc32(bytes: Uint8Array): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
+/**
+ * The digest the registry keeps of an encoded mask: the CRC-32 of every byte before the codec's
+ * trailer, i.e. the value the trailer itself holds for an intact mask. Unlike a CRC over the whole
+ * encoding (the same residue for every valid mask), it tells one valid mask from another.
+ */
+export function maskChecksum(encoded: Uint8Array): number {
+  if (encoded.length < 4) throw codecError('mask too short for a checksum');
+  return crc32(encoded.subarray(0, encoded.length - 4));
+}
+
+/** The checksum an encoded mask carries in its trailer (no pass over the bytes). */
+export function storedMaskChecksum(encoded: Uint8Array): number {
+  if (encoded.length < 4) throw codecError('mask too short for a checksum');
+  return new DataView(encoded.buffer, encoded.byteOffset + encoded.length - 4, 4).getUint32(0, true);
+}
+
 export function encodeMask(meta: MaskMeta, packed: Uint8Array): Uint8Array {
   checkMeta(meta);
   if (!(packed instanceof Uint8Array) || packed.length > MAX_U32) {

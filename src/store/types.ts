@@ -15,7 +15,7 @@ export interface TaskMeta {
   readonly trainSteps: number;
   readonly bornAt: { readonly topic: string; readonly partition: number; readonly offset: string };
   readonly bornTime: string;
-  /** CRC-32 of the encoded mask (integrity checks). */
+  /** CRC-32 of the encoded mask before its trailer (model/mask-codec maskChecksum): tells masks apart. */
   readonly checksum: number;
 }
 
@@ -105,6 +105,13 @@ export interface MaskStore {
   /** The registry and applied offsets, or null for an empty store. */
   load(): Promise<LoadedState | null>;
   loadMask(task: number): Promise<Uint8Array>;
+  /**
+   * Optional bulk read: the encoded masks of `tasks`, in that order, as loadMask would give them one
+   * by one (a missing mask fails the same way). Stores where one round trip per mask is slow (Redis)
+   * implement it; callers fall back to loadMask. The arrays may be views the caller must not keep
+   * beyond decoding (they are not copies).
+   */
+  loadMasks?(tasks: readonly number[]): Promise<Uint8Array[]>;
   /** null when the mask has no training state (frozen). */
   loadTrainingState(task: number): Promise<Uint8Array | null>;
   /** Atomically: if appliedOffset > applied[partitionKey] (or none yet), write masks, registry, offset. */

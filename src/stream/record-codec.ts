@@ -125,19 +125,39 @@ export function decodeRecord(raw: RawRecord, limits: RecordLimits): DecodeOutcom
 
 /** The JSON line/value of a result. */
 export function encodeResult(result: ResultRecord): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      id: result.id,
-      source: positionJson(result.source),
-      task: result.task,
-      newTask: result.newTask,
-      confidence: result.confidence,
-      entropy: result.entropy,
-      prediction: result.prediction,
-      maskVersion: result.maskVersion,
-    }),
-    'utf8',
+  return Buffer.from(resultJson(result), 'utf8');
+}
+
+/**
+ * The JSON text of a result, byte for byte what JSON.stringify gives for
+ * `{id, source: {topic, partition, offset}, task, newTask, confidence, entropy, prediction, maskVersion}`,
+ * built as one template string: no intermediate objects, and the topic's JSON form is computed once
+ * per topic rather than once per result.
+ */
+export function resultJson(result: ResultRecord): string {
+  const { source } = result;
+  return (
+    `{"id":${JSON.stringify(result.id)},"source":{"topic":${topicJson(source.topic)},` +
+    `"partition":${jsonNumber(source.partition)},"offset":${JSON.stringify(source.offset)}},` +
+    `"task":${jsonNumber(result.task)},"newTask":${result.newTask ? 'true' : 'false'},` +
+    `"confidence":${jsonNumber(result.confidence)},"entropy":${jsonNumber(result.entropy)},` +
+    `"prediction":${jsonNumber(result.prediction)},"maskVersion":${jsonNumber(result.maskVersion)}}`
   );
+}
+
+/** JSON.stringify of a number: its shortest round-trip form, `null` for NaN and ±Infinity. */
+function jsonNumber(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
+
+let lastTopic = '';
+let lastTopicJson = '""';
+function topicJson(topic: string): string {
+  if (topic !== lastTopic) {
+    lastTopic = topic;
+    lastTopicJson = JSON.stringify(topic);
+  }
+  return lastTopicJson;
 }
 
 /** The JSON line/value of a daemon event. */
@@ -255,17 +275,11 @@ function decodeFloat32(raw: RawRecord, value: Buffer, limits: RecordLimits): Dec
       `float32 value has ${value.length} bytes, expected ${expected} (${limits.dim} little-endian float32)`,
     );
   }
-  // A fresh, aligned copy: the Buffer can be a slice at an odd byteOffset of a larger fetch buffer.
-  const x = new Float32Array(limits.dim);
-  if (LITTLE_ENDIAN_HOST) {
-    new Uint8Array(x.buffer).set(value);
-  } else {
-    for (let i = 0; i < limits.dim; i++) x[i] = value.readFloatLE(i * 4);
-  }
+  const x = float32View(value, limits.dim);
   for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(x[i])) {
-      return reject(raw, 'E_RECORD_NONFINITE', `x[${i}] is ${x[i]}`);
-    }
+    // x - x is 0 for finite values and NaN for NaN and ±Infinity (no call per value).
+    const v = x[i] as number;
+    if (v - v !== 0) return reject(raw, 'E_RECORD_NONFINITE', `x[${i}] is ${v}`);
   }
   let y: number | undefined;
   const label = findHeader(raw.headers, 'y');
@@ -287,6 +301,24 @@ function decodeFloat32(raw: RawRecord, value: Buffer, limits: RecordLimits): Dec
   else id = positionKey(raw.position);
   if (!ID_PATTERN.test(id)) return reject(raw, 'E_RECORD_ID', badIdDetail(id));
   return accept(raw, id, x, y);
+}
+
+/**
+ * The value's float32s without a copy when the bytes sit at a 4-byte-aligned offset of their
+ * buffer on a little-endian host (a view over the fetch buffer: it lives as long as the record);
+ * otherwise an aligned copy (a Buffer slice at an odd byteOffset cannot back a Float32Array).
+ */
+function float32View(value: Buffer, dim: number): Float32Array {
+  if (LITTLE_ENDIAN_HOST && value.byteOffset % 4 === 0) {
+    return new Float32Array(value.buffer, value.byteOffset, dim);
+  }
+  const x = new Float32Array(dim);
+  if (LITTLE_ENDIAN_HOST) {
+    new Uint8Array(x.buffer).set(value);
+  } else {
+    for (let i = 0; i < dim; i++) x[i] = value.readFloatLE(i * 4);
+  }
+  return x;
 }
 
 function accept(raw: RawRecord, id: string, x: Float32Array, y: number | undefined): DecodeOutcome {
@@ -371,6 +403,128 @@ function jsonBuffer(value: unknown): Buffer {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Strict JSON record parser
+
+/** scanNumberArray's second result: [values read, index of the first non-finite one or -1]. */
+const scanned = new Int32Array(2);
+
+/**
+ * Reads a JSON array of numbers at buf[start] === '[' into x (values past x.length are counted, not
+ * stored), with every variable local so the loop stays in registers. Returns the index after the
+ * closing ']', or -1 at the first thing that is not a well-formed number, whitespace, ',' or ']'
+ * (the caller's general parser then reads the array again and reports the problem). Numbers are
+ * converted exactly as parseJsonRecord's parseNumber does: Clinger's fast path, else Number().
+ */
+function scanNumberArray(buf: Buffer, start: number, x: Float32Array, out: Int32Array): number {
+  const n = buf.length;
+  const dim = x.length;
+  let i = skipSpace(buf, start + 1);
+  let count = 0;
+  let nonFinite = -1;
+  if (i < n && buf[i] === C_RBRACK) {
+    out[0] = 0;
+    out[1] = -1;
+    return i + 1;
+  }
+  for (;;) {
+    const numberStart = i;
+    let c = i < n ? (buf[i] as number) : -1;
+    const negative = c === C_MINUS;
+    if (negative) {
+      i++;
+      c = i < n ? (buf[i] as number) : -1;
+    }
+    let mantissa = 0;
+    let digits = 0;
+    let exp10 = 0;
+    let slow = false;
+    if (c === C_0) {
+      i++;
+    } else if (c >= C_1 && c <= C_9) {
+      for (; i < n; i++) {
+        const d = (buf[i] as number) - C_0;
+        if (d < 0 || d > 9) break;
+        if (digits < 15) {
+          mantissa = mantissa * 10 + d;
+          digits++;
+        } else {
+          slow = true;
+        }
+      }
+    } else {
+      return -1;
+    }
+    if (i < n && buf[i] === C_DOT) {
+      i++;
+      const first = i < n ? (buf[i] as number) : -1;
+      if (first < C_0 || first > C_9) return -1;
+      for (; i < n; i++) {
+        const d = (buf[i] as number) - C_0;
+        if (d < 0 || d > 9) break;
+        if (mantissa === 0 && d === 0) {
+          exp10--;
+        } else if (digits < 15) {
+          mantissa = mantissa * 10 + d;
+          digits++;
+          exp10--;
+        } else {
+          slow = true;
+        }
+      }
+    }
+    c = i < n ? (buf[i] as number) : -1;
+    if (c === C_LOWER_E || c === C_UPPER_E) {
+      i++;
+      c = i < n ? (buf[i] as number) : -1;
+      const expNegative = c === C_MINUS;
+      if (c === C_PLUS || c === C_MINUS) {
+        i++;
+        c = i < n ? (buf[i] as number) : -1;
+      }
+      if (c < C_0 || c > C_9) return -1;
+      let exponent = 0;
+      for (; i < n; i++) {
+        const d = (buf[i] as number) - C_0;
+        if (d < 0 || d > 9) break;
+        if (exponent < 100_000) exponent = exponent * 10 + d;
+        else slow = true;
+      }
+      exp10 += expNegative ? -exponent : exponent;
+    }
+    let value: number;
+    if (mantissa === 0 && !slow) value = 0;
+    else if (!slow && exp10 >= -22 && exp10 <= 22)
+      value = exp10 >= 0 ? mantissa * (POW10[exp10] as number) : mantissa / (POW10[-exp10] as number);
+    else value = Math.abs(Number(buf.toString('latin1', numberStart, i)));
+    if (count < dim) {
+      x[count] = negative ? -value : value;
+      if (nonFinite < 0 && !Number.isFinite(x[count])) nonFinite = count;
+    }
+    count++;
+    i = skipSpace(buf, i);
+    c = i < n ? (buf[i] as number) : -1;
+    if (c === C_COMMA) {
+      i = skipSpace(buf, i + 1);
+      continue;
+    }
+    if (c === C_RBRACK) {
+      out[0] = count;
+      out[1] = nonFinite;
+      return i + 1;
+    }
+    return -1;
+  }
+}
+
+/** The index of the first byte at or after i that is not JSON whitespace. */
+function skipSpace(buf: Buffer, i: number): number {
+  const n = buf.length;
+  while (i < n) {
+    const c = buf[i];
+    if (c !== C_SPACE && c !== C_LF && c !== C_CR && c !== C_TAB) break;
+    i++;
+  }
+  return i;
+}
 
 type JsonParse =
   | { ok: true; x: Float32Array; y: number | undefined; id: string | undefined }
@@ -630,6 +784,21 @@ function parseJsonRecord(buf: Buffer, dim: number): JsonParse {
     skipWs();
   };
 
+  /**
+   * The fast path for `x`: at buf[i] === '[', reads `[number, number, …]` straight into x (see
+   * scanNumberArray). On anything else it leaves i at the '[' and notes nothing: the general state
+   * machine then reads the array and reports whatever is wrong exactly as before.
+   */
+  const fastX = (): boolean => {
+    const end = scanNumberArray(buf, i, x, scanned);
+    if (end < 0) return false;
+    i = end;
+    xSeen = true;
+    xCount = scanned[0] as number;
+    if (nonFinite < 0) nonFinite = scanned[1] as number;
+    return true;
+  };
+
   const SLOT_OTHER = 0;
   const SLOT_ROOT = 1;
   const SLOT_MEMBER = 2;
@@ -664,6 +833,8 @@ function parseJsonRecord(buf: Buffer, dim: number): JsonParse {
           parseKey();
           continue;
         }
+      } else if (c === C_LBRACK && slot === SLOT_MEMBER && memberKey === 'x' && fastX()) {
+        // x was a plain array of numbers, read in one tight loop; the value is complete.
       } else if (c === C_LBRACK) {
         if (slot === SLOT_ROOT) schema('record must be a JSON object, got an array');
         else if (slot === SLOT_MEMBER) {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { isSupsupError, type SupsupError } from '../../src/errors.js';
-import { crc32, encodeMask } from '../../src/model/mask-codec.js';
+import { encodeMask, maskChecksum } from '../../src/model/mask-codec.js';
 import { type Commit, RedisStore, type Registry, type TaskMeta } from '../../src/store/index.js';
 import { pidAlive, sleep } from '../harness/proc.js';
 import { type RedisServer, requireRedisServerOrSkip, respCommand, startRedis } from '../harness/redis.js';
@@ -29,7 +29,7 @@ function taskCommit(task: number, offset: string, previous: Registry | undefined
     trainSteps: 1,
     bornAt: { topic: 'in', partition: 0, offset },
     bornTime: new Date(0).toISOString(),
-    checksum: crc32(encodedMask),
+    checksum: maskChecksum(encodedMask),
   };
   const tasks = [...(previous?.tasks ?? []).filter((m) => m.task !== task), meta];
   return {

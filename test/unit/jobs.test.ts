@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config.js';
 import { isSupsupError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
-import { crc32, encodeMask } from '../../src/model/mask-codec.js';
+import { crc32, encodeMask, maskChecksum } from '../../src/model/mask-codec.js';
 import {
   checkIntegrity,
   createScheduler,
@@ -37,7 +37,7 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-function meta(task: number, encoded: Uint8Array, checksum = crc32(encoded)): TaskMeta {
+function meta(task: number, encoded: Uint8Array, checksum = maskChecksum(encoded)): TaskMeta {
   return {
     task,
     version: 1,
@@ -65,7 +65,7 @@ function commitTasks(
     );
     const changed = tamper(task, good);
     masks.push({ task, encodedMask: changed?.mask ?? good, trainingState: null });
-    tasks.push(meta(task, good, changed?.checksum ?? crc32(changed?.mask ?? good)));
+    tasks.push(meta(task, good, changed?.checksum ?? maskChecksum(changed?.mask ?? good)));
   }
   return {
     partitionKey: 'in/0',
@@ -135,11 +135,11 @@ describe('integrity job', () => {
       commitTasks(3, 1, (task, mask) => {
         if (task === 0) {
           const garbage = new Uint8Array(randomBytes(64));
-          return { mask: garbage, checksum: crc32(garbage) };
+          return { mask: garbage, checksum: maskChecksum(garbage) };
         }
         if (task === 2) {
           const other = encodeMask({ archKey: ARCH, seed: SEED, taskId: 9, version: 1 }, mask.slice(0, 8));
-          return { mask: other, checksum: crc32(other) };
+          return { mask: other, checksum: maskChecksum(other) };
         }
         return null;
       }),
@@ -151,6 +151,26 @@ describe('integrity job', () => {
     );
     assert.match(report.bad[0]?.problem ?? '', /magic|mask data/);
     assert.match(report.bad[1]?.problem ?? '', /task 9/);
+  });
+
+  test('a valid mask of the same task but other content (a lost or swapped write) is found', async () => {
+    const store = await memory(
+      commitTasks(2, 1, (task, mask) => {
+        if (task !== 1) return null;
+        const other = encodeMask(
+          { archKey: ARCH, seed: SEED, taskId: 1, version: 1 },
+          new Uint8Array(randomBytes(40)),
+        );
+        // The registry keeps the digest of the mask it meant; the store holds another, intact one.
+        return { mask: other, checksum: maskChecksum(mask) };
+      }),
+    );
+    const report = await checkIntegrity(store, never);
+    assert.deepEqual(
+      report.bad.map((b) => b.task),
+      [1],
+    );
+    assert.match(report.bad[0]?.problem ?? '', /registry says/);
   });
 
   test('a mask file corrupted on disk is found (file store)', async () => {

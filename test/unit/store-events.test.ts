@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { isSupsupError } from '../../src/errors.js';
-import { crc32, encodeMask } from '../../src/model/mask-codec.js';
+import { encodeMask, maskChecksum } from '../../src/model/mask-codec.js';
 import type { DaemonEvent } from '../../src/records.js';
 import {
   type Commit,
@@ -48,7 +48,7 @@ function commitWith(offset: number, events: DaemonEvent[], partitionKey = 'in/0'
     trainSteps: offset,
     bornAt: { topic: 'in', partition: 0, offset: '0' },
     bornTime: '2024-01-01T00:00:00.000Z',
-    checksum: crc32(encodedMask),
+    checksum: maskChecksum(encodedMask),
   };
   return {
     partitionKey,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { isSupsupError } from '../../src/errors.js';
-import { crc32, encodeMask } from '../../src/model/mask-codec.js';
+import { encodeMask, maskChecksum } from '../../src/model/mask-codec.js';
 import {
   type Commit,
   FILE_STORE_FORMAT_VERSION,
@@ -43,7 +43,7 @@ function makeCommit(
       trainSteps: version,
       bornAt: { topic: 'in', partition: 0, offset: '0' },
       bornTime: '2024-01-01T00:00:00.000Z',
-      checksum: crc32(encodedMask),
+      checksum: maskChecksum(encodedMask),
     });
     return { task, encodedMask, trainingState: new Uint8Array(randomBytes(1024)) };
   });
@@ -224,7 +224,7 @@ describe('FileStore crash safety', () => {
     // registry rename: its lock file and the new data files stay behind.
     const script = `
       const { FileStore } = await import(process.argv[1]);
-      const { encodeMask, crc32 } = await import(process.argv[2]);
+      const { encodeMask, maskChecksum } = await import(process.argv[2]);
       const dir = process.argv[3];
       let armed = false;
       const store = new FileStore(dir, { failpoint: (point) => {
@@ -239,7 +239,7 @@ describe('FileStore crash safety', () => {
         }));
         const registry = { archKey: 'a', seed: 1, tasks: masks.map((m) => ({ task: m.task, version: Number(offset),
           frozen: false, trainSteps: 0, bornAt: { topic: 'in', partition: 0, offset: '0' }, bornTime: 't',
-          checksum: crc32(m.encodedMask) })) };
+          checksum: maskChecksum(m.encodedMask) })) };
         return store.commit({ partitionKey: 'in/0', appliedOffset: offset, registry, masks });
       };
       if ((await commit('10', [0, 1])) !== 'applied') process.exit(3);
@@ -273,7 +273,7 @@ describe('FileStore crash safety', () => {
     );
     for (const task of [0, 1]) {
       const bytes = await store.loadMask(task);
-      assert.equal(crc32(bytes), state?.registry.tasks[task]?.checksum);
+      assert.equal(maskChecksum(bytes), state?.registry.tasks[task]?.checksum);
       assert.deepEqual(await store.loadTrainingState(task), new Uint8Array(16).fill(10));
     }
     assert.deepEqual(await listFiles(dir), [

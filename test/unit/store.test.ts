@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { isSupsupError } from '../../src/errors.js';
-import { crc32, encodeMask } from '../../src/model/mask-codec.js';
+import { encodeMask, maskChecksum } from '../../src/model/mask-codec.js';
 import {
   type Commit,
   compareOffsets,
@@ -44,7 +44,7 @@ function meta(task: number, version: number, encoded: Uint8Array, frozen = false
     trainSteps: version * 10,
     bornAt: { topic: 'in', partition: 0, offset: String(task * 100) },
     bornTime: '2024-01-01T00:00:00.000Z',
-    checksum: crc32(encoded),
+    checksum: maskChecksum(encoded),
   };
 }
 

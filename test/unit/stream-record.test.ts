@@ -119,6 +119,18 @@ describe('decodeRecord: valid records', () => {
     assert.equal(record.x[0], 1.5);
   });
 
+  test('binary float32 at an aligned offset: a view over the value, no copy', () => {
+    const backing = Buffer.alloc(4 + 16);
+    const value = backing.subarray(4, 20);
+    for (const [i, v] of [1.5, -2, 0.25, 8].entries()) value.writeFloatLE(v, i * 4);
+    assert.equal(value.byteOffset % 4, 0, 'the test buffer is aligned');
+    const record = ok(decodeRecord(raw(value, { 'content-type': 'application/x-float32' }), LIMITS));
+    assert.deepEqual(Array.from(record.x), [1.5, -2, 0.25, 8]);
+    assert.equal(record.x.buffer, value.buffer);
+    assert.equal(record.x.byteOffset, value.byteOffset);
+    assert.equal(record.x.length, 4);
+  });
+
   test('binary: application/octet-stream alias, id from the key, else the default', () => {
     const value = float32Le([1, 2, 3, 4]);
     const withKey = ok(
@@ -330,6 +342,51 @@ describe('encoders', () => {
     assert.deepEqual(JSON.parse(encodeEvent(event).toString()), event);
     const found = { type: 'task_discovered', task: 2, at: POSITION, time: 't' } as const;
     assert.deepEqual(JSON.parse(encodeEvent(found).toString()), found);
+  });
+
+  test('encodeResult gives exactly the bytes of JSON.stringify, whatever the id, topic and numbers', () => {
+    const ids = ['r1', 'quote " and \\ backslash', 'ü unicode ✓', 'tab\tnl\n', 'a/0/123'];
+    const topics = ['in', 'in', 'weird "topic"', 'in'];
+    const numbers = [
+      0,
+      -0,
+      1,
+      0.1 + 0.2,
+      Math.fround(0.9987654),
+      1e-7,
+      1e21,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+    ];
+    for (const [i, id] of ids.entries()) {
+      for (const [j, value] of numbers.entries()) {
+        const result = {
+          id,
+          source: {
+            topic: topics[(i + j) % topics.length] as string,
+            partition: j,
+            offset: String(1000 + j),
+          },
+          task: i,
+          newTask: j % 2 === 0,
+          confidence: value,
+          entropy: numbers[(j + 3) % numbers.length] as number,
+          prediction: j,
+          maskVersion: i + j,
+        };
+        const expected = JSON.stringify({
+          id: result.id,
+          source: result.source,
+          task: result.task,
+          newTask: result.newTask,
+          confidence: result.confidence,
+          entropy: result.entropy,
+          prediction: result.prediction,
+          maskVersion: result.maskVersion,
+        });
+        assert.equal(encodeResult(result).toString('utf8'), expected);
+      }
+    }
   });
 });
 

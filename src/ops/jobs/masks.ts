@@ -4,7 +4,7 @@
  * read again, until the masks and one registry agree or the registry stops changing (then a mismatch is real).
  */
 import { isSupsupError } from '../../errors.js';
-import { crc32 } from '../../model/mask-codec.js';
+import { maskChecksum } from '../../model/mask-codec.js';
 import type { LoadedState, MaskStore, TaskMeta } from '../../store/types.js';
 
 export interface StoreMasks {
@@ -53,7 +53,7 @@ export async function readStoreMasks(store: MaskStore, signal: AbortSignal): Pro
     }
     const stale = (meta: TaskMeta) => {
       const mask = masks.get(meta.task);
-      return mask === undefined || crc32(mask) !== meta.checksum;
+      return mask === undefined || maskChecksum(mask) !== meta.checksum;
     };
     if (!state.registry.tasks.some(stale) || attempt >= ATTEMPTS) break;
     const fresh = await store.load();
@@ -66,10 +66,10 @@ export async function readStoreMasks(store: MaskStore, signal: AbortSignal): Pro
     const mask = masks.get(meta.task);
     if (mask === undefined) {
       problems.set(meta.task, unreadable.get(meta.task) ?? 'mask not read');
-    } else if (crc32(mask) !== meta.checksum) {
+    } else if (maskChecksum(mask) !== meta.checksum) {
       problems.set(
         meta.task,
-        `CRC-32 of the stored mask is ${hex(crc32(mask))}, the registry says ${hex(meta.checksum)}`,
+        `CRC-32 of the stored mask is ${hex(maskChecksum(mask))}, the registry says ${hex(meta.checksum)}`,
       );
     }
   }

@@ -13,7 +13,7 @@
  * rebuilt from a snapshot resumes unfrozen masks with fresh optimizer state.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SupsupError } from '../../errors.js';
 import { crc32 } from '../../model/mask-codec.js';
