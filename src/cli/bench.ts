@@ -1,6 +1,7 @@
 import { runDaemonBench } from '../bench/daemon-bench.js';
 import { runOneShotBench } from '../bench/oneshot.js';
 import { type ProtocolConfig, runProtocol, type Scenario } from '../bench/protocol.js';
+import { type PeerResult, runPytorchPeer, runTrainBench } from '../bench/train.js';
 import { loadDataset } from '../data/index.js';
 import { type Architecture, makeArchitecture } from '../model/arch.js';
 import { BACKEND_PREFERENCES, type BackendPreference, selectBackend } from '../model/backend.js';
@@ -138,6 +139,64 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
       `  resident memory ${result.rss_mb.toFixed(0)} MiB`,
     ].join('\n')}\n`,
   );
+}
+
+export async function benchTrain(raw: RawOptions): Promise<void> {
+  const r = new OptionReader(raw);
+  const arch = readArchitecture(r, 100);
+  const maskKind = r.choice('mask', ['threshold', 'topk'] as const, 'threshold');
+  const density = r.number('density', 0.5, 1e-6, 1) ?? 0.5;
+  const config = {
+    arch,
+    batchSize: r.integer('batch', 128, 1, 65536),
+    steps: r.integer('steps', 300, 1, 1_000_000),
+    rounds: r.integer('rounds', 3, 1, 1000),
+    warmup: r.integer('warmup', 20, 0, 1_000_000),
+    seed: r.integer('seed', 1, 0, 0xffffffff),
+    rule: (maskKind === 'topk' ? { kind: 'topk', density } : { kind: 'threshold' }) as MaskRule,
+    optimizer: defaultOptimizer(r.choice<OptimizerKind>('optimizer', ['rmsprop', 'adam', 'sgd'], 'rmsprop')),
+  };
+  const peer = raw.peer === true;
+  const preference = r.choice<BackendPreference>('backend', BACKEND_PREFERENCES, 'auto');
+  r.finish('bench train');
+  const backend = await selectBackend(preference);
+  const result = runTrainBench(config);
+  const peerArch = arch.name === 'lenet' || arch.name === 'fc1024' ? arch.name : null;
+  const peers: PeerResult[] =
+    peer && peerArch !== null ? [1, 2].map((threads) => runPytorchPeer(peerArch, threads, config.steps)) : [];
+  const ratios = Object.fromEntries(
+    peers
+      .filter((p) => p.samples_per_s !== null)
+      .map((p) => [
+        `ratio_vs_pytorch_${p.threads}t`,
+        result.train_samples_per_s / (p.samples_per_s as number),
+      ]),
+  );
+  const report = {
+    command: 'bench train',
+    backend: backend.backend,
+    wasm: backend.wasm,
+    ...result,
+    peer: peers,
+    ...ratios,
+    config,
+  };
+  if (raw.json === true) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  const p = result.profile_ms_per_step;
+  const lines = [
+    `training step, ${[arch.inputs, ...arch.hidden, arch.outputs].join('-')}, batch ${config.batchSize}, backend ${backend.backend}`,
+    `  ${result.train_samples_per_s.toFixed(0)} samples/s best round (median ${result.train_samples_per_s_median.toFixed(0)}), ${result.ms_per_step.toFixed(2)} ms per step`,
+    `  profile ms/step: upload ${p.upload.toFixed(2)}, network ${p.network.toFixed(2)}, STE ${p.ste.toFixed(2)}, optimizer ${p.optimizer.toFixed(2)}, mask ${p.mask.toFixed(2)}`,
+    ...peers.map((q) =>
+      q.samples_per_s === null
+        ? `  PyTorch ${q.threads} thread(s): ${q.error ?? 'failed'}`
+        : `  PyTorch ${q.threads} thread(s): ${q.samples_per_s.toFixed(0)} samples/s, ratio ${(result.train_samples_per_s / q.samples_per_s).toFixed(2)}`,
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 export async function benchDaemon(raw: RawOptions): Promise<void> {

@@ -17,14 +17,25 @@ export interface ForwardTrace {
   readonly logits: tf.Tensor2D;
 }
 
+/** Transposes the backward pass can take instead of forming them. */
+export interface BackwardTransposes {
+  /** (W̃_l)ᵀ, [fanOut, fanIn], per layer (entries for layer 0, or null, are ignored). */
+  readonly effectiveT?: readonly (tf.Tensor2D | null)[];
+  /** The first layer's input transposed, [inputs, rows]. */
+  readonly inputT?: tf.Tensor2D;
+}
+
 export class MaskedMlp {
   readonly arch: Architecture;
   /** Fixed base weights W_l, [fanIn, fanOut]. Owned: released by dispose(). */
   readonly weights: readonly tf.Tensor2D[];
+  /** The same weights on the host, row-major [fanIn, fanOut] (not owned: the caller's arrays). */
+  readonly baseLayers: readonly Float32Array[];
   private disposed = false;
 
   constructor(arch: Architecture, base: BaseWeights) {
     this.arch = arch;
+    this.baseLayers = base.layers;
     this.weights = layerShapes(arch).map(([fanIn, fanOut], l) =>
       tf.keep(tf.tensor2d(base.layers[l] as Float32Array, [fanIn, fanOut], 'float32')),
     );
@@ -55,17 +66,27 @@ export class MaskedMlp {
 
   /**
    * ∂Obj/∂W̃_l for every layer from ∂Obj/∂logits. The input gradient of the first layer is never
-   * formed. Call inside tf.tidy.
+   * formed. `transposed` may supply (W̃_l)ᵀ for layers ≥ 1 and xᵀ, already on the backend, to save
+   * the transposes. Call inside tf.tidy.
    */
-  backward(trace: ForwardTrace, effective: readonly tf.Tensor2D[], dLogits: tf.Tensor2D): tf.Tensor2D[] {
+  backward(
+    trace: ForwardTrace,
+    effective: readonly tf.Tensor2D[],
+    dLogits: tf.Tensor2D,
+    transposed: BackwardTransposes = {},
+  ): tf.Tensor2D[] {
     const layers = effective.length;
     const grads: tf.Tensor2D[] = new Array<tf.Tensor2D>(layers);
     let delta: tf.Tensor2D = dLogits;
     for (let l = layers - 1; l >= 0; l--) {
-      const input = trace.inputs[l] as tf.Tensor2D;
-      grads[l] = tf.matMul(tf.transpose(input), delta);
+      const inputT =
+        l === 0 && transposed.inputT !== undefined
+          ? transposed.inputT
+          : tf.transpose(trace.inputs[l] as tf.Tensor2D);
+      grads[l] = tf.matMul(inputT, delta);
       if (l > 0) {
-        const back = tf.matMul(delta, tf.transpose(effective[l] as tf.Tensor2D));
+        const weightT = transposed.effectiveT?.[l] ?? tf.transpose(effective[l] as tf.Tensor2D);
+        const back = tf.matMul(delta, weightT);
         delta = tf.mul<tf.Tensor2D>(back, tf.step(trace.hiddenPre[l - 1] as tf.Tensor2D));
       }
     }

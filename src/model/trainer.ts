@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MaskLayout } from './mask-layout.js';
-import { type MaskRule, maskOfScores, packScores, scoreGradient } from './mask-rule.js';
+import { keptCount, kthLargestMagnitude, type MaskRule, packScores } from './mask-rule.js';
 import type { MaskedMlp } from './network.js';
 import {
-  makeOptimizer,
+  type HostOptimizer,
+  makeHostOptimizer,
   type OptimizerConfig,
   type OptimizerState,
-  type ScoreOptimizer,
 } from './optimizers.js';
 
 /** A labelled batch: `rows` images of `dim` floats, row-major, and their labels. */
@@ -16,17 +16,48 @@ export interface LabelledBatch {
   readonly rows: number;
 }
 
+/** Where one training step spends its time, in milliseconds, summed over the steps profiled. */
+export interface StepProfile {
+  steps: number;
+  /** Building the input, label and weight tensors (uploads to the backend). */
+  upload: number;
+  /** Forward pass, loss gradient and backward pass on the backend, up to reading ∂L/∂W̃ back. */
+  network: number;
+  /** Straight-through estimator on the host: ∂L/∂S = ∂L/∂W̃ ⊙ W (⊙ sign S for top-k). */
+  ste: number;
+  /** The optimizer's update of the scores. */
+  optimizer: number;
+  /** The new mask (threshold or top-k cut) and the effective weights W ⊙ M for the next step. */
+  mask: number;
+}
+
 /**
  * Trains the scores of one mask: cross-entropy over all s outputs, the straight-through estimator
- * and one of the score optimizers. Owns its score variables and optimizer state.
+ * and one of the score optimizers.
+ *
+ * The backend only runs what it is fast at: the matrix products of the forward and backward
+ * passes. Scores, optimizer state and the effective weights W ⊙ M live on the host as Float32Arrays
+ * and are updated in place by one pass per layer (STE, optimizer, mask), with float32 rounding that
+ * reproduces the tensor ops bit for bit (see makeHostOptimizer). The effective weights of layers
+ * after the first are also kept transposed, and the input is transposed on the host, so the
+ * backward pass needs no tf.transpose (slow on tfjs-wasm) and no per-step tensor temporaries beyond
+ * the pass itself.
  */
 export class ScoreTrainer {
   private readonly net: MaskedMlp;
   private readonly layout: MaskLayout;
   private readonly rule: MaskRule;
-  private readonly scores: tf.Variable[];
-  private readonly optimizer: ScoreOptimizer;
-  private disposed = false;
+  private readonly scores: Float32Array[];
+  private readonly optimizer: HostOptimizer;
+  /** W ⊙ M of the current scores, [fanIn, fanOut]. */
+  private readonly effective: Float32Array[];
+  /** (W ⊙ M)ᵀ, [fanOut, fanIn], for layers ≥ 1 (the first layer's input gradient is never formed). */
+  private readonly effectiveT: (Float32Array | null)[];
+  private readonly magnitudes: Float32Array | null;
+  /** The scores' bit patterns (views on the same buffers). */
+  private readonly scoreBits: Int32Array[];
+  private inputT = new Float32Array(0);
+  private profile: StepProfile | null = null;
 
   constructor(
     net: MaskedMlp,
@@ -39,39 +70,79 @@ export class ScoreTrainer {
     this.net = net;
     this.layout = layout;
     this.rule = rule;
-    this.scores = layout.shapes.map(([fanIn, fanOut], l) =>
-      tf.variable(tf.tensor2d(initialScores[l] as Float32Array, [fanIn, fanOut]), true),
-    );
-    this.optimizer = makeOptimizer(
-      optimizer,
-      optimizerState === undefined ? undefined : { state: optimizerState, shapes: layout.shapes },
-    );
+    this.scores = layout.sizes.map((n, l) => {
+      const s = new Float32Array(n);
+      s.set(initialScores[l] as Float32Array);
+      return s;
+    });
+    this.scoreBits = this.scores.map((a) => new Int32Array(a.buffer, a.byteOffset, a.length));
+    this.optimizer = makeHostOptimizer(optimizer, layout.sizes, optimizerState);
+    this.effective = layout.sizes.map((n) => new Float32Array(n));
+    this.effectiveT = layout.sizes.map((n, l) => (l === 0 ? null : new Float32Array(n)));
+    this.magnitudes = rule.kind === 'topk' ? new Float32Array(Math.max(...layout.sizes)) : null;
+    for (let l = 0; l < this.scores.length; l++) this.refreshEffective(l);
   }
 
   get steps(): number {
     return this.optimizer.steps;
   }
 
+  /** Starts (or restarts) accumulating a per-phase time profile of step(). */
+  startProfile(): void {
+    this.profile = { steps: 0, upload: 0, network: 0, ste: 0, optimizer: 0, mask: 0 };
+  }
+
+  /** The profile accumulated since startProfile(), or null. */
+  readProfile(): StepProfile | null {
+    return this.profile === null ? null : { ...this.profile };
+  }
+
   /** One optimizer step. Returns the batch loss only when asked (reading it back costs a sync). */
   step(batch: LabelledBatch, readLoss = false): number | undefined {
-    const { arch, weights } = this.net;
-    const loss = tf.tidy(() => {
+    const { arch } = this.net;
+    const shapes = this.layout.shapes;
+    const profile = this.profile;
+    let t = profile === null ? 0 : performance.now();
+    const lap = (phase: Exclude<keyof StepProfile, 'steps'>): void => {
+      if (profile === null) return;
+      const now = performance.now();
+      profile[phase] += now - t;
+      t = now;
+    };
+    const inputT = this.transposedInput(batch);
+    const result = tf.tidy(() => {
       const x = tf.tensor2d(batch.x, [batch.rows, arch.inputs]);
+      const xT = tf.tensor2d(inputT, [arch.inputs, batch.rows]);
       const labels = tf.tensor1d(Int32Array.from(batch.y), 'int32');
+      const effective = this.effective.map((e, l) => tf.tensor2d(e, shapes[l] as [number, number]));
+      const effectiveT = this.effectiveT.map((e, l) => {
+        const [fanIn, fanOut] = shapes[l] as [number, number];
+        return e === null ? null : tf.tensor2d(e, [fanOut, fanIn]);
+      });
+      lap('upload');
       const oneHot = tf.oneHot(labels, arch.outputs);
-      const effective = this.scores.map((s, l) =>
-        tf.mul<tf.Tensor2D>(weights[l] as tf.Tensor2D, maskOfScores(s as tf.Tensor2D, this.rule)),
-      );
       const trace = this.net.forward(x, effective);
       const logp = tf.logSoftmax(trace.logits);
       const dLogits = tf.div(tf.sub(tf.exp(logp), oneHot), batch.rows) as tf.Tensor2D;
-      const dEffective = this.net.backward(trace, effective, dLogits);
-      const grads = dEffective.map((g, l) =>
-        scoreGradient(g, weights[l] as tf.Tensor2D, this.scores[l] as tf.Tensor2D, this.rule),
-      );
-      this.optimizer.apply(this.scores, grads);
-      return readLoss ? tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logp), 1))) : undefined;
+      const grads = this.net.backward(trace, effective, dLogits, { effectiveT, inputT: xT });
+      if (!readLoss) return grads;
+      return [...grads, tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logp), 1)))];
     });
+    const layers = this.scores.length;
+    const grads = result.slice(0, layers).map((g) => {
+      const values = g.dataSync() as Float32Array;
+      g.dispose();
+      return values;
+    });
+    const loss = result[layers];
+    lap('network');
+    for (let l = 0; l < grads.length; l++) this.straightThrough(l, grads[l] as Float32Array);
+    lap('ste');
+    this.optimizer.apply(this.scores, grads);
+    lap('optimizer');
+    for (let l = 0; l < this.scores.length; l++) this.refreshEffective(l);
+    lap('mask');
+    if (profile !== null) profile.steps++;
     if (loss === undefined) return undefined;
     const value = (loss.dataSync() as Float32Array)[0] as number;
     loss.dispose();
@@ -80,7 +151,7 @@ export class ScoreTrainer {
 
   /** A copy of the current scores, one Float32Array per layer. */
   readScores(): Float32Array[] {
-    return this.scores.map((s) => Float32Array.from(s.dataSync() as Float32Array));
+    return this.scores.map((s) => Float32Array.from(s));
   }
 
   /** Scores and optimizer state, enough to resume training exactly where it stands. */
@@ -90,13 +161,69 @@ export class ScoreTrainer {
 
   /** The current binary mask, bit-packed. */
   packedMask(): Uint8Array {
-    return packScores(this.layout, this.readScores(), this.rule);
+    return packScores(this.layout, this.scores, this.rule);
   }
 
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    for (const s of this.scores) s.dispose();
-    this.optimizer.dispose();
+  /** Nothing to release: the trainer holds no backend tensors between steps. */
+  dispose(): void {}
+
+  /** xᵀ on the host, [inputs, rows], into a buffer reused across steps. */
+  private transposedInput(batch: LabelledBatch): Float32Array {
+    const cols = this.net.arch.inputs;
+    const rows = batch.rows;
+    if (this.inputT.length !== rows * cols) this.inputT = new Float32Array(rows * cols);
+    const out = this.inputT;
+    const x = batch.x;
+    for (let r = 0; r < rows; r++) {
+      const from = r * cols;
+      for (let c = 0, at = r; c < cols; c++, at += rows) out[at] = x[from + c] as number;
+    }
+    return out;
+  }
+
+  /** ∂L/∂S = ∂L/∂W̃ ⊙ W (⊙ sign S for top-k), in place, as tf.mul would round it. */
+  private straightThrough(layer: number, grad: Float32Array): void {
+    const w = this.net.baseLayers[layer] as Float32Array;
+    if (this.rule.kind === 'threshold') {
+      for (let i = 0; i < grad.length; i++) grad[i] = Math.fround((grad[i] as number) * (w[i] as number));
+      return;
+    }
+    const s = this.scores[layer] as Float32Array;
+    for (let i = 0; i < grad.length; i++) {
+      grad[i] = Math.fround(Math.fround((grad[i] as number) * (w[i] as number)) * Math.sign(s[i] as number));
+    }
+  }
+
+  /** W ⊙ M of layer l's current scores (and its transpose where kept). */
+  private refreshEffective(layer: number): void {
+    const s = this.scores[layer] as Float32Array;
+    const w = this.net.baseLayers[layer] as Float32Array;
+    const e = this.effective[layer] as Float32Array;
+    if (this.rule.kind === 'threshold') {
+      // M = 1[S ≥ 0] from the sign bit, without a data-dependent branch (scores are ~half negative,
+      // and a mispredicted branch per weight costs more than the rest of the update); −0 and NaN,
+      // where the sign bit and `≥ 0` disagree, take the (predictable, rare) exact comparison.
+      const bits = this.scoreBits[layer] as Int32Array;
+      for (let i = 0; i < s.length; i++) {
+        const b = bits[i] as number;
+        let on = ~b >>> 31;
+        if (b === -2147483648 || (b & 0x7fffffff) > 0x7f800000) on = (s[i] as number) >= 0 ? 1 : 0;
+        e[i] = (w[i] as number) * on;
+      }
+    } else {
+      const magnitudes = (this.magnitudes as Float32Array).subarray(0, s.length);
+      for (let i = 0; i < s.length; i++) magnitudes[i] = Math.abs(s[i] as number);
+      const cut = kthLargestMagnitude(magnitudes, keptCount(s.length, this.rule.density));
+      for (let i = 0; i < s.length; i++) {
+        e[i] = Math.abs(s[i] as number) >= cut ? (w[i] as number) : 0 * (w[i] as number);
+      }
+    }
+    const eT = this.effectiveT[layer];
+    if (eT === null || eT === undefined) return;
+    const [fanIn, fanOut] = this.layout.shapes[layer] as [number, number];
+    for (let i = 0; i < fanIn; i++) {
+      const row = i * fanOut;
+      for (let o = 0, at = i; o < fanOut; o++, at += fanIn) eT[at] = e[row + o] as number;
+    }
   }
 }
