@@ -73,6 +73,7 @@ export function runTrainBench(config: TrainBenchConfig): TrainBenchResult {
       profile_ms_per_step: {
         upload: per(profile.upload),
         network: per(profile.network),
+        readback: per(profile.readback),
         ste: per(profile.ste),
         optimizer: per(profile.optimizer),
         mask: per(profile.mask),

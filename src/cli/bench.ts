@@ -189,7 +189,7 @@ export async function benchTrain(raw: RawOptions): Promise<void> {
   const lines = [
     `training step, ${[arch.inputs, ...arch.hidden, arch.outputs].join('-')}, batch ${config.batchSize}, backend ${backend.backend}`,
     `  ${result.train_samples_per_s.toFixed(0)} samples/s best round (median ${result.train_samples_per_s_median.toFixed(0)}), ${result.ms_per_step.toFixed(2)} ms per step`,
-    `  profile ms/step: upload ${p.upload.toFixed(2)}, network ${p.network.toFixed(2)}, STE ${p.ste.toFixed(2)}, optimizer ${p.optimizer.toFixed(2)}, mask ${p.mask.toFixed(2)}`,
+    `  profile ms/step: upload ${p.upload.toFixed(2)}, network ${p.network.toFixed(2)}, readback ${p.readback.toFixed(2)}, STE ${p.ste.toFixed(2)}, optimizer ${p.optimizer.toFixed(2)}, mask ${p.mask.toFixed(2)}`,
     ...peers.map((q) =>
       q.samples_per_s === null
         ? `  PyTorch ${q.threads} thread(s): ${q.error ?? 'failed'}`

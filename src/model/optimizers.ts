@@ -172,6 +172,13 @@ function updateRule(config: OptimizerConfig, slots: SlotVariables): UpdateRule {
 export interface HostOptimizer {
   /** One update of params[l] in place from grads[l]; grads may be overwritten. */
   apply(params: readonly Float32Array[], grads: readonly Float32Array[]): void;
+  /**
+   * Counts a step whose update a fused kernel applies itself to the slot arrays; returns the step
+   * number (1 for the first).
+   */
+  advance(): number;
+  /** The state array `name` of layer l (e.g. RMSprop's 'squareAvg'), updated in place. */
+  slot(name: string, layer: number): Float32Array;
   readonly steps: number;
   exportState(): OptimizerState;
 }
@@ -182,6 +189,7 @@ export function makeHostOptimizer(
   config: OptimizerConfig,
   sizes: readonly number[],
   resume?: OptimizerState,
+  allocate: (length: number) => Float32Array = (length) => new Float32Array(length),
 ): HostOptimizer {
   const names =
     config.kind === 'rmsprop' ? ['squareAvg'] : config.kind === 'adam' ? ['m', 'v'] : ['momentum'];
@@ -192,7 +200,7 @@ export function makeHostOptimizer(
     slots.set(
       name,
       sizes.map((n, l) => {
-        const a = new Float32Array(n);
+        const a = allocate(n);
         const from = saved?.[l];
         if (from !== undefined) a.set(from);
         return a;
@@ -201,9 +209,18 @@ export function makeHostOptimizer(
   }
   let steps = resume?.steps ?? 0;
   let touched = resume !== undefined && names.some((n) => resume.slots[n] !== undefined);
-  const slot = (name: string, l: number): Float32Array =>
-    (slots.get(name) as Float32Array[])[l] as Float32Array;
+  const slot = (name: string, l: number): Float32Array => {
+    const arrays = slots.get(name);
+    if (arrays === undefined) throw new SupsupError('E_INTERNAL', `no optimizer slot '${name}'`);
+    return arrays[l] as Float32Array;
+  };
   return {
+    advance() {
+      steps++;
+      touched = true;
+      return steps;
+    },
+    slot,
     apply(params, grads) {
       steps++;
       touched = true;

@@ -8,6 +8,7 @@ import {
   type OptimizerConfig,
   type OptimizerState,
 } from './optimizers.js';
+import { SimdArena } from './simd-kernels.js';
 
 /** A labelled batch: `rows` images of `dim` floats, row-major, and their labels. */
 export interface LabelledBatch {
@@ -21,13 +22,17 @@ export interface StepProfile {
   steps: number;
   /** Building the input, label and weight tensors (uploads to the backend). */
   upload: number;
-  /** Forward pass, loss gradient and backward pass on the backend, up to reading ∂L/∂W̃ back. */
+  /** Forward pass, loss gradient and backward pass on the backend. */
   network: number;
+  /** Reading ∂L/∂W̃ back from the backend. */
+  readback: number;
   /** Straight-through estimator on the host: ∂L/∂S = ∂L/∂W̃ ⊙ W (⊙ sign S for top-k). */
   ste: number;
-  /** The optimizer's update of the scores. */
+  /** The optimizer's update of the scores (with threshold masks and RMSprop: the fused SIMD kernel
+   * doing STE, optimizer and mask in one pass). */
   optimizer: number;
-  /** The new mask (threshold or top-k cut) and the effective weights W ⊙ M for the next step. */
+  /** The new mask (threshold or top-k cut) and the effective weights W ⊙ M for the next step
+   * (only their transposes with the fused kernel). */
   mask: number;
 }
 
@@ -41,7 +46,8 @@ export interface StepProfile {
  * reproduces the tensor ops bit for bit (see makeHostOptimizer). The effective weights of layers
  * after the first are also kept transposed, and the input is transposed on the host, so the
  * backward pass needs no tf.transpose (slow on tfjs-wasm) and no per-step tensor temporaries beyond
- * the pass itself.
+ * the pass itself. With threshold masks and RMSprop (the paper's setting) the three passes are one
+ * WebAssembly SIMD kernel over arrays in its memory (src/model/simd-kernels.ts).
  */
 export class ScoreTrainer {
   private readonly net: MaskedMlp;
@@ -57,6 +63,13 @@ export class ScoreTrainer {
   /** The scores' bit patterns (views on the same buffers). */
   private readonly scoreBits: Int32Array[];
   private inputT = new Float32Array(0);
+  /** The fused kernel's memory, with per-layer gradient buffers and base-weight copies in it. */
+  private readonly fused: {
+    readonly arena: SimdArena;
+    readonly grads: Float32Array[];
+    readonly weights: Float32Array[];
+    readonly scalars: readonly [number, number, number, number];
+  } | null;
   private profile: StepProfile | null = null;
 
   constructor(
@@ -70,15 +83,39 @@ export class ScoreTrainer {
     this.net = net;
     this.layout = layout;
     this.rule = rule;
-    this.scores = layout.sizes.map((n, l) => {
-      const s = new Float32Array(n);
+    const sizes = layout.sizes;
+    const arena =
+      rule.kind === 'threshold' && optimizer.kind === 'rmsprop'
+        ? SimdArena.create(sizes.flatMap((n) => [n, n, n, n, n]))
+        : null;
+    const allocate = (n: number): Float32Array => arena?.allocate(n) ?? new Float32Array(n);
+    this.scores = sizes.map((n, l) => {
+      const s = allocate(n);
       s.set(initialScores[l] as Float32Array);
       return s;
     });
     this.scoreBits = this.scores.map((a) => new Int32Array(a.buffer, a.byteOffset, a.length));
-    this.optimizer = makeHostOptimizer(optimizer, layout.sizes, optimizerState);
-    this.effective = layout.sizes.map((n) => new Float32Array(n));
-    this.effectiveT = layout.sizes.map((n, l) => (l === 0 ? null : new Float32Array(n)));
+    this.optimizer = makeHostOptimizer(optimizer, sizes, optimizerState, allocate);
+    this.effective = sizes.map((n) => allocate(n));
+    this.effectiveT = sizes.map((n, l) => (l === 0 ? null : new Float32Array(n)));
+    this.fused =
+      arena === null || optimizer.kind !== 'rmsprop'
+        ? null
+        : {
+            arena,
+            grads: sizes.map((n) => allocate(n)),
+            weights: sizes.map((n, l) => {
+              const w = allocate(n);
+              w.set(net.baseLayers[l] as Float32Array);
+              return w;
+            }),
+            scalars: [
+              Math.fround(optimizer.alpha),
+              Math.fround(1 - optimizer.alpha),
+              Math.fround(optimizer.lr),
+              Math.fround(optimizer.eps),
+            ],
+          };
     this.magnitudes = rule.kind === 'topk' ? new Float32Array(Math.max(...layout.sizes)) : null;
     for (let l = 0; l < this.scores.length; l++) this.refreshEffective(l);
   }
@@ -89,7 +126,7 @@ export class ScoreTrainer {
 
   /** Starts (or restarts) accumulating a per-phase time profile of step(). */
   startProfile(): void {
-    this.profile = { steps: 0, upload: 0, network: 0, ste: 0, optimizer: 0, mask: 0 };
+    this.profile = { steps: 0, upload: 0, network: 0, readback: 0, ste: 0, optimizer: 0, mask: 0 };
   }
 
   /** The profile accumulated since startProfile(), or null. */
@@ -129,19 +166,27 @@ export class ScoreTrainer {
       return [...grads, tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logp), 1)))];
     });
     const layers = this.scores.length;
+    lap('network');
     const grads = result.slice(0, layers).map((g) => {
       const values = g.dataSync() as Float32Array;
       g.dispose();
       return values;
     });
     const loss = result[layers];
-    lap('network');
-    for (let l = 0; l < grads.length; l++) this.straightThrough(l, grads[l] as Float32Array);
-    lap('ste');
-    this.optimizer.apply(this.scores, grads);
-    lap('optimizer');
-    for (let l = 0; l < this.scores.length; l++) this.refreshEffective(l);
-    lap('mask');
+    lap('readback');
+    if (this.fused !== null) {
+      this.fusedUpdate(this.fused, grads);
+      lap('optimizer');
+      for (let l = 1; l < this.scores.length; l++) this.transposeEffective(l);
+      lap('mask');
+    } else {
+      for (let l = 0; l < grads.length; l++) this.straightThrough(l, grads[l] as Float32Array);
+      lap('ste');
+      this.optimizer.apply(this.scores, grads);
+      lap('optimizer');
+      for (let l = 0; l < this.scores.length; l++) this.refreshEffective(l);
+      lap('mask');
+    }
     if (profile !== null) profile.steps++;
     if (loss === undefined) return undefined;
     const value = (loss.dataSync() as Float32Array)[0] as number;
@@ -218,12 +263,40 @@ export class ScoreTrainer {
         e[i] = Math.abs(s[i] as number) >= cut ? (w[i] as number) : 0 * (w[i] as number);
       }
     }
+    this.transposeEffective(layer);
+  }
+
+  /** (W ⊙ M)ᵀ of layer l, where kept. */
+  private transposeEffective(layer: number): void {
     const eT = this.effectiveT[layer];
     if (eT === null || eT === undefined) return;
+    const e = this.effective[layer] as Float32Array;
     const [fanIn, fanOut] = this.layout.shapes[layer] as [number, number];
     for (let i = 0; i < fanIn; i++) {
       const row = i * fanOut;
       for (let o = 0, at = i; o < fanOut; o++, at += fanIn) eT[at] = e[row + o] as number;
+    }
+  }
+
+  /** STE, RMSprop and the threshold mask of every layer in one SIMD pass each. */
+  private fusedUpdate(fused: NonNullable<ScoreTrainer['fused']>, grads: readonly Float32Array[]): void {
+    const [alpha, beta, lr, eps] = fused.scalars;
+    this.optimizer.advance();
+    for (let l = 0; l < grads.length; l++) {
+      const g = fused.grads[l] as Float32Array;
+      g.set(grads[l] as Float32Array);
+      fused.arena.thresholdRmsprop(
+        g.byteOffset,
+        (fused.weights[l] as Float32Array).byteOffset,
+        this.optimizer.slot('squareAvg', l).byteOffset,
+        (this.scores[l] as Float32Array).byteOffset,
+        (this.effective[l] as Float32Array).byteOffset,
+        SimdArena.paddedBytes(g.length),
+        alpha,
+        beta,
+        lr,
+        eps,
+      );
     }
   }
 }

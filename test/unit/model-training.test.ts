@@ -12,6 +12,7 @@ import {
   type OptimizerConfig,
 } from '../../src/model/optimizers.ts';
 import { RandomStream } from '../../src/model/prng.ts';
+import { SimdArena } from '../../src/model/simd-kernels.ts';
 import type { LabelledBatch } from '../../src/model/trainer.ts';
 import { testBackend } from '../support/backend.ts';
 
@@ -265,5 +266,47 @@ test('the top-k cut is the k-th largest magnitude, ties included', () => {
       const k = keptCount(n, density);
       assert.equal(kthLargestMagnitude(Float32Array.from(values), k), sorted[n - k]);
     }
+  }
+});
+
+test('the fused SIMD kernel (STE, RMSprop, threshold mask) is bit-identical to the host path', () => {
+  const n = 1031; // not a multiple of 4: the padded tail must not leak into the results
+  const arena = SimdArena.create([n, n, n, n, n]);
+  assert.ok(arena !== null, 'WebAssembly SIMD must be available on Node 20');
+  const [g, w, v, p, e] = [0, 1, 2, 3, 4].map(() => arena.allocate(n)) as Float32Array[];
+  const stream = new RandomStream(13, 'probe', 7);
+  const weights = stream.fillUniform(new Float32Array(n), 1).map((x) => (x < 0 ? -0.05 : 0.05));
+  (w as Float32Array).set(weights);
+  const start = stream.fillUniform(new Float32Array(n), 1e-3);
+  start[0] = 0;
+  start[1] = -0;
+  start[2] = 1e-30;
+  (p as Float32Array).set(start);
+  const config = defaultOptimizer('rmsprop', 3e-3);
+  if (config.kind !== 'rmsprop') throw new Error('rmsprop expected');
+  const host = makeHostOptimizer(config, [n]);
+  const hostScores = Float32Array.from(start);
+  const f32 = Math.fround;
+  for (let step = 0; step < 4; step++) {
+    const d = stream.fillUniform(new Float32Array(n), 10 ** -(2 + step));
+    d[3] = 0;
+    (g as Float32Array).set(d);
+    arena.thresholdRmsprop(
+      (g as Float32Array).byteOffset,
+      (w as Float32Array).byteOffset,
+      (v as Float32Array).byteOffset,
+      (p as Float32Array).byteOffset,
+      (e as Float32Array).byteOffset,
+      SimdArena.paddedBytes(n),
+      f32(config.alpha),
+      f32(1 - config.alpha),
+      f32(config.lr),
+      f32(config.eps),
+    );
+    host.apply([hostScores], [d.map((x, i) => f32(x * (weights[i] as number)))]);
+    assert.deepEqual(p, hostScores, `scores after step ${step + 1}`);
+    assert.deepEqual(v, host.slot('squareAvg', 0), `square averages after step ${step + 1}`);
+    const expected = weights.map((x, i) => x * ((hostScores[i] as number) >= 0 ? 1 : 0));
+    assert.deepEqual(e, expected, `effective weights after step ${step + 1}`);
   }
 });
