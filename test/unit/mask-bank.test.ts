@@ -141,7 +141,7 @@ test('dotAll writes into a caller buffer and handles an empty bank and zero vect
   assert.throws(() => bank.dotAll(v, new Float64Array(9)), hasCode('E_BAD_ARGUMENT'));
 });
 
-test('dotSubset equals the matching entries of dotAll (bit walk and table paths, repeats)', () => {
+test('dotSubset equals the matching entries of dotAll (nibble and byte-table paths, repeats)', () => {
   const masks = randomMasks(SMALL, 21, 300);
   const v = randomVector(SMALL, 4, 'f32');
   for (const blockSize of [undefined, 8]) {
