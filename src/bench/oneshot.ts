@@ -14,6 +14,8 @@ export interface OneShotBenchConfig {
   readonly objective: Objective;
   readonly repeats: number;
   readonly seed: number;
+  /** Threads for the dot products (default: the bank's default, the cores available up to 4). */
+  readonly threads?: number;
 }
 
 export interface OneShotBenchResult {
@@ -35,6 +37,10 @@ export interface OneShotBenchResult {
   /** The bit-packed dot products alone (dotAll over the bank), best and median. */
   readonly dot_all_ms_min: number;
   readonly dot_all_ms_p50: number;
+  /** Threads the timed dot products ran on, and dotAll on one thread, interleaved with the above. */
+  readonly dot_threads: number;
+  readonly dot_all_1_thread_ms_min: number;
+  readonly dot_all_1_thread_ms_p50: number;
 }
 
 /**
@@ -52,6 +58,7 @@ export function runOneShotBench(
     optimizer: defaultOptimizer('rmsprop'),
   });
   try {
+    if (config.threads !== undefined) engine.bank.threads = config.threads;
     addRandomMasks(engine, config.masks, config.seed, (done) => onProgress(done, config.masks, 'masks'));
     const input = new RandomStream(config.seed, 'probe', 0).fillUniform(
       new Float32Array(config.batchSize * config.arch.inputs),
@@ -78,7 +85,19 @@ export function runOneShotBench(
     const sorted = [...times].sort((a, b) => a - b);
     const memory = process.memoryUsage();
     const readMs = bankReadFloor(engine, 10);
-    const dotMs = dotAllTimes(engine, config.repeats);
+    const dotThreads = engine.bank.lastDotThreads;
+    const threads = engine.bank.threads;
+    const dotMs: number[] = [];
+    const dotMs1: number[] = [];
+    for (let r = 0; r < config.repeats; r++) {
+      engine.bank.threads = threads;
+      dotMs.push(...dotAllTimes(engine, 1));
+      engine.bank.threads = 1;
+      dotMs1.push(...dotAllTimes(engine, 1));
+    }
+    engine.bank.threads = threads;
+    dotMs.sort((a, b) => a - b);
+    dotMs1.sort((a, b) => a - b);
     const p50 = sorted[(sorted.length - 1) >> 1] as number;
     return {
       oneshot_ms_per_batch: times.reduce((a, b) => a + b, 0) / times.length,
@@ -96,6 +115,9 @@ export function runOneShotBench(
       ratio_oneshot_p50_to_read: p50 / readMs,
       dot_all_ms_min: dotMs[0] as number,
       dot_all_ms_p50: dotMs[(dotMs.length - 1) >> 1] as number,
+      dot_threads: dotThreads,
+      dot_all_1_thread_ms_min: dotMs1[0] as number,
+      dot_all_1_thread_ms_p50: dotMs1[(dotMs1.length - 1) >> 1] as number,
     };
   } finally {
     engine.dispose();

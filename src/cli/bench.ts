@@ -112,6 +112,7 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
     objective: r.choice<Objective>('objective', ['H', 'G'], 'H'),
     repeats: r.integer('repeats', 20, 1, 100_000),
     seed: r.integer('seed', 1, 0, 0xffffffff),
+    threads: r.optionalInteger('threads', 1),
   };
   const preference = r.choice<BackendPreference>('backend', BACKEND_PREFERENCES, 'auto');
   r.finish('bench oneshot');
@@ -136,6 +137,8 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
       `  ${result.oneshot_ms_per_batch.toFixed(1)} ms per batch (p50 ${result.oneshot_ms_p50.toFixed(1)}, min ${result.oneshot_ms_min.toFixed(1)})`,
       `  prediction with the inferred mask: ${result.predict_ms_per_batch.toFixed(1)} ms per batch`,
       `  masks: ${result.mask_bytes_per_task} bytes each, bank ${(result.mask_bank_bytes / 2 ** 20).toFixed(1)} MiB`,
+      `  reading the bank once: ${result.bank_read_ms.toFixed(1)} ms (${result.bank_read_gb_per_s.toFixed(1)} GB/s); one-shot / read ${result.ratio_oneshot_min_to_read.toFixed(2)} (min), ${result.ratio_oneshot_p50_to_read.toFixed(2)} (p50)`,
+      `  dot products alone: ${result.dot_all_ms_min.toFixed(1)} ms on ${result.dot_threads} thread(s), ${result.dot_all_1_thread_ms_min.toFixed(1)} ms on 1 (min)`,
       `  resident memory ${result.rss_mb.toFixed(0)} MiB`,
     ].join('\n')}\n`,
   );

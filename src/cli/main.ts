@@ -93,6 +93,7 @@ function buildProgram(): Command {
     .option('--bprime <n>', "B'", '1')
     .option('--objective <obj>', 'H|G', 'H')
     .option('--repeats <n>', 'timed repetitions', '20')
+    .option('--threads <n>', 'threads for the dot products (default: the cores available, at most 4)')
     .option('--seed <n>', 'seed', '1')
     .option('--backend <name>', BACKEND_HELP, 'auto')
     .option('--json', 'print one JSON object as the last line of stdout')

@@ -217,13 +217,8 @@ export class ScoreTrainer {
     const cols = this.net.arch.inputs;
     const rows = batch.rows;
     if (this.inputT.length !== rows * cols) this.inputT = new Float32Array(rows * cols);
-    const out = this.inputT;
-    const x = batch.x;
-    for (let r = 0; r < rows; r++) {
-      const from = r * cols;
-      for (let c = 0, at = r; c < cols; c++, at += rows) out[at] = x[from + c] as number;
-    }
-    return out;
+    transpose(batch.x, rows, cols, this.inputT);
+    return this.inputT;
   }
 
   /** ∂L/∂S = ∂L/∂W̃ ⊙ W (⊙ sign S for top-k), in place, as tf.mul would round it. */
@@ -270,12 +265,8 @@ export class ScoreTrainer {
   private transposeEffective(layer: number): void {
     const eT = this.effectiveT[layer];
     if (eT === null || eT === undefined) return;
-    const e = this.effective[layer] as Float32Array;
     const [fanIn, fanOut] = this.layout.shapes[layer] as [number, number];
-    for (let i = 0; i < fanIn; i++) {
-      const row = i * fanOut;
-      for (let o = 0, at = i; o < fanOut; o++, at += fanIn) eT[at] = e[row + o] as number;
-    }
+    transpose(this.effective[layer] as Float32Array, fanIn, fanOut, eT);
   }
 
   /** STE, RMSprop and the threshold mask of every layer in one SIMD pass each. */
@@ -297,6 +288,22 @@ export class ScoreTrainer {
         lr,
         eps,
       );
+    }
+  }
+}
+
+const TILE = 32;
+
+/** out = aᵀ for a row-major [rows, cols] matrix, in 32×32 tiles (a plain strided walk thrashes the TLB). */
+function transpose(a: Float32Array, rows: number, cols: number, out: Float32Array): void {
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(rows, r0 + TILE);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(cols, c0 + TILE);
+      for (let r = r0; r < r1; r++) {
+        const from = r * cols;
+        for (let c = c0, at = c0 * rows + r; c < c1; c++, at += rows) out[at] = a[from + c] as number;
+      }
     }
   }
 }
