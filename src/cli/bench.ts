@@ -164,9 +164,22 @@ export async function benchTrain(raw: RawOptions): Promise<void> {
   r.finish('bench train');
   const backend = await selectBackend(preference);
   const result = runTrainBench(config);
-  const peerArch = arch.name === 'lenet' || arch.name === 'fc1024' ? arch.name : null;
-  const peers: PeerResult[] =
-    peer && peerArch !== null ? [1, 2].map((threads) => runPytorchPeer(peerArch, threads, config.steps)) : [];
+  // The peer script knows lenet and fc1024 with 100 outputs and batch 128 only.
+  const peerArch =
+    (arch.name === 'lenet' || arch.name === 'fc1024') && arch.outputs === 100 && config.batchSize === 128
+      ? arch.name
+      : null;
+  const peers: PeerResult[] = !peer
+    ? []
+    : peerArch === null
+      ? [
+          {
+            threads: 0,
+            samples_per_s: null,
+            error: 'the peer script runs lenet or fc1024, 100 outputs, batch 128',
+          },
+        ]
+      : [1, 2].map((threads) => runPytorchPeer(peerArch, threads, config.steps));
   const ratios = Object.fromEntries(
     peers
       .filter((p) => p.samples_per_s !== null)

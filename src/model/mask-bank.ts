@@ -35,7 +35,10 @@ const BYTE_TABLE_BUILD_NS = 270;
 const BYTE_TABLE_PER_SLOT_NS = 0.56;
 const NIBBLE_TABLE_BUILD_NS = 40;
 const NIBBLE_PER_MASK_NS = 3.1;
-/** From this many masks on, subsetCounts counts byte values per position instead of walking bits. */
+/**
+ * From this many masks on, subsetCounts counts byte values per position (a histogram); below it,
+ * it adds the masks' bytes spread to one bit per nibble (at most 15 per nibble, no overflow).
+ */
 const HISTOGRAM_SUBSET = 16;
 
 /** 0 on little-endian hosts; 3 on big-endian ones, where a Uint32 view reverses a quad's slots. */
@@ -165,13 +168,7 @@ export class MaskBank {
       addBitsByHistogram(side.storage, side.slots, this.blockSize, target, delta, this.histogram);
       return target;
     }
-    for (let b = 0; b < side.storage.length; b++) {
-      const storage = side.storage[b] as Uint8Array;
-      const slots = side.slots[b] as Int32Array;
-      for (let p = 0; p < slots.length; p++) {
-        addColumnBits(target, storage, this.blockSize, slots[p] as number, delta);
-      }
-    }
+    addBitsBySpread(side.storage, side.slots, this.blockSize, target, delta);
     return target;
   }
 
@@ -503,26 +500,45 @@ function addBitCounts(counts: Uint32Array, packed: Uint8Array, delta: number): v
   }
 }
 
-/** counts[8j + t] += delta for every bit t of every byte j of one stored mask, without branching on bits. */
-function addColumnBits(
-  counts: Uint32Array,
-  storage: Uint8Array,
+/** SPREAD[x] has bit t of x in bit 4t: summing spread bytes counts up to 15 masks per bit in a nibble. */
+const SPREAD = (() => {
+  const table = new Uint32Array(256);
+  for (let x = 0; x < 256; x++) {
+    let v = 0;
+    for (let t = 0; t < 8; t++) v += ((x >>> t) & 1) * 2 ** (4 * t);
+    table[x] = v;
+  }
+  return table;
+})();
+
+/**
+ * counts[8j + t] += delta · (number of listed masks with bit t of byte j set), for at most 15
+ * masks: per byte row, the masks' spread bytes are summed in one word, then its eight nibbles added.
+ */
+function addBitsBySpread(
+  storage: readonly Uint8Array[],
+  slots: readonly Int32Array[],
   blockSize: number,
-  slot: number,
+  counts: Uint32Array,
   delta: number,
 ): void {
-  const totalBytes = storage.length / blockSize;
-  for (let j = 0, at = slot, w = 0; j < totalBytes; j++, at += blockSize, w += 8) {
-    const x = storage[at] as number;
-    if (x === 0) continue;
-    counts[w] = (counts[w] as number) + delta * (x & 1);
-    counts[w + 1] = (counts[w + 1] as number) + delta * ((x >>> 1) & 1);
-    counts[w + 2] = (counts[w + 2] as number) + delta * ((x >>> 2) & 1);
-    counts[w + 3] = (counts[w + 3] as number) + delta * ((x >>> 3) & 1);
-    counts[w + 4] = (counts[w + 4] as number) + delta * ((x >>> 4) & 1);
-    counts[w + 5] = (counts[w + 5] as number) + delta * ((x >>> 5) & 1);
-    counts[w + 6] = (counts[w + 6] as number) + delta * ((x >>> 6) & 1);
-    counts[w + 7] = (counts[w + 7] as number) + delta * (x >>> 7);
+  const bytes: Uint8Array[] = [];
+  const at: number[] = [];
+  storage.forEach((block, b) => {
+    for (const slot of slots[b] as Int32Array) {
+      bytes.push(block);
+      at.push(slot);
+    }
+  });
+  const offsets = Int32Array.from(at);
+  const k = bytes.length;
+  const totalBytes = counts.length >>> 3;
+  for (let j = 0, row = 0, w = 0; j < totalBytes; j++, row += blockSize, w += 8) {
+    let sum = 0;
+    for (let p = 0; p < k; p++)
+      sum += SPREAD[(bytes[p] as Uint8Array)[row + (offsets[p] as number)] as number] as number;
+    if (sum === 0) continue;
+    for (let t = 0; t < 8; t++) counts[w + t] = (counts[w + t] as number) + delta * ((sum >>> (4 * t)) & 15);
   }
 }
 
