@@ -57,8 +57,8 @@ export class ScoreTrainer {
   private readonly optimizer: HostOptimizer;
   /** W ⊙ M of the current scores, [fanIn, fanOut]. */
   private readonly effective: Float32Array[];
-  /** (W ⊙ M)ᵀ, [fanOut, fanIn], for layers ≥ 1 (the first layer's input gradient is never formed). */
-  private readonly effectiveT: (Float32Array | null)[];
+  /** (W ⊙ M)ᵀ, [fanOut, fanIn]: the forward pass runs on transposed activations. */
+  private readonly effectiveT: Float32Array[];
   private readonly magnitudes: Float32Array | null;
   /** The scores' bit patterns (views on the same buffers). */
   private readonly scoreBits: Int32Array[];
@@ -97,7 +97,7 @@ export class ScoreTrainer {
     this.scoreBits = this.scores.map((a) => new Int32Array(a.buffer, a.byteOffset, a.length));
     this.optimizer = makeHostOptimizer(optimizer, sizes, optimizerState, allocate);
     this.effective = sizes.map((n) => allocate(n));
-    this.effectiveT = sizes.map((n, l) => (l === 0 ? null : new Float32Array(n)));
+    this.effectiveT = sizes.map((n) => new Float32Array(n));
     this.fused =
       arena === null || optimizer.kind !== 'rmsprop'
         ? null
@@ -148,20 +148,22 @@ export class ScoreTrainer {
     };
     const inputT = this.transposedInput(batch);
     const result = tf.tidy(() => {
-      const x = tf.tensor2d(batch.x, [batch.rows, arch.inputs]);
       const xT = tf.tensor2d(inputT, [arch.inputs, batch.rows]);
       const labels = tf.tensor1d(Int32Array.from(batch.y), 'int32');
-      const effective = this.effective.map((e, l) => tf.tensor2d(e, shapes[l] as [number, number]));
+      // The first layer's W̃ is only needed transposed (its input gradient is never formed).
+      const effective = this.effective.map((e, l) =>
+        l === 0 ? null : tf.tensor2d(e, shapes[l] as [number, number]),
+      );
       const effectiveT = this.effectiveT.map((e, l) => {
         const [fanIn, fanOut] = shapes[l] as [number, number];
-        return e === null ? null : tf.tensor2d(e, [fanOut, fanIn]);
+        return tf.tensor2d(e, [fanOut, fanIn]);
       });
       lap('upload');
       const oneHot = tf.oneHot(labels, arch.outputs);
-      const trace = this.net.forward(x, effective);
+      const trace = this.net.forwardTransposed(xT, effectiveT);
       const logp = tf.logSoftmax(trace.logits);
       const dLogits = tf.div(tf.sub(tf.exp(logp), oneHot), batch.rows) as tf.Tensor2D;
-      const grads = this.net.backward(trace, effective, dLogits, { effectiveT, inputT: xT });
+      const grads = this.net.backwardTransposed(trace, effective, dLogits);
       if (!readLoss) return grads;
       return [...grads, tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logp), 1)))];
     });
@@ -177,7 +179,7 @@ export class ScoreTrainer {
     if (this.fused !== null) {
       this.fusedUpdate(this.fused, grads);
       lap('optimizer');
-      for (let l = 1; l < this.scores.length; l++) this.transposeEffective(l);
+      for (let l = 0; l < this.scores.length; l++) this.transposeEffective(l);
       lap('mask');
     } else {
       for (let l = 0; l < grads.length; l++) this.straightThrough(l, grads[l] as Float32Array);
@@ -263,8 +265,7 @@ export class ScoreTrainer {
 
   /** (W ⊙ M)ᵀ of layer l, where kept. */
   private transposeEffective(layer: number): void {
-    const eT = this.effectiveT[layer];
-    if (eT === null || eT === undefined) return;
+    const eT = this.effectiveT[layer] as Float32Array;
     const [fanIn, fanOut] = this.layout.shapes[layer] as [number, number];
     transpose(this.effective[layer] as Float32Array, fanIn, fanOut, eT);
   }
