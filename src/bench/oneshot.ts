@@ -14,6 +14,8 @@ export interface OneShotBenchConfig {
   readonly objective: Objective;
   readonly repeats: number;
   readonly seed: number;
+  /** Threads for the dot products (default: the bank's default, the cores available up to 4). */
+  readonly threads?: number;
 }
 
 export interface OneShotBenchResult {
@@ -26,6 +28,19 @@ export interface OneShotBenchResult {
   readonly rss_mb: number;
   readonly heap_used_mb: number;
   readonly external_mb: number;
+  /** Best of N times to read the whole packed bank once (Uint32 or Float64 loads, the faster). */
+  readonly bank_read_ms: number;
+  readonly bank_read_gb_per_s: number;
+  /** One-shot time over the read floor (the target is at most 5). */
+  readonly ratio_oneshot_min_to_read: number;
+  readonly ratio_oneshot_p50_to_read: number;
+  /** The bit-packed dot products alone (dotAll over the bank), best and median. */
+  readonly dot_all_ms_min: number;
+  readonly dot_all_ms_p50: number;
+  /** Threads the timed dot products ran on, and dotAll on one thread, interleaved with the above. */
+  readonly dot_threads: number;
+  readonly dot_all_1_thread_ms_min: number;
+  readonly dot_all_1_thread_ms_p50: number;
 }
 
 /**
@@ -43,6 +58,7 @@ export function runOneShotBench(
     optimizer: defaultOptimizer('rmsprop'),
   });
   try {
+    if (config.threads !== undefined) engine.bank.threads = config.threads;
     addRandomMasks(engine, config.masks, config.seed, (done) => onProgress(done, config.masks, 'masks'));
     const input = new RandomStream(config.seed, 'probe', 0).fillUniform(
       new Float32Array(config.batchSize * config.arch.inputs),
@@ -68,6 +84,21 @@ export function runOneShotBench(
     }
     const sorted = [...times].sort((a, b) => a - b);
     const memory = process.memoryUsage();
+    const readMs = bankReadFloor(engine, 10);
+    const dotThreads = engine.bank.lastDotThreads;
+    const threads = engine.bank.threads;
+    const dotMs: number[] = [];
+    const dotMs1: number[] = [];
+    for (let r = 0; r < config.repeats; r++) {
+      engine.bank.threads = threads;
+      dotMs.push(...dotAllTimes(engine, 1));
+      engine.bank.threads = 1;
+      dotMs1.push(...dotAllTimes(engine, 1));
+    }
+    engine.bank.threads = threads;
+    dotMs.sort((a, b) => a - b);
+    dotMs1.sort((a, b) => a - b);
+    const p50 = sorted[(sorted.length - 1) >> 1] as number;
     return {
       oneshot_ms_per_batch: times.reduce((a, b) => a + b, 0) / times.length,
       oneshot_ms_p50: sorted[(sorted.length - 1) >> 1] as number,
@@ -78,10 +109,48 @@ export function runOneShotBench(
       rss_mb: memory.rss / 2 ** 20,
       heap_used_mb: memory.heapUsed / 2 ** 20,
       external_mb: (memory.external + memory.arrayBuffers) / 2 ** 20,
+      bank_read_ms: readMs,
+      bank_read_gb_per_s: (engine.layout.totalBytes * config.masks) / readMs / 1e6,
+      ratio_oneshot_min_to_read: (sorted[0] as number) / readMs,
+      ratio_oneshot_p50_to_read: p50 / readMs,
+      dot_all_ms_min: dotMs[0] as number,
+      dot_all_ms_p50: dotMs[(dotMs.length - 1) >> 1] as number,
+      dot_threads: dotThreads,
+      dot_all_1_thread_ms_min: dotMs1[0] as number,
+      dot_all_1_thread_ms_p50: dotMs1[(dotMs1.length - 1) >> 1] as number,
     };
   } finally {
     engine.dispose();
   }
+}
+
+/** Best of `rounds` full reads of the bank, as Uint32 and as Float64 loads; the faster counts. */
+function bankReadFloor(engine: SupermaskEngine, rounds: number): number {
+  let best = Number.POSITIVE_INFINITY;
+  let sink = 0;
+  for (let r = 0; r < rounds + 2; r++) {
+    for (const word of ['u32', 'f64'] as const) {
+      const started = performance.now();
+      sink += engine.bank.scanStorage(word);
+      const ms = performance.now() - started;
+      if (r >= 2) best = Math.min(best, ms);
+    }
+  }
+  if (Number.isNaN(sink)) best += 0; // keep the sums live
+  return best;
+}
+
+/** Sorted times of dotAll alone over a fixed random vector. */
+function dotAllTimes(engine: SupermaskEngine, rounds: number): number[] {
+  const v = new RandomStream(7, 'probe', 9).fillUniform(new Float32Array(engine.layout.totalBits), 1);
+  const out = new Float64Array(engine.bank.size);
+  const times: number[] = [];
+  for (let r = 0; r < rounds + 2; r++) {
+    const started = performance.now();
+    engine.bank.dotAll(v, out);
+    if (r >= 2) times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b);
 }
 
 function addRandomMasks(

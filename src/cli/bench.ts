@@ -2,6 +2,7 @@ import { coldStartChild, runColdStartBench } from '../bench/coldstart.js';
 import { runDaemonBench } from '../bench/daemon-bench.js';
 import { runOneShotBench } from '../bench/oneshot.js';
 import { type ProtocolConfig, runProtocol, type Scenario } from '../bench/protocol.js';
+import { type PeerResult, runPytorchPeer, runTrainBench } from '../bench/train.js';
 import { loadDataset } from '../data/index.js';
 import { type Architecture, makeArchitecture } from '../model/arch.js';
 import { BACKEND_PREFERENCES, type BackendPreference, selectBackend } from '../model/backend.js';
@@ -112,6 +113,7 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
     objective: r.choice<Objective>('objective', ['H', 'G'], 'H'),
     repeats: r.integer('repeats', 20, 1, 100_000),
     seed: r.integer('seed', 1, 0, 0xffffffff),
+    threads: r.optionalInteger('threads', 1),
   };
   const preference = r.choice<BackendPreference>('backend', BACKEND_PREFERENCES, 'auto');
   r.finish('bench oneshot');
@@ -136,9 +138,82 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
       `  ${result.oneshot_ms_per_batch.toFixed(1)} ms per batch (p50 ${result.oneshot_ms_p50.toFixed(1)}, min ${result.oneshot_ms_min.toFixed(1)})`,
       `  prediction with the inferred mask: ${result.predict_ms_per_batch.toFixed(1)} ms per batch`,
       `  masks: ${result.mask_bytes_per_task} bytes each, bank ${(result.mask_bank_bytes / 2 ** 20).toFixed(1)} MiB`,
+      `  reading the bank once: ${result.bank_read_ms.toFixed(1)} ms (${result.bank_read_gb_per_s.toFixed(1)} GB/s); one-shot / read ${result.ratio_oneshot_min_to_read.toFixed(2)} (min), ${result.ratio_oneshot_p50_to_read.toFixed(2)} (p50)`,
+      `  dot products alone: ${result.dot_all_ms_min.toFixed(1)} ms on ${result.dot_threads} thread(s), ${result.dot_all_1_thread_ms_min.toFixed(1)} ms on 1 (min)`,
       `  resident memory ${result.rss_mb.toFixed(0)} MiB`,
     ].join('\n')}\n`,
   );
+}
+
+export async function benchTrain(raw: RawOptions): Promise<void> {
+  const r = new OptionReader(raw);
+  const arch = readArchitecture(r, 100);
+  const maskKind = r.choice('mask', ['threshold', 'topk'] as const, 'threshold');
+  const density = r.number('density', 0.5, 1e-6, 1) ?? 0.5;
+  const config = {
+    arch,
+    batchSize: r.integer('batch', 128, 1, 65536),
+    steps: r.integer('steps', 300, 1, 1_000_000),
+    rounds: r.integer('rounds', 3, 1, 1000),
+    warmup: r.integer('warmup', 20, 0, 1_000_000),
+    seed: r.integer('seed', 1, 0, 0xffffffff),
+    rule: (maskKind === 'topk' ? { kind: 'topk', density } : { kind: 'threshold' }) as MaskRule,
+    optimizer: defaultOptimizer(r.choice<OptimizerKind>('optimizer', ['rmsprop', 'adam', 'sgd'], 'rmsprop')),
+  };
+  const peer = raw.peer === true;
+  const preference = r.choice<BackendPreference>('backend', BACKEND_PREFERENCES, 'auto');
+  r.finish('bench train');
+  const backend = await selectBackend(preference);
+  const result = runTrainBench(config);
+  // The peer script knows lenet and fc1024 with 100 outputs and batch 128 only.
+  const peerArch =
+    (arch.name === 'lenet' || arch.name === 'fc1024') && arch.outputs === 100 && config.batchSize === 128
+      ? arch.name
+      : null;
+  const peers: PeerResult[] = !peer
+    ? []
+    : peerArch === null
+      ? [
+          {
+            threads: 0,
+            samples_per_s: null,
+            error: 'the peer script runs lenet or fc1024, 100 outputs, batch 128',
+          },
+        ]
+      : [1, 2].map((threads) => runPytorchPeer(peerArch, threads, config.steps));
+  const ratios = Object.fromEntries(
+    peers
+      .filter((p) => p.samples_per_s !== null)
+      .map((p) => [
+        `ratio_vs_pytorch_${p.threads}t`,
+        result.train_samples_per_s / (p.samples_per_s as number),
+      ]),
+  );
+  const report = {
+    command: 'bench train',
+    backend: backend.backend,
+    wasm: backend.wasm,
+    ...result,
+    peer: peers,
+    ...ratios,
+    config,
+  };
+  if (raw.json === true) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return;
+  }
+  const p = result.profile_ms_per_step;
+  const lines = [
+    `training step, ${[arch.inputs, ...arch.hidden, arch.outputs].join('-')}, batch ${config.batchSize}, backend ${backend.backend}`,
+    `  ${result.train_samples_per_s.toFixed(0)} samples/s best round (median ${result.train_samples_per_s_median.toFixed(0)}), ${result.ms_per_step.toFixed(2)} ms per step`,
+    `  profile ms/step: upload ${p.upload.toFixed(2)}, network ${p.network.toFixed(2)}, readback ${p.readback.toFixed(2)}, STE ${p.ste.toFixed(2)}, optimizer ${p.optimizer.toFixed(2)}, mask ${p.mask.toFixed(2)}`,
+    ...peers.map((q) =>
+      q.samples_per_s === null
+        ? `  PyTorch ${q.threads} thread(s): ${q.error ?? 'failed'}`
+        : `  PyTorch ${q.threads} thread(s): ${q.samples_per_s.toFixed(0)} samples/s, ratio ${(result.train_samples_per_s / q.samples_per_s).toFixed(2)}`,
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 export async function benchDaemon(raw: RawOptions): Promise<void> {

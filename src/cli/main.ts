@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { errorMessage, isSupsupError } from '../errors.js';
-import { benchColdStart, benchDaemon, benchOneShot, benchProtocol } from './bench.js';
+import { benchColdStart, benchDaemon, benchOneShot, benchProtocol, benchTrain } from './bench.js';
 import { demo } from './demo.js';
 import { info } from './info.js';
 import { run } from './run.js';
@@ -93,10 +93,29 @@ function buildProgram(): Command {
     .option('--bprime <n>', "B'", '1')
     .option('--objective <obj>', 'H|G', 'H')
     .option('--repeats <n>', 'timed repetitions', '20')
+    .option('--threads <n>', 'threads for the dot products (default: the cores available, at most 4)')
     .option('--seed <n>', 'seed', '1')
     .option('--backend <name>', BACKEND_HELP, 'auto')
     .option('--json', 'print one JSON object as the last line of stdout')
     .action((options: Record<string, unknown>) => benchOneShot(options));
+  bench
+    .command('train')
+    .description('time the mask-training step alone (random batches), beside the PyTorch peer script')
+    .option('--arch <name>', 'lenet|fc1024', 'lenet')
+    .option('--hidden <widths>', 'hidden widths, e.g. 300,100 (instead of --arch)')
+    .option('--outputs <s>', 'output neurons', '100')
+    .option('--batch <n>', 'batch size', '128')
+    .option('--steps <n>', 'timed steps per round', '300')
+    .option('--rounds <n>', 'timed rounds (best and median reported)', '3')
+    .option('--warmup <n>', 'warm-up steps', '20')
+    .option('--optimizer <kind>', 'rmsprop|adam|sgd', 'rmsprop')
+    .option('--mask <rule>', 'threshold|topk', 'threshold')
+    .option('--density <d>', 'kept fraction per layer for --mask topk', '0.5')
+    .option('--peer', 'also run docs/reference/pytorch_supsup_train_bench.py (1 and 2 threads)')
+    .option('--seed <n>', 'seed', '1')
+    .option('--backend <name>', BACKEND_HELP, 'auto')
+    .option('--json', 'print one JSON object as the last line of stdout')
+    .action((options: Record<string, unknown>) => benchTrain(options));
   bench
     .command('daemon')
     .description(

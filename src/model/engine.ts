@@ -62,7 +62,8 @@ export class SupermaskEngine {
   private readonly alphaBuffer: Float32Array;
   private readonly taskWeightCacheSize: number;
   private readonly taskWeights = new Map<number, tf.Tensor2D[]>();
-  private superposed: { version: number; tensors: tf.Tensor2D[] } | null = null;
+  private superposed: { version: number; tensors: tf.Tensor2D[]; transposed: (tf.Tensor2D | null)[] } | null =
+    null;
   private bankVersion = 0;
   private pads: MaskBank | null = null;
   private scoreSum: Float64Array[] | null = null;
@@ -143,7 +144,8 @@ export class SupermaskEngine {
     const k = subset === undefined ? this.bank.size : subset.length;
     if (k === 0) throw new SupsupError('E_NO_MASKS', 'task inference needs at least one mask');
     if (subset === undefined) {
-      this.fillAlphaBuffer(x, bprime, objective, this.superposedWeights());
+      const superposed = this.superposedWeights();
+      this.fillAlphaBuffer(x, bprime, objective, superposed.tensors, superposed.transposed);
       return this.bank.dotAll(this.alphaBuffer);
     }
     this.withEffectiveFromCounts(this.bank.subsetCounts(subset), k, (effective) =>
@@ -242,7 +244,10 @@ export class SupermaskEngine {
     for (const ws of this.taskWeights.values()) for (const w of ws) w.dispose();
     this.taskWeights.clear();
     this.pads = null;
-    if (this.superposed !== null) for (const w of this.superposed.tensors) w.dispose();
+    if (this.superposed !== null) {
+      for (const w of this.superposed.tensors) w.dispose();
+      for (const w of this.superposed.transposed) w?.dispose();
+    }
     this.superposed = null;
     this.net.dispose();
   }
@@ -253,20 +258,24 @@ export class SupermaskEngine {
     bprime: number,
     objective: Objective,
     effective: readonly tf.Tensor2D[],
+    effectiveT?: readonly (tf.Tensor2D | null)[],
   ): void {
     const rows = Math.min(bprime, Math.floor(x.length / this.arch.inputs));
     if (rows < 1) throw new SupsupError('E_BAD_ARGUMENT', 'task inference needs at least one input row');
-    const weighted = tf.tidy(() => {
+    const grads = tf.tidy(() => {
       const input = tf.tensor2d(x.subarray(0, rows * this.arch.inputs), [rows, this.arch.inputs]);
       const trace = this.net.forward(input, effective);
       const { dLogits } = objectiveGradient(objective, trace.logits, this.arch.realClasses);
-      return this.net
-        .backward(trace, effective, dLogits)
-        .map((g, l) => tf.mul<tf.Tensor2D>(g, this.net.weights[l] as tf.Tensor2D));
+      return this.net.backward(trace, effective, dLogits, { effectiveT });
     });
-    weighted.forEach((v, l) => {
-      this.alphaBuffer.set(v.dataSync() as Float32Array, this.layout.bitOffsets[l]);
-      v.dispose();
+    // V = ∂Obj/∂W̃ ⊙ W, rounded to float32 as tf.mul would, straight into the alpha buffer.
+    grads.forEach((g, l) => {
+      const values = g.dataSync() as Float32Array;
+      g.dispose();
+      const w = this.base.layers[l] as Float32Array;
+      const out = this.alphaBuffer;
+      const offset = this.layout.bitOffsets[l] as number;
+      for (let i = 0; i < values.length; i++) out[offset + i] = (values[i] as number) * (w[i] as number);
     });
   }
 
@@ -289,13 +298,17 @@ export class SupermaskEngine {
     return this.pads;
   }
 
-  private superposedWeights(): tf.Tensor2D[] {
-    if (this.superposed !== null && this.superposed.version === this.bankVersion)
-      return this.superposed.tensors;
-    if (this.superposed !== null) for (const t of this.superposed.tensors) t.dispose();
+  /** W ⊙ C/k of the whole bank and its transposes (layers ≥ 1), kept until the bank changes. */
+  private superposedWeights(): { tensors: tf.Tensor2D[]; transposed: (tf.Tensor2D | null)[] } {
+    if (this.superposed !== null && this.superposed.version === this.bankVersion) return this.superposed;
+    if (this.superposed !== null) {
+      for (const t of this.superposed.tensors) t.dispose();
+      for (const t of this.superposed.transposed) t?.dispose();
+    }
     const tensors = this.effectiveFromCounts(this.bank.counts(), this.bank.size);
-    this.superposed = { version: this.bankVersion, tensors };
-    return tensors;
+    const transposed = tensors.map((t, l) => (l === 0 ? null : tf.transpose(t)));
+    this.superposed = { version: this.bankVersion, tensors, transposed };
+    return this.superposed;
   }
 
   /** W ⊙ C/k per layer, as fresh tensors owned by the caller. */

@@ -1,5 +1,7 @@
 import { SupsupError } from '../errors.js';
+import { DotPool } from './dot-pool.js';
 import type { MaskLayout } from './mask-layout.js';
+import { combineChunks, ROW_CHUNKS, ROWS_PER_GROUP, tableDotChunks } from './table-dot.js';
 
 /**
  * A bank of k packed binary masks over one network, laid out for the task-inference kernel
@@ -13,23 +15,30 @@ import type { MaskLayout } from './mask-layout.js';
  * tables T_r[x] = Σ_{bits t of x} V[8(j+r) + t] (255 adds each), then walk every block's four rows
  * once, reading four masks' bytes per Uint32 load, and add T_0[x_0] + … + T_3[x_3] to each mask's
  * float64 accumulator. The tables are built once per group and shared by all blocks, so a call
- * costs about totalBytes · (255 + k) additions and reads the bank once, sequentially. Measured:
- * ~80 ms CPU per dotAll for k = 2500 masks on lenet 784-300-100-500 (39,404 bytes per mask), one
- * core of a 2-core AMD EPYC VM, Node 20.
+ * costs about totalBytes · (255 + k) additions and reads the bank once, sequentially. The rows are
+ * cut into ROW_CHUNKS fixed chunks with their own partial sums (added in chunk order), and large
+ * calls hand whole chunks to worker threads (src/model/dot-pool.ts): the blocks live in
+ * SharedArrayBuffers, and the result never depends on the thread count. Measured: ~66 ms of one
+ * core per dotAll for k = 2500 masks on lenet 784-300-100-500 (39,404 bytes per mask; reading the
+ * bank once as Float64 takes ~10-13 ms), 2-vCPU Xeon VM, Node 20; see docs/benchmarks.md.
  */
 
 const DEFAULT_BLOCK_SIZE = 256;
-/** Byte rows whose tables are built together; totalBytes is a multiple of 4 by construction. */
-const ROWS_PER_GROUP = 4;
 const TABLE_SIZE = 256;
 /**
- * Cost model for dotSubset, in units of one mask's set-bit walk (measured on lenet-300-100 with
- * ~50% density): building the subset-sum tables for every byte position costs about 15 walks, and
- * the table kernel over one block costs about blockSize / 32 walks.
+ * Cost model per byte row, in nanoseconds (measured on lenet-300-100-500, one core of the 2-vCPU
+ * Xeon VM): the byte-table kernel builds four 255-entry tables per four rows, then reads every
+ * stored slot of the blocks it walks; the nibble kernel builds two 15-entry tables per row, then
+ * does two lookups per requested mask. The nibble kernel wins below about 90 masks.
  */
-const TABLE_BUILD_IN_WALKS = 15;
-const SLOTS_PER_WALK = 32;
-/** From this many masks on, subsetCounts counts byte values per position instead of walking bits. */
+const BYTE_TABLE_BUILD_NS = 270;
+const BYTE_TABLE_PER_SLOT_NS = 0.56;
+const NIBBLE_TABLE_BUILD_NS = 40;
+const NIBBLE_PER_MASK_NS = 3.1;
+/**
+ * From this many masks on, subsetCounts counts byte values per position (a histogram); below it,
+ * it adds the masks' bytes spread to one bit per nibble (at most 15 per nibble, no overflow).
+ */
 const HISTOGRAM_SUBSET = 16;
 
 /** 0 on little-endian hosts; 3 on big-endian ones, where a Uint32 view reverses a quad's slots. */
@@ -38,6 +47,18 @@ const QUAD_SWIZZLE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 
 export interface MaskBankOptions {
   /** Masks per storage block; a positive multiple of 4. Default 256. */
   blockSize?: number;
+  /**
+   * Threads for large dot products (the caller plus worker threads sharing the storage).
+   * Default: the cores available, at most 4. 1 keeps everything on the calling thread.
+   */
+  threads?: number;
+}
+
+/** Below this many stored mask bytes a dot product stays on the calling thread (a round trip costs ~0.1 ms). */
+const PARALLEL_MIN_BYTES = 4 << 20;
+
+function sharedFloat64(length: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(8 * length));
 }
 
 export class MaskBank {
@@ -54,7 +75,11 @@ export class MaskBank {
   private readonly tables = new Float64Array(ROWS_PER_GROUP * TABLE_SIZE);
   private readonly histogram = new Uint32Array(TABLE_SIZE);
   private accumulators = new Float64Array(0);
+  /** Per-chunk partial sums of the table kernel, shared with the worker threads. */
+  private partials: Float64Array<ArrayBufferLike> = new Float64Array(0);
   private maskCount = 0;
+  private threadCount: number;
+  private lastThreads = 0;
 
   constructor(layout: MaskLayout, options: MaskBankOptions = {}) {
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
@@ -64,7 +89,9 @@ export class MaskBank {
     this.layout = layout;
     this.blockSize = blockSize;
     this.bitCounts = new Uint32Array(layout.totalBits);
-    this.values = new Float64Array(layout.totalBits);
+    this.values = sharedFloat64(layout.totalBits);
+    this.threadCount = options.threads ?? DotPool.defaultThreads();
+    this.checkThreads(this.threadCount);
     const padding = paddingBits(layout);
     this.paddingByteIndices = padding.byteIndices;
     this.paddingByteBits = padding.bits;
@@ -72,6 +99,21 @@ export class MaskBank {
 
   get size(): number {
     return this.maskCount;
+  }
+
+  /** Threads the last table-kernel dot product ran on (0 before the first). */
+  get lastDotThreads(): number {
+    return this.lastThreads;
+  }
+
+  /** Threads used by large dot products (see MaskBankOptions.threads). */
+  get threads(): number {
+    return this.threadCount;
+  }
+
+  set threads(value: number) {
+    this.checkThreads(value);
+    this.threadCount = value;
   }
 
   /** Appends a packed mask; returns its index. */
@@ -126,13 +168,7 @@ export class MaskBank {
       addBitsByHistogram(side.storage, side.slots, this.blockSize, target, delta, this.histogram);
       return target;
     }
-    for (let b = 0; b < side.storage.length; b++) {
-      const storage = side.storage[b] as Uint8Array;
-      const slots = side.slots[b] as Int32Array;
-      for (let p = 0; p < slots.length; p++) {
-        addColumnBits(target, storage, this.blockSize, slots[p] as number, delta);
-      }
-    }
+    addBitsBySpread(side.storage, side.slots, this.blockSize, target, delta);
     return target;
   }
 
@@ -140,10 +176,18 @@ export class MaskBank {
   dotAll(v: Float32Array | Float64Array, out?: Float64Array): Float64Array {
     const target = this.dotTarget(out, this.maskCount);
     this.loadValues(v);
+    if (preferNibbles(this.maskCount, this.maskCount)) {
+      // A few masks: two 16-entry tables per byte beat four 256-entry tables per four bytes.
+      this.nibbleDots(
+        Array.from({ length: this.maskCount }, (_, i) => i),
+        target,
+      );
+      return target;
+    }
     const fills = new Int32Array(this.blocks.length);
     for (let b = 0; b < fills.length; b++) fills[b] = this.blockFill(b);
     const acc = this.accumulatorsFor(this.blocks.length);
-    tableDot(this.blockWords, fills, this.values, this.tables, acc, this.blockSize);
+    this.runTableDot(this.blockWords, fills, acc);
     for (let index = 0; index < this.maskCount; index++) target[index] = acc[index ^ QUAD_SWIZZLE] as number;
     return target;
   }
@@ -159,24 +203,68 @@ export class MaskBank {
       const block = Math.floor((indices[p] as number) / this.blockSize);
       if ((listPosition[block] as number) < 0) listPosition[block] = touchedBlocks++;
     }
-    const tableCost = TABLE_BUILD_IN_WALKS + (touchedBlocks * this.blockSize) / SLOTS_PER_WALK;
-    if (indices.length < tableCost) this.bitWalkDots(indices, target);
+    let touchedSlots = 0;
+    for (let block = 0; block < listPosition.length; block++) {
+      if ((listPosition[block] as number) >= 0) touchedSlots += this.blockFill(block);
+    }
+    if (preferNibbles(indices.length, touchedSlots)) this.nibbleDots(indices, target);
     else this.tableDotSubset(indices, listPosition, touchedBlocks, target);
     return target;
+  }
+
+  /**
+   * Reads every stored mask byte once, as `word` loads (Uint32 or Float64), and returns a sum so
+   * the reads cannot be optimised away: the memory-read floor that dotAll is measured against.
+   */
+  scanStorage(word: 'u32' | 'f64'): number {
+    let total = 0;
+    for (const block of this.blocks) {
+      if (word === 'u32')
+        total += sumWords(new Int32Array(block.buffer, block.byteOffset, block.length >>> 2));
+      else total += sumFloats(new Float64Array(block.buffer, block.byteOffset, block.length >>> 3));
+    }
+    return total;
   }
 
   /** Bytes held by the bank's typed arrays (mask storage, counts and scratch). */
   memoryBytes(): number {
     let bytes = this.bitCounts.byteLength + this.values.byteLength;
     bytes += this.tables.byteLength + this.histogram.byteLength;
-    bytes +=
-      this.accumulators.byteLength + this.paddingByteIndices.byteLength + this.paddingByteBits.byteLength;
+    bytes += this.accumulators.byteLength + this.partials.byteLength;
+    bytes += this.paddingByteIndices.byteLength + this.paddingByteBits.byteLength;
     for (const block of this.blocks) bytes += block.byteLength;
     return bytes;
   }
 
+  /**
+   * The table kernel over the given blocks into acc (one value per slot), split over threads when
+   * the work is large; the row chunks make the result the same on any thread count.
+   */
+  private runTableDot(words: readonly Uint32Array[], fills: Int32Array, acc: Float64Array): void {
+    const n = words.length * this.blockSize;
+    if (this.partials.length < ROW_CHUNKS * n) this.partials = sharedFloat64(ROW_CHUNKS * n);
+    const partials = this.partials;
+    const bytes = n * this.layout.totalBytes;
+    const pool = bytes >= PARALLEL_MIN_BYTES ? DotPool.get(this.threadCount) : null;
+    const job = { blocks: words, fills, values: this.values, partials, blockSize: this.blockSize };
+    if (pool?.run(job)) {
+      this.lastThreads = pool.threads;
+    } else {
+      tableDotChunks(words, fills, this.values, this.tables, partials, this.blockSize, 0, ROW_CHUNKS);
+      this.lastThreads = 1;
+    }
+    combineChunks(partials, n, acc);
+  }
+
+  private checkThreads(threads: number): void {
+    if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
+      throw new SupsupError('E_BAD_ARGUMENT', `threads ${threads} is not an integer in [1, 64]`);
+    }
+  }
+
   private allocateBlock(): void {
-    const block = new Uint8Array(this.layout.totalBytes * this.blockSize);
+    // Shared memory, so dot-product worker threads read the masks in place.
+    const block = new Uint8Array(new SharedArrayBuffer(this.layout.totalBytes * this.blockSize));
     this.blocks.push(block);
     this.blockWords.push(new Uint32Array(block.buffer, block.byteOffset, block.length / 4));
   }
@@ -192,12 +280,34 @@ export class MaskBank {
     return this.accumulators;
   }
 
-  private bitWalkDots(indices: ArrayLike<number>, target: Float64Array): void {
-    for (let p = 0; p < indices.length; p++) {
+  /**
+   * The nibble kernel: for each byte row, the 16 subset sums of its low and high four values, then
+   * two lookups per requested mask. target[p] = Σ_rows (lo[x & 15] + hi[x >> 4]) for mask indices[p].
+   */
+  private nibbleDots(indices: ArrayLike<number>, target: Float64Array): void {
+    const k = indices.length;
+    const storages: Uint8Array[] = new Array<Uint8Array>(k);
+    const slots = new Int32Array(k);
+    for (let p = 0; p < k; p++) {
       const index = indices[p] as number;
-      const storage = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
-      target[p] = columnDot(storage, this.blockSize, index % this.blockSize, this.values);
+      storages[p] = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
+      slots[p] = index % this.blockSize;
     }
+    const sums = this.accumulatorsFor(Math.ceil(k / this.blockSize));
+    sums.fill(0, 0, k);
+    const lo = this.tables;
+    const values = this.values;
+    const rows = this.layout.totalBytes;
+    for (let j = 0, row = 0; j < rows; j++, row += this.blockSize) {
+      const w = 8 * j;
+      if (!buildNibbleTables(lo, values, w)) continue;
+      for (let p = 0; p < k; p++) {
+        const x = (storages[p] as Uint8Array)[row + (slots[p] as number)] as number;
+        sums[p] = (sums[p] as number) + ((lo[x & 15] as number) + (lo[16 + (x >>> 4)] as number));
+      }
+    }
+    for (let p = 0; p < k; p++) target[p] = sums[p] as number;
+    this.lastThreads = 1;
   }
 
   /**
@@ -219,7 +329,7 @@ export class MaskBank {
       fills[position] = this.blockFill(block);
     }
     const acc = this.accumulatorsFor(touchedBlocks);
-    tableDot(words, fills, this.values, this.tables, acc, this.blockSize);
+    this.runTableDot(words, fills, acc);
     for (let p = 0; p < indices.length; p++) {
       const index = indices[p] as number;
       const block = Math.floor(index / this.blockSize);
@@ -312,6 +422,38 @@ export class MaskBank {
   }
 }
 
+/** XOR of all words, four independent chains so the loads, not the arithmetic, set the pace. */
+function sumWords(words: Int32Array): number {
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let d = 0;
+  const end = words.length & ~3;
+  for (let i = 0; i < end; i += 4) {
+    a ^= words[i] as number;
+    b ^= words[i + 1] as number;
+    c ^= words[i + 2] as number;
+    d ^= words[i + 3] as number;
+  }
+  return a ^ b ^ c ^ d;
+}
+
+/** Sums the bytes as float64, four chains (NaN patterns included: only the reads matter). */
+function sumFloats(values: Float64Array): number {
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let d = 0;
+  const end = values.length & ~3;
+  for (let i = 0; i < end; i += 4) {
+    a += values[i] as number;
+    b += values[i + 1] as number;
+    c += values[i + 2] as number;
+    d += values[i + 3] as number;
+  }
+  return a + b + c + d;
+}
+
 /** The bytes that hold padding bits (each layer's tail up to its 32-bit boundary) and those bits. */
 function paddingBits(layout: MaskLayout): { byteIndices: Int32Array; bits: Uint8Array } {
   const byIndex = new Map<number, number>();
@@ -358,17 +500,45 @@ function addBitCounts(counts: Uint32Array, packed: Uint8Array, delta: number): v
   }
 }
 
-function addColumnBits(
-  counts: Uint32Array,
-  storage: Uint8Array,
+/** SPREAD[x] has bit t of x in bit 4t: summing spread bytes counts up to 15 masks per bit in a nibble. */
+const SPREAD = (() => {
+  const table = new Uint32Array(256);
+  for (let x = 0; x < 256; x++) {
+    let v = 0;
+    for (let t = 0; t < 8; t++) v += ((x >>> t) & 1) * 2 ** (4 * t);
+    table[x] = v;
+  }
+  return table;
+})();
+
+/**
+ * counts[8j + t] += delta · (number of listed masks with bit t of byte j set), for at most 15
+ * masks: per byte row, the masks' spread bytes are summed in one word, then its eight nibbles added.
+ */
+function addBitsBySpread(
+  storage: readonly Uint8Array[],
+  slots: readonly Int32Array[],
   blockSize: number,
-  slot: number,
+  counts: Uint32Array,
   delta: number,
 ): void {
-  const totalBytes = storage.length / blockSize;
-  for (let j = 0, at = slot; j < totalBytes; j++, at += blockSize) {
-    const byte = storage[at] as number;
-    if (byte !== 0) addByteBits(counts, 8 * j, byte, delta);
+  const bytes: Uint8Array[] = [];
+  const at: number[] = [];
+  storage.forEach((block, b) => {
+    for (const slot of slots[b] as Int32Array) {
+      bytes.push(block);
+      at.push(slot);
+    }
+  });
+  const offsets = Int32Array.from(at);
+  const k = bytes.length;
+  const totalBytes = counts.length >>> 3;
+  for (let j = 0, row = 0, w = 0; j < totalBytes; j++, row += blockSize, w += 8) {
+    let sum = 0;
+    for (let p = 0; p < k; p++)
+      sum += SPREAD[(bytes[p] as Uint8Array)[row + (offsets[p] as number)] as number] as number;
+    if (sum === 0) continue;
+    for (let t = 0; t < 8; t++) counts[w + t] = (counts[w + t] as number) + delta * ((sum >>> (4 * t)) & 15);
   }
 }
 
@@ -438,114 +608,30 @@ function updateBitCountsForReplace(
   }
 }
 
-/** Σ_w values[w]·M[w] for one stored mask, walking its set bits. */
-function columnDot(storage: Uint8Array, blockSize: number, slot: number, values: Float64Array): number {
-  const totalBytes = storage.length / blockSize;
-  let sum = 0;
-  for (let j = 0, at = slot; j < totalBytes; j++, at += blockSize) {
-    let rest = storage[at] as number;
-    while (rest !== 0) {
-      sum += values[8 * j + lowestBit(rest)] as number;
-      rest &= rest - 1;
-    }
-  }
-  return sum;
+/** True when the nibble kernel is cheaper than the byte tables for k masks over `slots` stored slots. */
+function preferNibbles(k: number, slots: number): boolean {
+  return (
+    NIBBLE_TABLE_BUILD_NS + NIBBLE_PER_MASK_NS * k < BYTE_TABLE_BUILD_NS + BYTE_TABLE_PER_SLOT_NS * slots
+  );
 }
 
 /**
- * Fills tables[offset + x] = Σ_{bits t of x} values[first + t] for x in [0, 256) by doubling:
- * entries [n, 2n) are entries [0, n) plus the value of bit log2(n).
+ * tables[x] = Σ_{bits t of x} values[w + t] and tables[16 + x] = Σ_{bits t of x} values[w + 4 + t]
+ * for x in [0, 16), by doubling. False (tables untouched) when all eight values are zero.
  */
-function buildByteTable(tables: Float64Array, offset: number, values: Float64Array, first: number): void {
-  tables[offset] = 0;
-  for (let t = 0, n = 1; t < 8; t++, n <<= 1) {
-    const value = values[first + t] as number;
-    for (let x = 0; x < n; x++) tables[offset + n + x] = (tables[offset + x] as number) + value;
+function buildNibbleTables(tables: Float64Array, values: Float64Array, w: number): boolean {
+  let any = false;
+  for (let t = 0; t < 8; t++) if ((values[w + t] as number) !== 0) any = true;
+  if (!any) return false;
+  tables[0] = 0;
+  tables[16] = 0;
+  for (let t = 0, n = 1; t < 4; t++, n <<= 1) {
+    const a = values[w + t] as number;
+    const b = values[w + 4 + t] as number;
+    for (let x = 0; x < n; x++) {
+      tables[n + x] = (tables[x] as number) + a;
+      tables[16 + n + x] = (tables[16 + x] as number) + b;
+    }
   }
-}
-
-/** True when the 32 values of a four-byte group are all zero (padding, dead units): nothing to add. */
-function groupIsZero(values: Float64Array, first: number): boolean {
-  for (let w = first; w < first + 8 * ROWS_PER_GROUP; w++) if ((values[w] as number) !== 0) return false;
   return true;
-}
-
-/**
- * The table kernel: acc[p·blockSize + s] = Σ_w values[w]·M[w] for the mask in slot s (swizzled by
- * QUAD_SWIZZLE) of blocks[p], for the first fills[p] slots rounded up to a multiple of 4.
- */
-function tableDot(
-  blocks: readonly Uint32Array[],
-  fills: Int32Array,
-  values: Float64Array,
-  tables: Float64Array,
-  acc: Float64Array,
-  blockSize: number,
-): void {
-  const blockCount = blocks.length;
-  const totalBytes = values.length >>> 3;
-  const quadsPerRow = blockSize >>> 2;
-  acc.fill(0, 0, blockCount * blockSize);
-  if (blockCount === 0) return;
-  for (let row = 0; row < totalBytes; row += ROWS_PER_GROUP) {
-    if (groupIsZero(values, 8 * row)) continue;
-    buildByteTable(tables, 0, values, 8 * row);
-    buildByteTable(tables, 256, values, 8 * row + 8);
-    buildByteTable(tables, 512, values, 8 * row + 16);
-    buildByteTable(tables, 768, values, 8 * row + 24);
-    const first = row * quadsPerRow;
-    for (let b = 0; b < blockCount; b++) {
-      const quads = ((fills[b] as number) + 3) >>> 2;
-      accumulateGroup(blocks[b] as Uint32Array, quads, first, quadsPerRow, tables, acc, b * blockSize);
-    }
-  }
-}
-
-/**
- * Adds one four-row group of one block: four masks per Uint32 read, four table lookups per mask.
- * Keep the shape acc + (t0 + t1 + t2 + t3): summing the lookups before touching acc measured ~8%
- * faster than separate per-mask temporaries; 8-row groups and nibble tables measured slower.
- */
-function accumulateGroup(
-  words: Uint32Array,
-  quads: number,
-  first: number,
-  quadsPerRow: number,
-  tables: Float64Array,
-  acc: Float64Array,
-  accStart: number,
-): void {
-  const r1 = first + quadsPerRow;
-  const r2 = r1 + quadsPerRow;
-  const r3 = r2 + quadsPerRow;
-  for (let q = 0, a = accStart; q < quads; q++, a += 4) {
-    const x0 = words[first + q] as number;
-    const x1 = words[r1 + q] as number;
-    const x2 = words[r2 + q] as number;
-    const x3 = words[r3 + q] as number;
-    acc[a] =
-      (acc[a] as number) +
-      ((tables[x0 & 255] as number) +
-        (tables[256 | (x1 & 255)] as number) +
-        (tables[512 | (x2 & 255)] as number) +
-        (tables[768 | (x3 & 255)] as number));
-    acc[a + 1] =
-      (acc[a + 1] as number) +
-      ((tables[(x0 >>> 8) & 255] as number) +
-        (tables[256 | ((x1 >>> 8) & 255)] as number) +
-        (tables[512 | ((x2 >>> 8) & 255)] as number) +
-        (tables[768 | ((x3 >>> 8) & 255)] as number));
-    acc[a + 2] =
-      (acc[a + 2] as number) +
-      ((tables[(x0 >>> 16) & 255] as number) +
-        (tables[256 | ((x1 >>> 16) & 255)] as number) +
-        (tables[512 | ((x2 >>> 16) & 255)] as number) +
-        (tables[768 | ((x3 >>> 16) & 255)] as number));
-    acc[a + 3] =
-      (acc[a + 3] as number) +
-      ((tables[x0 >>> 24] as number) +
-        (tables[256 | (x1 >>> 24)] as number) +
-        (tables[512 | (x2 >>> 24)] as number) +
-        (tables[768 | (x3 >>> 24)] as number));
-  }
 }

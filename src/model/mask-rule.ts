@@ -17,7 +17,7 @@ export function validateMaskRule(rule: MaskRule): MaskRule {
   return rule;
 }
 
-function keptCount(n: number, density: number): number {
+export function keptCount(n: number, density: number): number {
   return n - Math.floor((1 - density) * n);
 }
 
@@ -55,4 +55,38 @@ export function packScores(layout: MaskLayout, scores: readonly Float32Array[], 
     return out;
   });
   return packLayers(layout, binary, 'binary');
+}
+
+/**
+ * The k-th largest value of `values` (1 ≤ k ≤ length), as tf.min(tf.topk(values, k).values) gives
+ * it. Reorders `values` (a scratch copy): quickselect with a median-of-three pivot.
+ */
+export function kthLargestMagnitude(values: Float32Array, k: number): number {
+  const target = values.length - k;
+  let lo = 0;
+  let hi = values.length - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >>> 1;
+    const a = values[lo] as number;
+    const b = values[mid] as number;
+    const c = values[hi] as number;
+    const pivot = Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while ((values[i] as number) < pivot) i++;
+      while ((values[j] as number) > pivot) j--;
+      if (i <= j) {
+        const tmp = values[i] as number;
+        values[i] = values[j] as number;
+        values[j] = tmp;
+        i++;
+        j--;
+      }
+    }
+    if (target <= j) hi = j;
+    else if (target >= i) lo = i;
+    else return values[target] as number;
+  }
+  return values[target] as number;
 }

@@ -160,3 +160,162 @@ function updateRule(config: OptimizerConfig, slots: SlotVariables): UpdateRule {
       };
   }
 }
+
+/**
+ * The same optimizers on plain Float32Arrays, for the training step's fused host update. Every
+ * operation is rounded to float32 (Math.fround) in the order the tensor version above applies its
+ * ops, with the scalars rounded to float32 as tfjs does, so both give bit-identical parameters on
+ * the wasm and cpu backends (each tfjs op there is one correctly rounded float32 operation, and a
+ * float64 operation on float32 inputs rounded back to float32 is the correctly rounded float32
+ * result for +, −, ×, ÷ and √).
+ */
+export interface HostOptimizer {
+  /** One update of params[l] in place from grads[l]; grads may be overwritten. */
+  apply(params: readonly Float32Array[], grads: readonly Float32Array[]): void;
+  /**
+   * Counts a step whose update a fused kernel applies itself to the slot arrays; returns the step
+   * number (1 for the first).
+   */
+  advance(): number;
+  /** The state array `name` of layer l (e.g. RMSprop's 'squareAvg'), updated in place. */
+  slot(name: string, layer: number): Float32Array;
+  readonly steps: number;
+  exportState(): OptimizerState;
+}
+
+const f32 = Math.fround;
+
+export function makeHostOptimizer(
+  config: OptimizerConfig,
+  sizes: readonly number[],
+  resume?: OptimizerState,
+  allocate: (length: number) => Float32Array = (length) => new Float32Array(length),
+): HostOptimizer {
+  const names =
+    config.kind === 'rmsprop' ? ['squareAvg'] : config.kind === 'adam' ? ['m', 'v'] : ['momentum'];
+  const slots = new Map<string, Float32Array[]>();
+  for (const name of names) {
+    const saved = resume?.slots[name];
+    // tfjs creates a slot on first use (always zero), so a resumed state without it starts at zero.
+    slots.set(
+      name,
+      sizes.map((n, l) => {
+        const a = allocate(n);
+        const from = saved?.[l];
+        if (from !== undefined) a.set(from);
+        return a;
+      }),
+    );
+  }
+  let steps = resume?.steps ?? 0;
+  let touched = resume !== undefined && names.some((n) => resume.slots[n] !== undefined);
+  const slot = (name: string, l: number): Float32Array => {
+    const arrays = slots.get(name);
+    if (arrays === undefined) throw new SupsupError('E_INTERNAL', `no optimizer slot '${name}'`);
+    return arrays[l] as Float32Array;
+  };
+  return {
+    advance() {
+      steps++;
+      touched = true;
+      return steps;
+    },
+    slot,
+    apply(params, grads) {
+      steps++;
+      touched = true;
+      for (let l = 0; l < params.length; l++) {
+        const p = params[l] as Float32Array;
+        const g = grads[l] as Float32Array;
+        switch (config.kind) {
+          case 'rmsprop':
+            rmspropUpdate(p, g, slot('squareAvg', l), config.lr, config.alpha, config.eps);
+            break;
+          case 'adam':
+            adamUpdate(p, g, slot('m', l), slot('v', l), config, steps);
+            break;
+          case 'sgd':
+            sgdUpdate(p, g, slot('momentum', l), config, steps);
+            break;
+        }
+      }
+    },
+    get steps() {
+      return steps;
+    },
+    exportState() {
+      const out: Record<string, Float32Array[]> = {};
+      if (touched) for (const [name, arrays] of slots) out[name] = arrays.map((a) => Float32Array.from(a));
+      return { steps, slots: out };
+    },
+  };
+}
+
+function rmspropUpdate(
+  p: Float32Array,
+  g: Float32Array,
+  v: Float32Array,
+  lr: number,
+  alpha: number,
+  eps: number,
+): void {
+  const a = f32(alpha);
+  const b = f32(1 - alpha);
+  const rate = f32(lr);
+  const e = f32(eps);
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i] as number;
+    const vi = f32(f32((v[i] as number) * a) + f32(f32(gi * gi) * b));
+    v[i] = vi;
+    p[i] = f32((p[i] as number) - f32(f32(gi * rate) / f32(f32(Math.sqrt(vi)) + e)));
+  }
+}
+
+function adamUpdate(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  config: Extract<OptimizerConfig, { kind: 'adam' }>,
+  step: number,
+): void {
+  const wd = f32(config.weightDecay);
+  const b1 = f32(config.beta1);
+  const nb1 = f32(1 - config.beta1);
+  const b2 = f32(config.beta2);
+  const nb2 = f32(1 - config.beta2);
+  const root2 = f32(Math.sqrt(1 - config.beta2 ** step));
+  const rate = f32(config.lr / (1 - config.beta1 ** step));
+  const e = f32(config.eps);
+  const decay = config.weightDecay !== 0;
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i] as number;
+    const gi = decay ? f32((g[i] as number) + f32(pi * wd)) : (g[i] as number);
+    const mi = f32(f32((m[i] as number) * b1) + f32(gi * nb1));
+    const vi = f32(f32((v[i] as number) * b2) + f32(f32(gi * gi) * nb2));
+    m[i] = mi;
+    v[i] = vi;
+    const denom = f32(f32(f32(Math.sqrt(vi)) / root2) + e);
+    p[i] = f32(pi - f32(f32(mi * rate) / denom));
+  }
+}
+
+function sgdUpdate(
+  p: Float32Array,
+  g: Float32Array,
+  buf: Float32Array,
+  config: Extract<OptimizerConfig, { kind: 'sgd' }>,
+  step: number,
+): void {
+  const wd = f32(config.weightDecay);
+  const mu = f32(config.momentum);
+  const rate = f32(config.lr);
+  const decay = config.weightDecay !== 0;
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i] as number;
+    const gi = decay ? f32((g[i] as number) + f32(pi * wd)) : (g[i] as number);
+    const bi = step === 1 ? gi : f32(f32((buf[i] as number) * mu) + gi);
+    buf[i] = bi;
+    p[i] = f32(pi - f32((config.momentum === 0 ? gi : bi) * rate));
+  }
+}

@@ -3,7 +3,12 @@ import { test } from 'node:test';
 import { SupsupError } from '../../src/errors.ts';
 import { makeArchitecture } from '../../src/model/arch.ts';
 import { MaskBank } from '../../src/model/mask-bank.ts';
-import { bytesOfWords, type MaskLayout, maskLayout } from '../../src/model/mask-layout.ts';
+import {
+  bytesOfWords,
+  type MaskLayout,
+  maskLayout,
+  randomMask as randomHalfMask,
+} from '../../src/model/mask-layout.ts';
 import { RandomStream, randomBits } from '../../src/model/prng.ts';
 
 /** Padded layers: 20·13 = 260 → 288 bits, 13·7 = 91 → 96, 7·11 = 77 → 96. */
@@ -136,7 +141,7 @@ test('dotAll writes into a caller buffer and handles an empty bank and zero vect
   assert.throws(() => bank.dotAll(v, new Float64Array(9)), hasCode('E_BAD_ARGUMENT'));
 });
 
-test('dotSubset equals the matching entries of dotAll (bit walk and table paths, repeats)', () => {
+test('dotSubset equals the matching entries of dotAll (nibble and byte-table paths, repeats)', () => {
   const masks = randomMasks(SMALL, 21, 300);
   const v = randomVector(SMALL, 4, 'f32');
   for (const blockSize of [undefined, 8]) {
@@ -271,4 +276,31 @@ test('memoryBytes counts blocks allocated lazily', () => {
   assert.equal(bank.memoryBytes(), oneBlock);
   bank.add(randomMask(SMALL, 1, 8));
   assert.ok(bank.memoryBytes() - oneBlock >= SMALL.totalBytes * 8);
+});
+
+test('dot products are bit-identical on 1 and 2 threads (worker threads over shared storage)', () => {
+  // 130 lenet-500 masks: 5.1 MB, above the size from which the bank splits work over threads.
+  const masks = Array.from({ length: 130 }, (_, i) => randomHalfMask(LENET, 8, i));
+  const single = bankOf(LENET, masks);
+  single.threads = 1;
+  const multi = new MaskBank(LENET, { threads: 2 });
+  for (const packed of masks) multi.add(packed);
+  for (const kind of ['f32', 'f64'] as const) {
+    const v = randomVector(LENET, 4, kind);
+    const a = single.dotAll(v);
+    const b = multi.dotAll(v);
+    assert.equal(single.lastDotThreads, 1);
+    assert.equal(multi.lastDotThreads, 2, 'the second thread must have taken part');
+    assert.deepEqual(b, a);
+    assertClose(
+      a,
+      masks.map((packed) => naiveDot(v, packed)),
+      `lenet k=130 ${kind}`,
+    );
+    const subset = Array.from({ length: 120 }, (_, i) => (i * 7) % 130);
+    assert.deepEqual(multi.dotSubset(subset, v), single.dotSubset(subset, v));
+  }
+  assert.throws(() => {
+    multi.threads = 0;
+  }, hasCode('E_BAD_ARGUMENT'));
 });

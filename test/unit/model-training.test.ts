@@ -4,8 +4,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { makeArchitecture } from '../../src/model/arch.ts';
 import { keepLowerHalf, SupermaskEngine } from '../../src/model/engine.ts';
 import { popcount } from '../../src/model/mask-layout.ts';
-import { defaultOptimizer, makeOptimizer, type OptimizerConfig } from '../../src/model/optimizers.ts';
+import { keptCount, kthLargestMagnitude } from '../../src/model/mask-rule.ts';
+import {
+  defaultOptimizer,
+  makeHostOptimizer,
+  makeOptimizer,
+  type OptimizerConfig,
+} from '../../src/model/optimizers.ts';
 import { RandomStream } from '../../src/model/prng.ts';
+import { SimdArena } from '../../src/model/simd-kernels.ts';
 import type { LabelledBatch } from '../../src/model/trainer.ts';
 import { testBackend } from '../support/backend.ts';
 
@@ -201,4 +208,105 @@ test('optimizers follow PyTorch formulas step by step', () => {
     return p;
   });
   assert.ok(close(optimizerTrace(defaultOptimizer('sgd'), grads, start), sgd));
+});
+
+test('host optimizers are bit-identical to the tensor optimizers on the backend', () => {
+  const n = 4099;
+  const stream = new RandomStream(11, 'probe', 5);
+  const start = stream.fillUniform(new Float32Array(n), 0.05);
+  start[0] = 0;
+  start[1] = -0;
+  const grads = Array.from({ length: 6 }, (_, t) => {
+    const g = stream.fillUniform(new Float32Array(n), 10 ** -(2 + (t % 3)));
+    g[2] = 0;
+    return g;
+  });
+  const configs: OptimizerConfig[] = [
+    defaultOptimizer('rmsprop'),
+    defaultOptimizer('rmsprop', 0.01),
+    defaultOptimizer('adam'),
+    { kind: 'adam', lr: 3e-3, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0 },
+    defaultOptimizer('sgd'),
+    { kind: 'sgd', lr: 0.05, momentum: 0, weightDecay: 0 },
+  ];
+  for (const config of configs) {
+    const p = tf.variable(tf.tensor1d(start));
+    const tensorOptimizer = makeOptimizer(config);
+    const host = makeHostOptimizer(config, [n]);
+    const params = Float32Array.from(start);
+    for (const g of grads) {
+      tf.tidy(() => tensorOptimizer.apply([p], [tf.tensor1d(g)]));
+      host.apply([params], [Float32Array.from(g)]);
+    }
+    assert.deepEqual(params, p.dataSync(), config.kind);
+    const a = tensorOptimizer.exportState();
+    const b = host.exportState();
+    assert.equal(b.steps, a.steps);
+    assert.deepEqual(Object.keys(b.slots).sort(), Object.keys(a.slots).sort());
+    for (const name of Object.keys(a.slots)) assert.deepEqual(b.slots[name], a.slots[name], name);
+    // Resuming from the exported state continues identically.
+    const resumed = makeHostOptimizer(config, [n], b);
+    const again = Float32Array.from(params);
+    resumed.apply([again], [Float32Array.from(grads[0] as Float32Array)]);
+    host.apply([params], [Float32Array.from(grads[0] as Float32Array)]);
+    assert.deepEqual(again, params);
+    tensorOptimizer.dispose();
+    p.dispose();
+  }
+});
+
+test('the top-k cut is the k-th largest magnitude, ties included', () => {
+  const stream = new RandomStream(12, 'probe', 6);
+  for (const n of [1, 2, 7, 1000, 4097]) {
+    const values = stream
+      .fillUniform(new Float32Array(n), 1)
+      .map((v, i) => (i % 5 === 0 ? 0.25 : Math.abs(v)));
+    const sorted = Float32Array.from(values).sort();
+    for (const density of [0.01, 0.3, 0.5, 1]) {
+      const k = keptCount(n, density);
+      assert.equal(kthLargestMagnitude(Float32Array.from(values), k), sorted[n - k]);
+    }
+  }
+});
+
+test('the fused SIMD kernel (STE, RMSprop, threshold mask) is bit-identical to the host path', () => {
+  const n = 1031; // not a multiple of 4: the padded tail must not leak into the results
+  const arena = SimdArena.create([n, n, n, n, n]);
+  assert.ok(arena !== null, 'WebAssembly SIMD must be available on Node 20');
+  const [g, w, v, p, e] = [0, 1, 2, 3, 4].map(() => arena.allocate(n)) as Float32Array[];
+  const stream = new RandomStream(13, 'probe', 7);
+  const weights = stream.fillUniform(new Float32Array(n), 1).map((x) => (x < 0 ? -0.05 : 0.05));
+  (w as Float32Array).set(weights);
+  const start = stream.fillUniform(new Float32Array(n), 1e-3);
+  start[0] = 0;
+  start[1] = -0;
+  start[2] = 1e-30;
+  (p as Float32Array).set(start);
+  const config = defaultOptimizer('rmsprop', 3e-3);
+  if (config.kind !== 'rmsprop') throw new Error('rmsprop expected');
+  const host = makeHostOptimizer(config, [n]);
+  const hostScores = Float32Array.from(start);
+  const f32 = Math.fround;
+  for (let step = 0; step < 4; step++) {
+    const d = stream.fillUniform(new Float32Array(n), 10 ** -(2 + step));
+    d[3] = 0;
+    (g as Float32Array).set(d);
+    arena.thresholdRmsprop(
+      (g as Float32Array).byteOffset,
+      (w as Float32Array).byteOffset,
+      (v as Float32Array).byteOffset,
+      (p as Float32Array).byteOffset,
+      (e as Float32Array).byteOffset,
+      SimdArena.paddedBytes(n),
+      f32(config.alpha),
+      f32(1 - config.alpha),
+      f32(config.lr),
+      f32(config.eps),
+    );
+    host.apply([hostScores], [d.map((x, i) => f32(x * (weights[i] as number)))]);
+    assert.deepEqual(p, hostScores, `scores after step ${step + 1}`);
+    assert.deepEqual(v, host.slot('squareAvg', 0), `square averages after step ${step + 1}`);
+    const expected = weights.map((x, i) => x * ((hostScores[i] as number) >= 0 ? 1 : 0));
+    assert.deepEqual(e, expected, `effective weights after step ${step + 1}`);
+  }
 });

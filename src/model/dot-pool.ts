@@ -1,0 +1,128 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { ROW_CHUNKS, tableDotChunks } from './table-dot.js';
+
+/**
+ * Splits the table kernel of a dot product over worker threads, synchronously: the caller posts
+ * each helper its share (whole row chunks, see ROW_CHUNKS; the blocks, vector and partial sums are
+ * SharedArrayBuffers), computes the first share itself, then blocks in Atomics.wait until every
+ * helper has stored the job number. Results are bit-identical to one thread, since the chunks and
+ * the order they are added in do not depend on the thread count.
+ *
+ * Helpers start lazily (the first large dot product waits for them, once per process) and are
+ * unref'd so they never keep the process alive. A helper that fails to start or to answer disables
+ * the pool; the caller then computes everything itself.
+ */
+export interface DotJob {
+  readonly blocks: readonly Uint32Array[];
+  readonly fills: Int32Array;
+  readonly values: Float64Array;
+  readonly partials: Float64Array;
+  readonly blockSize: number;
+}
+
+interface Helper {
+  readonly worker: Worker;
+  /** [0]: last finished job, [1]: ready flag, [2]: error flag. */
+  readonly control: Int32Array;
+}
+
+const START_TIMEOUT_MS = 20_000;
+const JOB_TIMEOUT_MS = 60_000;
+
+export class DotPool {
+  private static pools = new Map<number, DotPool | null>();
+  private readonly helpers: Helper[];
+  private readonly tables = new Float64Array(4 * 256);
+  private seq = 0;
+  private broken = false;
+
+  private constructor(helpers: Helper[]) {
+    this.helpers = helpers;
+  }
+
+  /** Threads a dot product uses by default: the cores available, at most ROW_CHUNKS. */
+  static defaultThreads(): number {
+    return Math.max(1, Math.min(ROW_CHUNKS, availableParallelism()));
+  }
+
+  /** The process-wide pool with `threads` threads in all (the caller plus threads − 1 helpers). */
+  static get(requested: number): DotPool | null {
+    const threads = Math.min(requested, ROW_CHUNKS);
+    if (threads <= 1) return null;
+    if (!DotPool.pools.has(threads)) DotPool.pools.set(threads, DotPool.start(threads - 1));
+    const pool = DotPool.pools.get(threads) ?? null;
+    return pool !== null && !pool.broken ? pool : null;
+  }
+
+  get threads(): number {
+    return this.helpers.length + 1;
+  }
+
+  private static start(count: number): DotPool | null {
+    const helpers: Helper[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        const control = new Int32Array(new SharedArrayBuffer(12));
+        const worker = startHelper(control);
+        worker.unref();
+        worker.on('error', () => Atomics.store(control, 2, 1));
+        helpers.push({ worker, control });
+      }
+      for (const helper of helpers) {
+        if (Atomics.wait(helper.control, 1, 0, START_TIMEOUT_MS) === 'timed-out' || helper.control[2] !== 0) {
+          throw new Error('dot-product helper did not start');
+        }
+      }
+      return new DotPool(helpers);
+    } catch {
+      for (const helper of helpers) void helper.worker.terminate();
+      return null;
+    }
+  }
+
+  /** Runs tableDotChunks over every chunk, split by threads; false (no result) if the pool broke. */
+  run(job: DotJob): boolean {
+    const threads = this.threads;
+    const first = (t: number): number => Math.floor((t * ROW_CHUNKS) / threads);
+    const seq = ++this.seq;
+    this.helpers.forEach((helper, i) => {
+      helper.worker.postMessage({ ...job, seq, chunkFrom: first(i + 1), chunkTo: first(i + 2) });
+    });
+    const { blocks, fills, values, partials, blockSize } = job;
+    tableDotChunks(blocks, fills, values, this.tables, partials, blockSize, 0, first(1));
+    for (const helper of this.helpers) {
+      for (;;) {
+        const done = Atomics.load(helper.control, 0);
+        if (done === seq) break;
+        if (
+          helper.control[2] !== 0 ||
+          Atomics.wait(helper.control, 0, done, JOB_TIMEOUT_MS) === 'timed-out'
+        ) {
+          this.shutdown();
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  private shutdown(): void {
+    this.broken = true;
+    for (const helper of this.helpers) void helper.worker.terminate();
+  }
+}
+
+/**
+ * The compiled helper (dist/model/dot-worker.js); when running from TypeScript sources under tsx
+ * (tests, development), Node 20 does not apply the parent's loader to a worker's entry module, so
+ * a small bootstrap registers tsx in the worker first.
+ */
+function startHelper(control: Int32Array): Worker {
+  if (!import.meta.url.endsWith('.ts')) {
+    return new Worker(new URL('./dot-worker.js', import.meta.url), { workerData: { control } });
+  }
+  const entry = JSON.stringify(new URL('./dot-worker.ts', import.meta.url).href);
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${entry}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: { control } });
+}

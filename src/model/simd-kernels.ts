@@ -1,0 +1,262 @@
+/**
+ * WebAssembly SIMD kernels for the training step's host update, assembled here from their
+ * instruction listing (no build step, no binary in the repository). Each f32x4 operation is one
+ * correctly rounded float32 operation per lane, the same arithmetic as the tfjs ops they replace
+ * and as the Math.fround code in optimizers.ts, so results are bit-identical to both.
+ *
+ * threshold_rmsprop(g, w, v, p, e, bytes, α, 1−α, lr, ε), over float32 arrays at byte offsets g,
+ * w, v, p, e of the memory, `bytes` a multiple of 16:
+ *   g ← g·w                              straight-through gradient of a threshold mask
+ *   v ← v·α + (g·g)·(1−α)                RMSprop, PyTorch form
+ *   p ← p − (g·lr) / (√v + ε)
+ *   e ← w · 1[p ≥ 0]                     the next step's effective weights W ⊙ M
+ */
+
+/**
+ * The part of the WebAssembly JS API used here (the project compiles against ES2023 and Node's
+ * types, which do not declare it; Node provides it at run time).
+ */
+interface WasmModule {
+  readonly __wasmModule?: never;
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+interface WasmInstance {
+  readonly exports: Readonly<Record<string, unknown>>;
+}
+declare const WebAssembly: {
+  readonly Module: new (bytes: Uint8Array) => WasmModule;
+  readonly Memory: new (descriptor: { initial: number }) => WasmMemory;
+  readonly Instance: new (
+    module: WasmModule,
+    imports: Record<string, Record<string, unknown>>,
+  ) => WasmInstance;
+};
+
+const SIMD = 0xfd;
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+
+function uleb(value: number): number[] {
+  const out: number[] = [];
+  let v = value >>> 0;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+  return out;
+}
+
+function vec(items: readonly number[][]): number[] {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+function name(text: string): number[] {
+  const bytes = Array.from(new TextEncoder().encode(text));
+  return [...uleb(bytes.length), ...bytes];
+}
+
+function section(id: number, content: number[]): number[] {
+  return [id, ...uleb(content.length), ...content];
+}
+
+const simd = (op: number): number[] => [SIMD, ...uleb(op)];
+const get = (local: number): number[] => [0x20, ...uleb(local)];
+const set = (local: number): number[] => [0x21, ...uleb(local)];
+const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
+/** v128.load / v128.store at (base + i), 16-byte aligned. */
+const load = (base: number, i: number): number[] => [...get(base), ...get(i), 0x6a, ...simd(0x00), 4, 0];
+const store = (base: number, i: number, value: number[]): number[] => [
+  ...get(base),
+  ...get(i),
+  0x6a,
+  ...value,
+  ...simd(0x0b),
+  4,
+  0,
+];
+const splat = (local: number): number[] => [...get(local), ...simd(0x13)];
+const F32X4_GE = 0x46;
+const V128_AND = 0x4e;
+const F32X4_SQRT = 0xe3;
+const F32X4_ADD = 0xe4;
+const F32X4_SUB = 0xe5;
+const F32X4_MUL = 0xe6;
+const F32X4_DIV = 0xe7;
+
+function thresholdRmsprop(): number[] {
+  // Params 0-5: g w v p e bytes (i32); 6-9: α, 1−α, lr, ε (f32).
+  const [g, w, v, p, e, bytes, alpha, beta, lr, eps] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  // Locals: i (i32); vα, vβ, vlr, vε, one, zero, gv, vv, pv (v128).
+  const [i, va, vb, vlr, veps, one, zero, gv, vv, pv] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+  const code = [
+    ...splat(alpha),
+    ...set(va),
+    ...splat(beta),
+    ...set(vb),
+    ...splat(lr),
+    ...set(vlr),
+    ...splat(eps),
+    ...set(veps),
+    ...f32Const(1),
+    ...simd(0x13),
+    ...set(one),
+    ...f32Const(0),
+    ...simd(0x13),
+    ...set(zero),
+    0x02,
+    0x40, // block
+    0x03,
+    0x40, // loop
+    ...get(i),
+    ...get(bytes),
+    0x4f, // i32.ge_u
+    0x0d,
+    1, // br_if out
+    // gv = g·w; g ← gv
+    ...load(g, i),
+    ...load(w, i),
+    ...simd(F32X4_MUL),
+    ...set(gv),
+    ...store(g, i, get(gv)),
+    // vv = v·α + (gv·gv)·β; v ← vv
+    ...load(v, i),
+    ...get(va),
+    ...simd(F32X4_MUL),
+    ...get(gv),
+    ...get(gv),
+    ...simd(F32X4_MUL),
+    ...get(vb),
+    ...simd(F32X4_MUL),
+    ...simd(F32X4_ADD),
+    ...set(vv),
+    ...store(v, i, get(vv)),
+    // pv = p − (gv·lr) / (√vv + ε); p ← pv
+    ...load(p, i),
+    ...get(gv),
+    ...get(vlr),
+    ...simd(F32X4_MUL),
+    ...get(vv),
+    ...simd(F32X4_SQRT),
+    ...get(veps),
+    ...simd(F32X4_ADD),
+    ...simd(F32X4_DIV),
+    ...simd(F32X4_SUB),
+    ...set(pv),
+    ...store(p, i, get(pv)),
+    // e ← w · (1[pv ≥ 0] as 0.0/1.0)
+    ...store(e, i, [
+      ...load(w, i),
+      ...get(pv),
+      ...get(zero),
+      ...simd(F32X4_GE),
+      ...get(one),
+      ...simd(V128_AND),
+      ...simd(F32X4_MUL),
+    ]),
+    ...get(i),
+    0x41,
+    16, // i32.const 16
+    0x6a,
+    ...set(i),
+    0x0c,
+    0, // br loop
+    0x0b, // end loop
+    0x0b, // end block
+    0x0b, // end function
+  ];
+  const locals = vec([
+    [1, I32],
+    [9, V128],
+  ]);
+  const body = [...locals, ...code];
+  return [...uleb(body.length), ...body];
+}
+
+function moduleBytes(): Uint8Array {
+  const type = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [F32], [F32], [F32], [F32]]), 0];
+  return Uint8Array.from([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...section(1, vec([type])),
+    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
+    ...section(3, vec([[0]])),
+    ...section(7, vec([[...name('threshold_rmsprop'), 0x00, 0x00]])),
+    ...section(10, vec([thresholdRmsprop()])),
+  ]);
+}
+
+export type ThresholdRmsprop = (
+  g: number,
+  w: number,
+  v: number,
+  p: number,
+  e: number,
+  bytes: number,
+  alpha: number,
+  beta: number,
+  lr: number,
+  eps: number,
+) => void;
+
+let compiled: WasmModule | null | undefined;
+
+/** The compiled module, or null where WebAssembly SIMD is unavailable. */
+function simdModule(): WasmModule | null {
+  if (compiled === undefined) {
+    try {
+      compiled = new WebAssembly.Module(moduleBytes());
+    } catch {
+      compiled = null;
+    }
+  }
+  return compiled;
+}
+
+/**
+ * Float32 arrays carved out of one WebAssembly memory, with the kernels bound to it. Arrays are
+ * 16-byte aligned and padded with zeros to a multiple of 4 values (the kernels work on whole
+ * 4-lane vectors; zero padding stays zero through every kernel).
+ */
+export class SimdArena {
+  readonly thresholdRmsprop: ThresholdRmsprop;
+  private readonly memory: WasmMemory;
+  private used = 0;
+
+  private constructor(memory: WasmMemory, instance: WasmInstance) {
+    this.memory = memory;
+    this.thresholdRmsprop = instance.exports.threshold_rmsprop as ThresholdRmsprop;
+  }
+
+  /** An arena for arrays of the given lengths, or null without WebAssembly SIMD. */
+  static create(lengths: readonly number[]): SimdArena | null {
+    const module = simdModule();
+    if (module === null) return null;
+    const bytes = lengths.reduce((sum, n) => sum + SimdArena.paddedBytes(n), 0);
+    const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / 65536)) });
+    return new SimdArena(memory, new WebAssembly.Instance(module, { env: { memory } }));
+  }
+
+  static paddedBytes(length: number): number {
+    return Math.ceil(length / 4) * 16;
+  }
+
+  /** A zeroed Float32Array of `length` values inside the memory (never moves: the memory never grows). */
+  allocate(length: number): Float32Array {
+    const bytes = SimdArena.paddedBytes(length);
+    if (this.used + bytes > this.memory.buffer.byteLength) throw new RangeError('SimdArena is full');
+    const array = new Float32Array(this.memory.buffer, this.used, length);
+    this.used += bytes;
+    return array;
+  }
+}
