@@ -84,7 +84,8 @@ async function readLock(path: string): Promise<{ raw: string; modifiedMs: number
   }
 }
 
-async function createExclusive(path: string, content: string): Promise<boolean> {
+/** Creates `path` with `content` (fsynced) unless it exists (false then); a failed write leaves no file. */
+export async function createExclusive(path: string, content: string): Promise<boolean> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, 'wx', 0o644);

@@ -52,7 +52,7 @@ import {
   parseStoredEvent,
   trimCount,
 } from './events.js';
-import { acquireFileLock, type FileLock } from './file-lock.js';
+import { acquireFileLock, createExclusive, type FileLock } from './file-lock.js';
 import { compareOffsets } from './offsets.js';
 import type {
   Commit,
@@ -400,7 +400,7 @@ export class FileStore implements MaskStore {
       const token = newLeaseToken();
       const content = (): string => `${JSON.stringify({ token, expiresAt: Date.now() + ttlMs })}\n`;
       try {
-        if (!(await createExclusively(path, content()))) {
+        if (!(await createExclusive(path, content()))) {
           const current = await readLockFile(path);
           if (current !== null && current.expiresAt > Date.now()) return null;
           // Expired (or unreadable): only this process uses the directory, and lock calls are serialized.
@@ -760,23 +760,6 @@ async function truncateDurably(path: string, length: number): Promise<void> {
   } finally {
     await handle.close();
   }
-}
-
-/** Creates `path` with `content` unless it exists (false then). */
-async function createExclusively(path: string, content: string): Promise<boolean> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(path, 'wx', 0o644);
-  } catch (error) {
-    if (errno(error) === 'EEXIST') return false;
-    throw error;
-  }
-  try {
-    await handle.writeFile(content, 'utf8');
-  } finally {
-    await handle.close();
-  }
-  return true;
 }
 
 /** Atomically replaces `path` (a temp file renamed over it). */
