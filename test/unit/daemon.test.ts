@@ -128,6 +128,18 @@ async function runWithFailedWrite(land: boolean): Promise<{ store: FlakyStore; s
   return { store, sink };
 }
 
+/** Reference state: a daemon that stops after the first batch and a new one that handles the second. */
+async function restartedReference(): Promise<MemoryStore> {
+  const restarted = new MemoryStore();
+  const first = await daemonWith(restarted, new MemorySink());
+  await first.source.handler?.(batch(0, 256));
+  await first.daemon.stop();
+  const second = await daemonWith(restarted, new MemorySink());
+  await second.source.handler?.(batch(256, 512));
+  await second.daemon.stop();
+  return restarted;
+}
+
 test('a state write that failed but landed: the redelivered batch is only inferred, state equals a clean run', async () => {
   const clean = new MemoryStore();
   const run = await daemonWith(clean, new MemorySink());
@@ -140,28 +152,14 @@ test('a state write that failed but landed: the redelivered batch is only inferr
 });
 
 test('a state write that was lost: the model restarts from the store, as after a crash, not learning the batch twice', async () => {
-  // Reference: a daemon that stops after the first batch and a new one that handles the second.
-  const restarted = new MemoryStore();
-  const first = await daemonWith(restarted, new MemorySink());
-  await first.source.handler?.(batch(0, 256));
-  await first.daemon.stop();
-  const second = await daemonWith(restarted, new MemorySink());
-  await second.source.handler?.(batch(256, 512));
-  await second.daemon.stop();
+  const restarted = await restartedReference();
   const { store, sink } = await runWithFailedWrite(false);
   await assertSameState(store, restarted);
   assert.equal(sink.results.length, 512, 'one result per record');
 });
 
 test('a source that does not redeliver: the daemon retries a lost state write in place, as after a restart', async () => {
-  // Reference: a daemon that stops after the first batch and a new one that handles the second.
-  const restarted = new MemoryStore();
-  const first = await daemonWith(restarted, new MemorySink());
-  await first.source.handler?.(batch(0, 256));
-  await first.daemon.stop();
-  const second = await daemonWith(restarted, new MemorySink());
-  await second.source.handler?.(batch(256, 512));
-  await second.daemon.stop();
+  const restarted = await restartedReference();
   const store = new FlakyStore();
   const sink = new MemorySink();
   const { daemon, source } = await daemonWith(store, sink, false);
