@@ -7,7 +7,7 @@ import { type MaskRule, validateMaskRule } from './mask-rule.js';
 import { MaskedMlp } from './network.js';
 import { type Objective, objectiveGradient, rowEntropies } from './objectives.js';
 import type { OptimizerConfig, OptimizerState } from './optimizers.js';
-import { ScoreTrainer } from './trainer.js';
+import { type ProductLayout, ScoreTrainer } from './trainer.js';
 import { type BaseWeights, kaimingUniformScores, signedConstantWeights } from './weights.js';
 
 export interface EngineConfig {
@@ -100,9 +100,22 @@ export class SupermaskEngine {
     return kaimingUniformScores(this.arch, this.seed, taskIndex);
   }
 
-  createTrainer(initialScores: readonly Float32Array[], optimizerState?: OptimizerState): ScoreTrainer {
+  /** A trainer for one mask; `products` overrides the layout chosen for the active backend. */
+  createTrainer(
+    initialScores: readonly Float32Array[],
+    optimizerState?: OptimizerState,
+    products?: ProductLayout,
+  ): ScoreTrainer {
     this.assertOpen();
-    return new ScoreTrainer(this.net, this.layout, initialScores, this.rule, this.optimizer, optimizerState);
+    return new ScoreTrainer(
+      this.net,
+      this.layout,
+      initialScores,
+      this.rule,
+      this.optimizer,
+      optimizerState,
+      products,
+    );
   }
 
   /** Freezes a trained mask into the bank; its scores join the running mean used by transfer init. */

@@ -103,6 +103,29 @@ export class MaskedMlp {
   }
 
   /**
+   * ∂Obj/∂W̃_l with the transposes folded into matMul's transpose flags: G_l = h_lᵀ · δ_l and
+   * δ_l = (δ_{l+1} · W̃_lᵀ) ⊙ 1[a_l > 0]. For backends whose matMul takes the flags at no cost
+   * (libtensorflow's BLAS); tfjs-wasm is 20-30× slower with them (DESIGN.md). Call inside tf.tidy.
+   */
+  backwardWithFlags(
+    trace: ForwardTrace,
+    effective: readonly tf.Tensor2D[],
+    dLogits: tf.Tensor2D,
+  ): tf.Tensor2D[] {
+    const layers = effective.length;
+    const grads: tf.Tensor2D[] = new Array<tf.Tensor2D>(layers);
+    let delta: tf.Tensor2D = dLogits;
+    for (let l = layers - 1; l >= 0; l--) {
+      grads[l] = tf.matMul(trace.inputs[l] as tf.Tensor2D, delta, true, false);
+      if (l > 0) {
+        const back = tf.matMul(delta, effective[l] as tf.Tensor2D, false, true);
+        delta = tf.mul<tf.Tensor2D>(back, tf.step(trace.hiddenPre[l - 1] as tf.Tensor2D));
+      }
+    }
+    return grads;
+  }
+
+  /**
    * The forward pass on transposed activations, for training: a_{l+1}ᵀ = W̃_lᵀ · h_lᵀ. The weights are
    * then the left operand of every product, which tfjs-wasm (XNNPACK) does not repack; as the right
    * operand, weights that change every step are repacked every step (measured: 10.1 ms instead of

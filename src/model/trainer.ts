@@ -17,6 +17,19 @@ export interface LabelledBatch {
   readonly rows: number;
 }
 
+/**
+ * How a step lays out its matrix products. `transposed`: activations and weights transposed on the
+ * host so that every product on the backend is plain (tfjs-wasm: transpose flags are 20-30× slower,
+ * and a changing right operand is repacked every step). `flags`: plain layouts, transposes as
+ * matMul's flags (libtensorflow's BLAS takes them at no cost, and the host transposes are saved).
+ */
+export type ProductLayout = 'transposed' | 'flags';
+
+/** The faster layout on the active backend. */
+export function productLayoutFor(backend: string): ProductLayout {
+  return backend === 'tensorflow' ? 'flags' : 'transposed';
+}
+
 /** Where one training step spends its time, in milliseconds, summed over the steps profiled. */
 export interface StepProfile {
   steps: number;
@@ -57,8 +70,9 @@ export class ScoreTrainer {
   private readonly optimizer: HostOptimizer;
   /** W ⊙ M of the current scores, [fanIn, fanOut]. */
   private readonly effective: Float32Array[];
-  /** (W ⊙ M)ᵀ, [fanOut, fanIn]: the forward pass runs on transposed activations. */
+  /** (W ⊙ M)ᵀ, [fanOut, fanIn], for the transposed layout (empty arrays with flags). */
   private readonly effectiveT: Float32Array[];
+  readonly products: ProductLayout;
   private readonly magnitudes: Float32Array | null;
   /** The scores' bit patterns (views on the same buffers). */
   private readonly scoreBits: Int32Array[];
@@ -79,8 +93,10 @@ export class ScoreTrainer {
     rule: MaskRule,
     optimizer: OptimizerConfig,
     optimizerState?: OptimizerState,
+    products: ProductLayout = productLayoutFor(tf.getBackend()),
   ) {
     this.net = net;
+    this.products = products;
     this.layout = layout;
     this.rule = rule;
     const sizes = layout.sizes;
@@ -97,7 +113,7 @@ export class ScoreTrainer {
     this.scoreBits = this.scores.map((a) => new Int32Array(a.buffer, a.byteOffset, a.length));
     this.optimizer = makeHostOptimizer(optimizer, sizes, optimizerState, allocate);
     this.effective = sizes.map((n) => allocate(n));
-    this.effectiveT = sizes.map((n) => new Float32Array(n));
+    this.effectiveT = sizes.map((n) => new Float32Array(products === 'transposed' ? n : 0));
     this.fused =
       arena === null || optimizer.kind !== 'rmsprop'
         ? null
@@ -146,24 +162,36 @@ export class ScoreTrainer {
       profile[phase] += now - t;
       t = now;
     };
-    const inputT = this.transposedInput(batch);
     const result = tf.tidy(() => {
-      const xT = tf.tensor2d(inputT, [arch.inputs, batch.rows]);
       const labels = tf.tensor1d(Int32Array.from(batch.y), 'int32');
-      // The first layer's W̃ is only needed transposed (its input gradient is never formed).
-      const effective = this.effective.map((e, l) =>
-        l === 0 ? null : tf.tensor2d(e, shapes[l] as [number, number]),
-      );
-      const effectiveT = this.effectiveT.map((e, l) => {
-        const [fanIn, fanOut] = shapes[l] as [number, number];
-        return tf.tensor2d(e, [fanOut, fanIn]);
-      });
-      lap('upload');
+      let logits: tf.Tensor2D;
+      let backward: (dLogits: tf.Tensor2D) => tf.Tensor2D[];
+      if (this.products === 'flags') {
+        const x = tf.tensor2d(batch.x, [batch.rows, arch.inputs]);
+        const effective = this.effective.map((e, l) => tf.tensor2d(e, shapes[l] as [number, number]));
+        lap('upload');
+        const trace = this.net.forward(x, effective);
+        logits = trace.logits;
+        backward = (dLogits) => this.net.backwardWithFlags(trace, effective, dLogits);
+      } else {
+        const xT = tf.tensor2d(this.transposedInput(batch), [arch.inputs, batch.rows]);
+        // The first layer's W̃ is only needed transposed (its input gradient is never formed).
+        const effective = this.effective.map((e, l) =>
+          l === 0 ? null : tf.tensor2d(e, shapes[l] as [number, number]),
+        );
+        const effectiveT = this.effectiveT.map((e, l) => {
+          const [fanIn, fanOut] = shapes[l] as [number, number];
+          return tf.tensor2d(e, [fanOut, fanIn]);
+        });
+        lap('upload');
+        const trace = this.net.forwardTransposed(xT, effectiveT);
+        logits = trace.logits;
+        backward = (dLogits) => this.net.backwardTransposed(trace, effective, dLogits);
+      }
       const oneHot = tf.oneHot(labels, arch.outputs);
-      const trace = this.net.forwardTransposed(xT, effectiveT);
-      const logp = tf.logSoftmax(trace.logits);
+      const logp = tf.logSoftmax(logits);
       const dLogits = tf.div(tf.sub(tf.exp(logp), oneHot), batch.rows) as tf.Tensor2D;
-      const grads = this.net.backwardTransposed(trace, effective, dLogits);
+      const grads = backward(dLogits);
       if (!readLoss) return grads;
       return [...grads, tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logp), 1)))];
     });
@@ -265,6 +293,7 @@ export class ScoreTrainer {
 
   /** (W ⊙ M)ᵀ of layer l, where kept. */
   private transposeEffective(layer: number): void {
+    if (this.products === 'flags') return;
     const eT = this.effectiveT[layer] as Float32Array;
     const [fanIn, fanOut] = this.layout.shapes[layer] as [number, number];
     transpose(this.effective[layer] as Float32Array, fanIn, fanOut, eT);

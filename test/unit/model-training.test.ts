@@ -20,7 +20,12 @@ before(async () => {
   await testBackend();
 });
 
-const arch = makeArchitecture({ inputs: 32, hidden: [24, 16], outputs: 12, realClasses: 4 });
+const arch = makeArchitecture({
+  inputs: 32,
+  hidden: [24, 16],
+  outputs: 12,
+  realClasses: 4,
+});
 
 /**
  * A separable toy task: inputs are noise around a task-specific centre (tasks differ in their input
@@ -60,7 +65,12 @@ function newEngine(
   seed: number,
   optimizer: OptimizerConfig = defaultOptimizer('rmsprop', 0.01),
 ): SupermaskEngine {
-  return new SupermaskEngine({ arch, seed, rule: { kind: 'threshold' }, optimizer });
+  return new SupermaskEngine({
+    arch,
+    seed,
+    rule: { kind: 'threshold' },
+    optimizer,
+  });
 }
 
 function trainMask(engine: SupermaskEngine, task: number, batches: readonly LabelledBatch[]): Uint8Array {
@@ -101,6 +111,42 @@ test('same seed and data give bit-identical masks; another seed does not', () =>
   assert.ok(density > 0);
 });
 
+test('both product layouts (host transposes, matMul flags) train the same scores', () => {
+  const batches = toyBatches(2, 30);
+  const trained = (['transposed', 'flags'] as const).map((products) => {
+    const engine = newEngine(3);
+    const trainer = engine.createTrainer(engine.initialScores(0, 'kaiming'), undefined, products);
+    assert.equal(trainer.products, products);
+    const losses = batches.map((batch) => trainer.step(batch, true) as number);
+    const result = {
+      scores: trainer.readScores(),
+      mask: trainer.packedMask(),
+      losses,
+    };
+    trainer.dispose();
+    engine.dispose();
+    return result;
+  });
+  const [transposed, flags] = trained as [(typeof trained)[0], (typeof trained)[0]];
+  let maxDiff = 0;
+  transposed.scores.forEach((layer, l) => {
+    const other = flags.scores[l] as Float32Array;
+    for (let i = 0; i < layer.length; i++)
+      maxDiff = Math.max(maxDiff, Math.abs((layer[i] as number) - (other[i] as number)));
+  });
+  // Only the summation order inside a product may differ between the layouts.
+  assert.ok(maxDiff < 1e-6, `max score difference ${maxDiff}`);
+  for (const [i, loss] of transposed.losses.entries()) {
+    assert.ok(Math.abs(loss - (flags.losses[i] as number)) < 1e-5, `step ${i}: loss ${loss}`);
+  }
+  assert.ok((transposed.losses.at(-1) as number) < (transposed.losses[0] as number));
+  let differing = 0;
+  for (let i = 0; i < transposed.mask.length; i++) {
+    differing += popcount(Uint8Array.of((transposed.mask[i] as number) ^ (flags.mask[i] as number)));
+  }
+  assert.ok(differing <= 2, `${differing} mask bits differ`);
+});
+
 test('no tensor leaks across 100 training steps and 100 inferences', () => {
   const engine = newEngine(3);
   const batches = toyBatches(2, 4);
@@ -108,7 +154,11 @@ test('no tensor leaks across 100 training steps and 100 inferences', () => {
   trainMask(engine, 1, toyBatches(3, 4));
   const trainer = engine.createTrainer(engine.initialScores(2, 'kaiming'));
   trainer.step(batches[0] as LabelledBatch, true);
-  engine.inferTask((batches[0] as LabelledBatch).x, { method: 'binary', objective: 'H', bprime: 8 });
+  engine.inferTask((batches[0] as LabelledBatch).x, {
+    method: 'binary',
+    objective: 'H',
+    bprime: 8,
+  });
   engine.predict((batches[0] as LabelledBatch).x, 0);
   engine.predict((batches[0] as LabelledBatch).x, 1);
   const tensors = tf.memory().numTensors;
@@ -225,7 +275,14 @@ test('host optimizers are bit-identical to the tensor optimizers on the backend'
     defaultOptimizer('rmsprop'),
     defaultOptimizer('rmsprop', 0.01),
     defaultOptimizer('adam'),
-    { kind: 'adam', lr: 3e-3, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0 },
+    {
+      kind: 'adam',
+      lr: 3e-3,
+      beta1: 0.8,
+      beta2: 0.99,
+      eps: 1e-6,
+      weightDecay: 0,
+    },
     defaultOptimizer('sgd'),
     { kind: 'sgd', lr: 0.05, momentum: 0, weightDecay: 0 },
   ];
