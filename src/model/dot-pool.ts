@@ -1,11 +1,12 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ROW_CHUNKS, tableDotChunks } from './table-dot.js';
+import type { DotMemory } from './dot-kernel.js';
+import { ROW_CHUNKS, type TableDotJob, tableDotChunks } from './table-dot.js';
 
 /**
  * Splits the table kernel of a dot product over worker threads, synchronously: the caller posts
- * each helper its share (whole row chunks, see ROW_CHUNKS; the blocks, vector and partial sums are
- * SharedArrayBuffers), computes the first share itself, then blocks in Atomics.wait until every
+ * each helper its share (whole row chunks, see ROW_CHUNKS; blocks, vector, tables and partial
+ * sums are in the bank's shared WebAssembly memory, posted with the job), computes the first share itself, then blocks in Atomics.wait until every
  * helper has stored the job number. Results are bit-identical to one thread, since the chunks and
  * the order they are added in do not depend on the thread count.
  *
@@ -13,14 +14,6 @@ import { ROW_CHUNKS, tableDotChunks } from './table-dot.js';
  * unref'd so they never keep the process alive. A helper that fails to start or to answer disables
  * the pool; the caller then computes everything itself.
  */
-export interface DotJob {
-  readonly blocks: readonly Uint32Array[];
-  readonly fills: Int32Array;
-  readonly values: Float64Array;
-  readonly partials: Float64Array;
-  readonly blockSize: number;
-}
-
 interface Helper {
   readonly worker: Worker;
   /** [0]: last finished job, [1]: ready flag, [2]: error flag. */
@@ -33,7 +26,6 @@ const JOB_TIMEOUT_MS = 60_000;
 export class DotPool {
   private static pools = new Map<number, DotPool | null>();
   private readonly helpers: Helper[];
-  private readonly tables = new Float64Array(4 * 256);
   private seq = 0;
   private broken = false;
 
@@ -82,15 +74,22 @@ export class DotPool {
   }
 
   /** Runs tableDotChunks over every chunk, split by threads; false (no result) if the pool broke. */
-  run(job: DotJob): boolean {
+  run(dot: DotMemory, job: TableDotJob): boolean {
     const threads = this.threads;
     const first = (t: number): number => Math.floor((t * ROW_CHUNKS) / threads);
     const seq = ++this.seq;
     this.helpers.forEach((helper, i) => {
-      helper.worker.postMessage({ ...job, seq, chunkFrom: first(i + 1), chunkTo: first(i + 2) });
+      const share = {
+        seq,
+        memory: dot.memory,
+        job,
+        chunkFrom: first(i + 1),
+        chunkTo: first(i + 2),
+        thread: i + 1,
+      };
+      helper.worker.postMessage(share);
     });
-    const { blocks, fills, values, partials, blockSize } = job;
-    tableDotChunks(blocks, fills, values, this.tables, partials, blockSize, 0, first(1));
+    tableDotChunks(dot.kernels, dot.memory.buffer, job, 0, first(1), 0);
     for (const helper of this.helpers) {
       for (;;) {
         const done = Atomics.load(helper.control, 0);

@@ -1,37 +1,29 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { tableDotChunks } from './table-dot.js';
+import { dotKernels } from './dot-kernel.js';
+import { type TableDotJob, tableDotChunks } from './table-dot.js';
+import type { WasmMemory } from './wasm-asm.js';
 
 /** A DotPool helper: runs its share of each posted job, then stores the job number and wakes the caller. */
-interface Job {
+interface Share {
   readonly seq: number;
-  readonly blocks: readonly Uint32Array[];
-  readonly fills: Int32Array;
-  readonly values: Float64Array;
-  readonly partials: Float64Array;
-  readonly blockSize: number;
+  readonly memory: WasmMemory;
+  readonly job: TableDotJob;
   readonly chunkFrom: number;
   readonly chunkTo: number;
+  readonly thread: number;
 }
 
 const control = (workerData as { control: Int32Array }).control;
-const tables = new Float64Array(4 * 256);
 
-parentPort?.on('message', (job: Job) => {
+parentPort?.on('message', (share: Share) => {
   try {
-    tableDotChunks(
-      job.blocks,
-      job.fills,
-      job.values,
-      tables,
-      job.partials,
-      job.blockSize,
-      job.chunkFrom,
-      job.chunkTo,
-    );
+    // A posted memory arrives as a new object each time: the kernel is instantiated per job (tens of µs).
+    const kernels = dotKernels(share.memory);
+    tableDotChunks(kernels, share.memory.buffer, share.job, share.chunkFrom, share.chunkTo, share.thread);
   } catch {
     Atomics.store(control, 2, 1);
   }
-  Atomics.store(control, 0, job.seq);
+  Atomics.store(control, 0, share.seq);
   Atomics.notify(control, 0);
 });
 

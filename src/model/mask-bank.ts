@@ -1,7 +1,8 @@
 import { SupsupError } from '../errors.js';
+import { DotMemory } from './dot-kernel.js';
 import { DotPool } from './dot-pool.js';
 import type { MaskLayout } from './mask-layout.js';
-import { combineChunks, ROW_CHUNKS, ROWS_PER_GROUP, tableDotChunks } from './table-dot.js';
+import { combineChunks, ROW_CHUNKS, type TableDotJob, tableDotChunks } from './table-dot.js';
 
 /**
  * A bank of k packed binary masks over one network, laid out for the task-inference kernel
@@ -41,9 +42,6 @@ const NIBBLE_PER_MASK_NS = 3.1;
  */
 const HISTOGRAM_SUBSET = 16;
 
-/** 0 on little-endian hosts; 3 on big-endian ones, where a Uint32 view reverses a quad's slots. */
-const QUAD_SWIZZLE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 3;
-
 export interface MaskBankOptions {
   /** Masks per storage block; a positive multiple of 4. Default 256. */
   blockSize?: number;
@@ -57,26 +55,27 @@ export interface MaskBankOptions {
 /** Below this many stored mask bytes a dot product stays on the calling thread (a round trip costs ~0.1 ms). */
 const PARALLEL_MIN_BYTES = 4 << 20;
 
-function sharedFloat64(length: number): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(8 * length));
-}
-
 export class MaskBank {
   readonly layout: MaskLayout;
   readonly blockSize: number;
+  /** Blocks, the vector and the kernel's scratch, in one shared WebAssembly memory. */
+  private readonly dot = new DotMemory();
   private readonly blocks: Uint8Array[] = [];
-  private readonly blockWords: Uint32Array[] = [];
+  /** Each block's address in the dot memory. */
+  private readonly blockAt: number[] = [];
   private readonly bitCounts: Uint32Array;
   /** Bytes that contain padding bits, and which of their bits are padding. */
   private readonly paddingByteIndices: Int32Array;
   private readonly paddingByteBits: Uint8Array;
-  /** Float64 copy of the caller's vector, so the kernel sees one array type. */
+  /** Float64 copy of the caller's vector, in the dot memory at valuesAt. */
   private readonly values: Float64Array;
-  private readonly tables = new Float64Array(ROWS_PER_GROUP * TABLE_SIZE);
+  private readonly valuesAt: number;
+  /** The nibble kernel's two 16-entry tables. */
+  private readonly nibbleTables = new Float64Array(32);
   private readonly histogram = new Uint32Array(TABLE_SIZE);
   private accumulators = new Float64Array(0);
-  /** Per-chunk partial sums of the table kernel, shared with the worker threads. */
-  private partials: Float64Array<ArrayBufferLike> = new Float64Array(0);
+  /** The table kernel's block list and partial sums, for up to `blocks` blocks. */
+  private scratch = { blocks: 0, list: 0, partials: 0 };
   private maskCount = 0;
   private threadCount: number;
   private lastThreads = 0;
@@ -89,7 +88,8 @@ export class MaskBank {
     this.layout = layout;
     this.blockSize = blockSize;
     this.bitCounts = new Uint32Array(layout.totalBits);
-    this.values = sharedFloat64(layout.totalBits);
+    this.valuesAt = this.dot.allocate(8 * layout.totalBits);
+    this.values = this.dot.float64s(this.valuesAt, layout.totalBits);
     this.threadCount = options.threads ?? DotPool.defaultThreads();
     this.checkThreads(this.threadCount);
     const padding = paddingBits(layout);
@@ -187,8 +187,12 @@ export class MaskBank {
     const fills = new Int32Array(this.blocks.length);
     for (let b = 0; b < fills.length; b++) fills[b] = this.blockFill(b);
     const acc = this.accumulatorsFor(this.blocks.length);
-    this.runTableDot(this.blockWords, fills, acc);
-    for (let index = 0; index < this.maskCount; index++) target[index] = acc[index ^ QUAD_SWIZZLE] as number;
+    this.runTableDot(
+      Array.from(this.blockAt, (_, block) => block),
+      fills,
+      acc,
+    );
+    target.set(acc.subarray(0, this.maskCount));
     return target;
   }
 
@@ -228,32 +232,51 @@ export class MaskBank {
 
   /** Bytes held by the bank's typed arrays (mask storage, counts and scratch). */
   memoryBytes(): number {
-    let bytes = this.bitCounts.byteLength + this.values.byteLength;
-    bytes += this.tables.byteLength + this.histogram.byteLength;
-    bytes += this.accumulators.byteLength + this.partials.byteLength;
+    let bytes = this.bitCounts.byteLength + this.dot.usedBytes;
+    bytes += this.nibbleTables.byteLength + this.histogram.byteLength + this.accumulators.byteLength;
     bytes += this.paddingByteIndices.byteLength + this.paddingByteBits.byteLength;
-    for (const block of this.blocks) bytes += block.byteLength;
     return bytes;
   }
 
   /**
-   * The table kernel over the given blocks into acc (one value per slot), split over threads when
-   * the work is large; the row chunks make the result the same on any thread count.
+   * The table kernel over the listed blocks (blocks[p] at position p, its first fills[p] slots)
+   * into acc (one value per slot, positions in order), split over threads when the work is large;
+   * the row chunks make the result the same on any thread count.
    */
-  private runTableDot(words: readonly Uint32Array[], fills: Int32Array, acc: Float64Array): void {
-    const n = words.length * this.blockSize;
-    if (this.partials.length < ROW_CHUNKS * n) this.partials = sharedFloat64(ROW_CHUNKS * n);
-    const partials = this.partials;
-    const bytes = n * this.layout.totalBytes;
-    const pool = bytes >= PARALLEL_MIN_BYTES ? DotPool.get(this.threadCount) : null;
-    const job = { blocks: words, fills, values: this.values, partials, blockSize: this.blockSize };
-    if (pool?.run(job)) {
+  private runTableDot(blocks: readonly number[], fills: Int32Array, acc: Float64Array): void {
+    const scratch = this.scratchFor(blocks.length);
+    const list = this.dot.int32s(scratch.list, 2 * blocks.length);
+    for (let p = 0; p < blocks.length; p++) {
+      list[2 * p] = this.blockAt[blocks[p] as number] as number;
+      list[2 * p + 1] = ((fills[p] as number) + 3) >>> 2;
+    }
+    const n = blocks.length * this.blockSize;
+    const job: TableDotJob = {
+      list: scratch.list,
+      blocks: blocks.length,
+      values: this.valuesAt,
+      partials: scratch.partials,
+      blockSize: this.blockSize,
+      totalBytes: this.layout.totalBytes,
+    };
+    const pool = n * this.layout.totalBytes >= PARALLEL_MIN_BYTES ? DotPool.get(this.threadCount) : null;
+    if (pool?.run(this.dot, job)) {
       this.lastThreads = pool.threads;
     } else {
-      tableDotChunks(words, fills, this.values, this.tables, partials, this.blockSize, 0, ROW_CHUNKS);
+      tableDotChunks(this.dot.kernels, this.dot.memory.buffer, job, 0, ROW_CHUNKS, 0);
       this.lastThreads = 1;
     }
-    combineChunks(partials, n, acc);
+    combineChunks(this.dot.float64s(scratch.partials, ROW_CHUNKS * n), n, acc);
+  }
+
+  /** Scratch for `blocks` blocks; regrown (doubling, the old region left unused) when too small. */
+  private scratchFor(blocks: number): MaskBank['scratch'] {
+    if (this.scratch.blocks >= blocks) return this.scratch;
+    const capacity = Math.max(blocks, 2 * this.scratch.blocks);
+    const listBytes = 8 * capacity;
+    const at = this.dot.allocate(listBytes + ROW_CHUNKS * capacity * this.blockSize * 8);
+    this.scratch = { blocks: capacity, list: at, partials: at + listBytes };
+    return this.scratch;
   }
 
   private checkThreads(threads: number): void {
@@ -263,10 +286,11 @@ export class MaskBank {
   }
 
   private allocateBlock(): void {
-    // Shared memory, so dot-product worker threads read the masks in place.
-    const block = new Uint8Array(new SharedArrayBuffer(this.layout.totalBytes * this.blockSize));
-    this.blocks.push(block);
-    this.blockWords.push(new Uint32Array(block.buffer, block.byteOffset, block.length / 4));
+    // In the shared dot memory, so dot-product worker threads read the masks in place.
+    const bytes = this.layout.totalBytes * this.blockSize;
+    const at = this.dot.allocate(bytes);
+    this.blockAt.push(at);
+    this.blocks.push(this.dot.bytes(at, bytes));
   }
 
   /** Masks stored in block b. */
@@ -295,7 +319,7 @@ export class MaskBank {
     }
     const sums = this.accumulatorsFor(Math.ceil(k / this.blockSize));
     sums.fill(0, 0, k);
-    const lo = this.tables;
+    const lo = this.nibbleTables;
     const values = this.values;
     const rows = this.layout.totalBytes;
     for (let j = 0, row = 0; j < rows; j++, row += this.blockSize) {
@@ -320,20 +344,20 @@ export class MaskBank {
     touchedBlocks: number,
     target: Float64Array,
   ): void {
-    const words: Uint32Array[] = new Array<Uint32Array>(touchedBlocks);
+    const blocks: number[] = new Array<number>(touchedBlocks);
     const fills = new Int32Array(touchedBlocks);
     for (let block = 0; block < listPosition.length; block++) {
       const position = listPosition[block] as number;
       if (position < 0) continue;
-      words[position] = this.blockWords[block] as Uint32Array;
+      blocks[position] = block;
       fills[position] = this.blockFill(block);
     }
     const acc = this.accumulatorsFor(touchedBlocks);
-    this.runTableDot(words, fills, acc);
+    this.runTableDot(blocks, fills, acc);
     for (let p = 0; p < indices.length; p++) {
       const index = indices[p] as number;
       const block = Math.floor(index / this.blockSize);
-      const slot = (index % this.blockSize) ^ QUAD_SWIZZLE;
+      const slot = index % this.blockSize;
       target[p] = acc[(listPosition[block] as number) * this.blockSize + slot] as number;
     }
   }

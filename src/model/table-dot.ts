@@ -1,29 +1,13 @@
 /**
  * The bit-packed dot-product kernel shared by the mask bank and its worker threads (see
  * mask-bank.ts for the storage layout): for each group of four byte positions, build four
- * 256-entry subset-sum tables of the vector, then add one table entry per mask byte.
+ * 256-entry subset-sum tables of the vector, then add one table entry per mask byte. The loops
+ * run in WebAssembly (src/model/dot-kernel.ts); this file cuts the rows into chunks.
  */
+import { type AccumulateRows, KERNEL_THREADS } from './dot-kernel.js';
 
 /** Byte rows whose tables are built together; totalBytes is a multiple of 4 by construction. */
 export const ROWS_PER_GROUP = 4;
-
-/**
- * Fills tables[offset + x] = Σ_{bits t of x} values[first + t] for x in [0, 256) by doubling:
- * entries [n, 2n) are entries [0, n) plus the value of bit log2(n).
- */
-function buildByteTable(tables: Float64Array, offset: number, values: Float64Array, first: number): void {
-  tables[offset] = 0;
-  for (let t = 0, n = 1; t < 8; t++, n <<= 1) {
-    const value = values[first + t] as number;
-    for (let x = 0; x < n; x++) tables[offset + n + x] = (tables[offset + x] as number) + value;
-  }
-}
-
-/** True when the 32 values of a four-byte group are all zero (padding, dead units): nothing to add. */
-function groupIsZero(values: Float64Array, first: number): boolean {
-  for (let w = first; w < first + 8 * ROWS_PER_GROUP; w++) if ((values[w] as number) !== 0) return false;
-  return true;
-}
 
 /**
  * Rows of a dot product are cut into this many chunks, whatever the thread count: chunk c sums its
@@ -31,7 +15,7 @@ function groupIsZero(values: Float64Array, first: number): boolean {
  * take whole chunks, so the result is bit-identical on 1, 2, 3 or 4 threads, and each thread
  * walks contiguous rows and builds the tables of its rows only.
  */
-export const ROW_CHUNKS = 4;
+export const ROW_CHUNKS = KERNEL_THREADS;
 
 /** Byte rows [from, to) of chunk c, on group boundaries. */
 export function chunkRows(totalBytes: number, chunk: number): [number, number] {
@@ -42,25 +26,38 @@ export function chunkRows(totalBytes: number, chunk: number): [number, number] {
 }
 
 /**
- * The table kernel for chunks [chunkFrom, chunkTo): partials[c·n + p·blockSize + s] (n =
- * blocks·blockSize) = Σ_{w in chunk c} values[w]·M[w] for the mask in slot s (swizzled by
- * QUAD_SWIZZLE) of blocks[p], for the first fills[p] slots rounded up to a multiple of 4.
+ * A table-kernel job in a dot memory (src/model/dot-kernel.ts); every address is a byte offset in
+ * it. `list` holds `blocks` pairs (block base address, quads to walk); `partials` holds ROW_CHUNKS
+ * regions of blocks·blockSize float64 sums.
+ */
+export interface TableDotJob {
+  readonly list: number;
+  readonly blocks: number;
+  readonly values: number;
+  readonly partials: number;
+  readonly blockSize: number;
+  readonly totalBytes: number;
+}
+
+/**
+ * Chunks [chunkFrom, chunkTo) of a job, on thread `thread`'s table area: partial sums of chunk c
+ * at partials + c·n·8 (n = blocks·blockSize), each mask's slot in block order.
  */
 export function tableDotChunks(
-  blocks: readonly Uint32Array[],
-  fills: Int32Array,
-  values: Float64Array,
-  tables: Float64Array,
-  partials: Float64Array,
-  blockSize: number,
+  kernels: readonly AccumulateRows[],
+  buffer: ArrayBufferLike,
+  job: TableDotJob,
   chunkFrom: number,
   chunkTo: number,
+  thread: number,
 ): void {
-  const n = blocks.length * blockSize;
-  const totalBytes = values.length >>> 3;
+  const n = job.blocks * job.blockSize;
+  const kernel = kernels[thread] as AccumulateRows;
   for (let c = chunkFrom; c < chunkTo; c++) {
-    const [from, to] = chunkRows(totalBytes, c);
-    tableDotRows(blocks, fills, values, tables, partials.subarray(c * n, (c + 1) * n), blockSize, from, to);
+    const [from, to] = chunkRows(job.totalBytes, c);
+    const acc = job.partials + c * n * 8;
+    new Float64Array(buffer, acc, n).fill(0);
+    kernel(job.list, job.blocks, from, to, job.blockSize, job.values, acc, job.blockSize * 8);
   }
 }
 
@@ -70,83 +67,5 @@ export function combineChunks(partials: Float64Array, n: number, out: Float64Arr
     let sum = partials[i] as number;
     for (let c = 1; c < ROW_CHUNKS; c++) sum += partials[c * n + i] as number;
     out[i] = sum;
-  }
-}
-
-/** acc = the sums over byte rows [rowFrom, rowTo) (a multiple of ROWS_PER_GROUP each). */
-function tableDotRows(
-  blocks: readonly Uint32Array[],
-  fills: Int32Array,
-  values: Float64Array,
-  tables: Float64Array,
-  acc: Float64Array,
-  blockSize: number,
-  rowFrom: number,
-  rowTo: number,
-): void {
-  const blockCount = blocks.length;
-  const quadsPerRow = blockSize >>> 2;
-  acc.fill(0, 0, blockCount * blockSize);
-  if (blockCount === 0) return;
-  for (let row = rowFrom; row < rowTo; row += ROWS_PER_GROUP) {
-    if (groupIsZero(values, 8 * row)) continue;
-    buildByteTable(tables, 0, values, 8 * row);
-    buildByteTable(tables, 256, values, 8 * row + 8);
-    buildByteTable(tables, 512, values, 8 * row + 16);
-    buildByteTable(tables, 768, values, 8 * row + 24);
-    const first = row * quadsPerRow;
-    for (let b = 0; b < blockCount; b++) {
-      const quads = ((fills[b] as number) + 3) >>> 2;
-      accumulateGroup(blocks[b] as Uint32Array, quads, first, quadsPerRow, tables, acc, b * blockSize);
-    }
-  }
-}
-
-/**
- * Adds one four-row group of one block: four masks per Uint32 read, four table lookups per mask.
- * Keep the shape acc + (t0 + t1 + t2 + t3): summing the lookups before touching acc measured ~8%
- * faster than separate per-mask temporaries; 8-row groups and nibble tables measured slower.
- */
-function accumulateGroup(
-  words: Uint32Array,
-  quads: number,
-  first: number,
-  quadsPerRow: number,
-  tables: Float64Array,
-  acc: Float64Array,
-  accStart: number,
-): void {
-  const r1 = first + quadsPerRow;
-  const r2 = r1 + quadsPerRow;
-  const r3 = r2 + quadsPerRow;
-  for (let q = 0, a = accStart; q < quads; q++, a += 4) {
-    const x0 = words[first + q] as number;
-    const x1 = words[r1 + q] as number;
-    const x2 = words[r2 + q] as number;
-    const x3 = words[r3 + q] as number;
-    acc[a] =
-      (acc[a] as number) +
-      ((tables[x0 & 255] as number) +
-        (tables[256 | (x1 & 255)] as number) +
-        (tables[512 | (x2 & 255)] as number) +
-        (tables[768 | (x3 & 255)] as number));
-    acc[a + 1] =
-      (acc[a + 1] as number) +
-      ((tables[(x0 >>> 8) & 255] as number) +
-        (tables[256 | ((x1 >>> 8) & 255)] as number) +
-        (tables[512 | ((x2 >>> 8) & 255)] as number) +
-        (tables[768 | ((x3 >>> 8) & 255)] as number));
-    acc[a + 2] =
-      (acc[a + 2] as number) +
-      ((tables[(x0 >>> 16) & 255] as number) +
-        (tables[256 | ((x1 >>> 16) & 255)] as number) +
-        (tables[512 | ((x2 >>> 16) & 255)] as number) +
-        (tables[768 | ((x3 >>> 16) & 255)] as number));
-    acc[a + 3] =
-      (acc[a + 3] as number) +
-      ((tables[x0 >>> 24] as number) +
-        (tables[256 | (x1 >>> 24)] as number) +
-        (tables[512 | (x2 >>> 24)] as number) +
-        (tables[768 | (x3 >>> 24)] as number));
   }
 }

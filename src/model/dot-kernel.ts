@@ -1,0 +1,360 @@
+/**
+ * The bit-packed dot-product kernel (src/model/table-dot.ts) in WebAssembly, assembled here (see
+ * wasm-asm.ts), over one shared memory per mask bank (DotMemory) that worker threads run it on too.
+ *
+ * accumulate_rows_t(list, blocks, rowFrom, rowTo, stride, values, acc, accStride), t the thread's
+ * table area (KERNEL_THREADS of them, at fixed addresses t·TABLE_AREA_BYTES so that each lookup is
+ * one load with a constant offset): for each group of four byte rows in [rowFrom, rowTo) whose 32
+ * values are not all zero, build the four 256-entry tables T_r[x] = Σ_{bits i of x}
+ * values[8(row + r) + i] by doubling, then add ((T_0[x_0] + T_1[x_1]) + T_2[x_2]) + T_3[x_3] to
+ * the float64 accumulator of every mask slot of every listed block. `list` holds `blocks` pairs
+ * (block base address, quads of slots to walk); a block's byte rows are `stride` bytes apart and
+ * its accumulators start at acc + b·accStride. Same operations in the same order as the JavaScript
+ * it replaced, so the sums are unchanged; per mask byte: one byte load, one table load, one add.
+ */
+import { SupsupError } from '../errors.js';
+import {
+  functionBody,
+  get,
+  I32,
+  i32Const,
+  MAGIC_AND_VERSION,
+  name,
+  PAGE_BYTES,
+  section,
+  set,
+  tee,
+  uleb,
+  vec,
+  Wasm,
+  type WasmMemory,
+  type WasmModule,
+} from './wasm-asm.js';
+
+const I32_LOAD = 0x28;
+const F64_LOAD = 0x2b;
+const F64_STORE = 0x39;
+const I32_ADD = 0x6a;
+const I32_MUL = 0x6c;
+const I32_SHL = 0x74;
+const I32_GE_U = 0x4f;
+const F64_ADD = 0xa0;
+
+const memarg = (alignLog2: number, offset: number): number[] => [...uleb(alignLog2), ...uleb(offset)];
+
+const I32_LOAD8_U = 0x2d;
+
+/** Bytes of one thread's four 256-entry float64 tables. */
+export const TABLE_AREA_BYTES = 4 * 256 * 8;
+/** Table areas, at addresses 0, TABLE_AREA_BYTES, …: the most threads one dot product uses. */
+export const KERNEL_THREADS = 4;
+
+/** T_row[byte `lane` of the quad at local `pointer`] for the tables at address `tables`. */
+function lookup(tables: number, pointer: number, lane: number, row: number): number[] {
+  return [
+    ...get(pointer),
+    I32_LOAD8_U,
+    ...memarg(0, lane),
+    ...i32Const(3),
+    I32_SHL,
+    F64_LOAD,
+    ...memarg(3, tables + 2048 * row),
+  ];
+}
+
+const F64_NE = 0x62;
+const f64Zero = (): number[] => [0x44, 0, 0, 0, 0, 0, 0, 0, 0];
+const F64 = 0x7c;
+const IF = 0x04;
+const BR_IF = 0x0d;
+const BR = 0x0c;
+const END = 0x0b;
+const BLOCK_LOOP = [0x02, 0x40, 0x03, 0x40];
+const END_LOOP_BLOCK = [END, END];
+const breakIf = (condition: number[]): number[] => [...condition, BR_IF, 1];
+const continueLoop = [BR, 0];
+const addTo = (local: number, amount: number[]): number[] => [
+  ...get(local),
+  ...amount,
+  I32_ADD,
+  ...set(local),
+];
+
+/** accumulate_rows_t for the table area at address `tables` (see the top of this file). */
+function accumulateRows(tables: number): number[] {
+  const [list, blocks, rowFrom, rowTo, stride, values, acc, accStride] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [row, vp, i, n, tr, b, p, end, a, q, entry] = [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+  const [p1, p2, p3] = [19, 20, 21];
+  const value = 22; // f64
+  // Are the group's 32 values all zero? (−0 counts as zero, NaN does not, as with !== 0.)
+  const nonZero = [
+    ...i32Const(0),
+    ...set(i),
+    ...[0x02, 0x40], // block: found
+    ...BLOCK_LOOP,
+    ...breakIf([...get(i), ...i32Const(256), I32_GE_U]),
+    ...get(vp),
+    ...get(i),
+    I32_ADD,
+    F64_LOAD,
+    ...memarg(3, 0),
+    ...f64Zero(),
+    F64_NE,
+    BR_IF,
+    2,
+    ...addTo(i, i32Const(8)),
+    ...continueLoop,
+    ...END_LOOP_BLOCK,
+    END,
+    // i < 256 exactly when a non-zero value was found
+    ...get(i),
+    ...i32Const(256),
+    0x49, // i32.lt_u
+  ];
+  const buildTable = (r: number): number[] => [
+    ...i32Const(tables + 2048 * r),
+    ...tee(tr),
+    ...f64Zero(),
+    F64_STORE,
+    ...memarg(3, 0),
+    // n: bytes in the table so far (8 · 2^t); the value of bit t is values[8(row + r) + t].
+    ...i32Const(8),
+    ...set(n),
+    ...i32Const(0),
+    ...set(i),
+    ...BLOCK_LOOP,
+    ...breakIf([...get(n), ...i32Const(2048), I32_GE_U]),
+    ...get(vp),
+    ...get(i),
+    I32_ADD,
+    F64_LOAD,
+    ...memarg(3, 64 * r),
+    ...set(value),
+    ...i32Const(0),
+    ...set(q),
+    ...BLOCK_LOOP,
+    ...breakIf([...get(q), ...get(n), I32_GE_U]),
+    ...get(tr),
+    ...get(q),
+    I32_ADD,
+    ...get(n),
+    I32_ADD,
+    ...get(tr),
+    ...get(q),
+    I32_ADD,
+    F64_LOAD,
+    ...memarg(3, 0),
+    ...get(value),
+    F64_ADD,
+    F64_STORE,
+    ...memarg(3, 0),
+    ...addTo(q, i32Const(8)),
+    ...continueLoop,
+    ...END_LOOP_BLOCK,
+    ...addTo(i, i32Const(8)),
+    ...get(n),
+    ...i32Const(1),
+    I32_SHL,
+    ...set(n),
+    ...continueLoop,
+    ...END_LOOP_BLOCK,
+  ];
+  const lanes = [0, 1, 2, 3].flatMap((lane) => [
+    ...get(a),
+    ...get(a),
+    F64_LOAD,
+    ...memarg(3, 8 * lane),
+    ...lookup(tables, p, lane, 0),
+    ...lookup(tables, p1, lane, 1),
+    F64_ADD,
+    ...lookup(tables, p2, lane, 2),
+    F64_ADD,
+    ...lookup(tables, p3, lane, 3),
+    F64_ADD,
+    F64_ADD,
+    F64_STORE,
+    ...memarg(3, 8 * lane),
+  ]);
+  const quads = [
+    ...BLOCK_LOOP,
+    ...breakIf([...get(p), ...get(end), I32_GE_U]),
+    ...get(p),
+    ...get(stride),
+    I32_ADD,
+    ...tee(p1),
+    ...get(stride),
+    I32_ADD,
+    ...tee(p2),
+    ...get(stride),
+    I32_ADD,
+    ...set(p3),
+    ...lanes,
+    ...addTo(p, i32Const(4)),
+    ...addTo(a, i32Const(32)),
+    ...continueLoop,
+    ...END_LOOP_BLOCK,
+  ];
+  const accumulate = [
+    ...i32Const(0),
+    ...set(b),
+    ...BLOCK_LOOP,
+    ...breakIf([...get(b), ...get(blocks), I32_GE_U]),
+    ...get(list),
+    ...get(b),
+    ...i32Const(3),
+    I32_SHL,
+    I32_ADD,
+    ...set(entry),
+    // p = base + row · stride (the group's first row); end = p + 4 · quads
+    ...get(entry),
+    I32_LOAD,
+    ...memarg(2, 0),
+    ...get(row),
+    ...get(stride),
+    I32_MUL,
+    I32_ADD,
+    ...tee(p),
+    ...get(entry),
+    I32_LOAD,
+    ...memarg(2, 4),
+    ...i32Const(2),
+    I32_SHL,
+    I32_ADD,
+    ...set(end),
+    ...get(acc),
+    ...get(b),
+    ...get(accStride),
+    I32_MUL,
+    I32_ADD,
+    ...set(a),
+    ...quads,
+    ...addTo(b, i32Const(1)),
+    ...continueLoop,
+    ...END_LOOP_BLOCK,
+  ];
+  const code = [
+    ...get(rowFrom),
+    ...set(row),
+    ...BLOCK_LOOP,
+    ...breakIf([...get(row), ...get(rowTo), I32_GE_U]),
+    // vp = values + 64 · row (eight float64 values per byte row)
+    ...get(values),
+    ...get(row),
+    ...i32Const(6),
+    I32_SHL,
+    I32_ADD,
+    ...set(vp),
+    ...nonZero,
+    IF,
+    0x40,
+    ...buildTable(0),
+    ...buildTable(1),
+    ...buildTable(2),
+    ...buildTable(3),
+    ...accumulate,
+    END,
+    ...addTo(row, i32Const(4)),
+    ...continueLoop,
+    ...END_LOOP_BLOCK,
+    END,
+  ];
+  return functionBody(
+    [
+      [14, I32],
+      [1, F64],
+    ],
+    code,
+  );
+}
+
+/** The module; it imports a shared memory of at most `maxPages` pages as env.memory. */
+function moduleBytes(maxPages: number): Uint8Array {
+  const type = [0x60, ...vec(Array.from({ length: 8 }, () => [I32])), 0];
+  const threads = Array.from({ length: KERNEL_THREADS }, (_, t) => t);
+  const memoryImport = [...name('env'), ...name('memory'), 0x02, 0x03, ...uleb(1), ...uleb(maxPages)];
+  return Uint8Array.from([
+    ...MAGIC_AND_VERSION,
+    ...section(1, vec([type])),
+    ...section(2, vec([memoryImport])),
+    ...section(3, vec(threads.map(() => [0]))),
+    ...section(7, vec(threads.map((t) => [...name(`accumulate_rows_${t}`), 0x00, ...uleb(t)]))),
+    ...section(10, vec(threads.map((t) => accumulateRows(t * TABLE_AREA_BYTES)))),
+  ]);
+}
+
+export type AccumulateRows = (
+  list: number,
+  blocks: number,
+  rowFrom: number,
+  rowTo: number,
+  stride: number,
+  values: number,
+  acc: number,
+  accStride: number,
+) => void;
+
+/** Pages a dot memory may grow to: all of wasm32's 4 GiB. Only touched pages are resident. */
+export const DOT_MEMORY_MAX_PAGES = 65536;
+
+let compiled: WasmModule | undefined;
+
+/** The kernels (one per table area) bound to a dot memory (its own or one posted to a worker thread). */
+export function dotKernels(memory: WasmMemory): readonly AccumulateRows[] {
+  compiled ??= new Wasm.Module(moduleBytes(DOT_MEMORY_MAX_PAGES));
+  const { exports } = new Wasm.Instance(compiled, { env: { memory } });
+  return Array.from({ length: KERNEL_THREADS }, (_, t) => exports[`accumulate_rows_${t}`] as AccumulateRows);
+}
+
+/**
+ * One shared WebAssembly memory holding the kernel's table areas (from address 0), a mask bank's
+ * blocks, its float64 vector and scratch, so worker threads run the kernel on the same bytes. A bump allocator: regions are never
+ * freed and never move; the memory grows as blocks are added (views made before a growth stay
+ * valid, since a shared memory is never detached).
+ */
+export class DotMemory {
+  readonly memory: WasmMemory;
+  readonly kernels: readonly AccumulateRows[];
+  private used = 0;
+
+  constructor() {
+    this.memory = new Wasm.Memory({ initial: 1, maximum: DOT_MEMORY_MAX_PAGES, shared: true });
+    this.kernels = dotKernels(this.memory);
+    this.allocate(KERNEL_THREADS * TABLE_AREA_BYTES);
+  }
+
+  /** A zeroed region of `bytes` bytes at a 64-byte aligned address; throws when wasm32's 4 GiB are full. */
+  allocate(bytes: number): number {
+    const at = Math.ceil(this.used / 64) * 64;
+    const end = at + bytes;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      const pages = Math.ceil((end - have) / PAGE_BYTES);
+      if (have / PAGE_BYTES + pages > DOT_MEMORY_MAX_PAGES) {
+        throw new SupsupError(
+          'E_BAD_ARGUMENT',
+          `mask bank storage would exceed ${DOT_MEMORY_MAX_PAGES * PAGE_BYTES} bytes (WebAssembly's 4 GiB)`,
+        );
+      }
+      this.memory.grow(pages);
+    }
+    this.used = end;
+    return at;
+  }
+
+  bytes(at: number, length: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, at, length);
+  }
+
+  float64s(at: number, length: number): Float64Array {
+    return new Float64Array(this.memory.buffer, at, length);
+  }
+
+  int32s(at: number, length: number): Int32Array {
+    return new Int32Array(this.memory.buffer, at, length);
+  }
+
+  /** Bytes reserved so far. */
+  get usedBytes(): number {
+    return this.used;
+  }
+}

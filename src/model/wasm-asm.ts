@@ -1,0 +1,90 @@
+/**
+ * A minimal WebAssembly assembler for the kernels assembled at run time (src/model/simd-kernels.ts,
+ * src/model/dot-kernel.ts): binary encodings of integers, vectors, names and sections, and the part
+ * of the WebAssembly JS API the kernels use.
+ */
+
+/**
+ * The part of the WebAssembly JS API used here (the project compiles against ES2023 and Node's
+ * types, which do not declare it; Node provides it at run time).
+ */
+export interface WasmModule {
+  readonly __wasmModule?: never;
+}
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  grow(pages: number): number;
+}
+export interface WasmInstance {
+  readonly exports: Readonly<Record<string, unknown>>;
+}
+declare const WebAssembly: {
+  readonly Module: new (bytes: Uint8Array) => WasmModule;
+  readonly Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
+  readonly Instance: new (
+    module: WasmModule,
+    imports: Record<string, Record<string, unknown>>,
+  ) => WasmInstance;
+};
+export const Wasm = WebAssembly;
+
+export const PAGE_BYTES = 65536;
+
+/** Unsigned LEB128. */
+export function uleb(value: number): number[] {
+  const out: number[] = [];
+  let v = value >>> 0;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+  return out;
+}
+
+/** Signed LEB128 of a 32-bit integer. */
+export function sleb(value: number): number[] {
+  const out: number[] = [];
+  let v = value | 0;
+  for (;;) {
+    const byte = v & 0x7f;
+    v >>= 7;
+    if ((v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+export function vec(items: readonly number[][]): number[] {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+export function name(text: string): number[] {
+  const bytes = Array.from(new TextEncoder().encode(text));
+  return [...uleb(bytes.length), ...bytes];
+}
+
+export function section(id: number, content: number[]): number[] {
+  return [id, ...uleb(content.length), ...content];
+}
+
+/** A function body: its local declarations ([count, type] runs) and code, length-prefixed. */
+export function functionBody(locals: readonly number[][], code: readonly number[]): number[] {
+  const body = [...vec(locals.map((run) => [...uleb(run[0] as number), run[1] as number])), ...code];
+  return [...uleb(body.length), ...body];
+}
+
+export const MAGIC_AND_VERSION = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const F64 = 0x7c;
+export const V128 = 0x7b;
+
+export const get = (local: number): number[] => [0x20, ...uleb(local)];
+export const set = (local: number): number[] => [0x21, ...uleb(local)];
+export const tee = (local: number): number[] => [0x22, ...uleb(local)];
+export const i32Const = (value: number): number[] => [0x41, ...sleb(value)];
