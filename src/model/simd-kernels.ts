@@ -12,61 +12,27 @@
  *   e ← w · 1[p ≥ 0]                     the next step's effective weights W ⊙ M
  */
 
-/**
- * The part of the WebAssembly JS API used here (the project compiles against ES2023 and Node's
- * types, which do not declare it; Node provides it at run time).
- */
-interface WasmModule {
-  readonly __wasmModule?: never;
-}
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-}
-interface WasmInstance {
-  readonly exports: Readonly<Record<string, unknown>>;
-}
-declare const WebAssembly: {
-  readonly Module: new (bytes: Uint8Array) => WasmModule;
-  readonly Memory: new (descriptor: { initial: number }) => WasmMemory;
-  readonly Instance: new (
-    module: WasmModule,
-    imports: Record<string, Record<string, unknown>>,
-  ) => WasmInstance;
-};
+import {
+  F32,
+  functionBody,
+  get,
+  I32,
+  MAGIC_AND_VERSION,
+  name,
+  section,
+  set,
+  uleb,
+  V128,
+  vec,
+  Wasm,
+  type WasmInstance,
+  type WasmMemory,
+  type WasmModule,
+} from './wasm-asm.js';
 
 const SIMD = 0xfd;
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-
-function uleb(value: number): number[] {
-  const out: number[] = [];
-  let v = value >>> 0;
-  do {
-    let byte = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0);
-  return out;
-}
-
-function vec(items: readonly number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-function name(text: string): number[] {
-  const bytes = Array.from(new TextEncoder().encode(text));
-  return [...uleb(bytes.length), ...bytes];
-}
-
-function section(id: number, content: number[]): number[] {
-  return [id, ...uleb(content.length), ...content];
-}
 
 const simd = (op: number): number[] => [SIMD, ...uleb(op)];
-const get = (local: number): number[] => [0x20, ...uleb(local)];
-const set = (local: number): number[] => [0x21, ...uleb(local)];
 const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
 /** v128.load / v128.store at (base + i), 16-byte aligned. */
 const load = (base: number, i: number): number[] => [...get(base), ...get(i), 0x6a, ...simd(0x00), 4, 0];
@@ -169,25 +135,19 @@ function thresholdRmsprop(): number[] {
     0x0b, // end block
     0x0b, // end function
   ];
-  const locals = vec([
-    [1, I32],
-    [9, V128],
-  ]);
-  const body = [...locals, ...code];
-  return [...uleb(body.length), ...body];
+  return functionBody(
+    [
+      [1, I32],
+      [9, V128],
+    ],
+    code,
+  );
 }
 
 function moduleBytes(): Uint8Array {
   const type = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [F32], [F32], [F32], [F32]]), 0];
   return Uint8Array.from([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
+    ...MAGIC_AND_VERSION,
     ...section(1, vec([type])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
     ...section(3, vec([[0]])),
@@ -215,7 +175,7 @@ let compiled: WasmModule | null | undefined;
 function simdModule(): WasmModule | null {
   if (compiled === undefined) {
     try {
-      compiled = new WebAssembly.Module(moduleBytes());
+      compiled = new Wasm.Module(moduleBytes());
     } catch {
       compiled = null;
     }
@@ -243,8 +203,8 @@ export class SimdArena {
     const module = simdModule();
     if (module === null) return null;
     const bytes = lengths.reduce((sum, n) => sum + SimdArena.paddedBytes(n), 0);
-    const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / 65536)) });
-    return new SimdArena(memory, new WebAssembly.Instance(module, { env: { memory } }));
+    const memory = new Wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / 65536)) });
+    return new SimdArena(memory, new Wasm.Instance(module, { env: { memory } }));
   }
 
   static paddedBytes(length: number): number {
