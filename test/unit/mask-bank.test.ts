@@ -278,6 +278,29 @@ test('memoryBytes counts blocks allocated lazily', () => {
   assert.ok(bank.memoryBytes() - oneBlock >= SMALL.totalBytes * 8);
 });
 
+test('dot products stay exact while the bank grows (memory growth, scratch regrown, old blocks kept)', () => {
+  // Above ~90 masks dotAll takes the byte-table kernel (WebAssembly); blocks of 4 lenet masks
+  // (158 kB each) make the bank's memory grow and its scratch be regrown between products.
+  const masks = Array.from({ length: 160 }, (_, i) => randomHalfMask(LENET, 21, i));
+  const bank = new MaskBank(LENET, { blockSize: 4 });
+  const v = randomVector(LENET, 6, 'f32');
+  const checks = [96, 97, 130, 160];
+  for (let k = 1; k <= masks.length; k++) {
+    bank.add(masks[k - 1] as Uint8Array);
+    if (!checks.includes(k)) continue;
+    const expected = masks.slice(0, k).map((packed) => naiveDot(v, packed));
+    assertClose(bank.dotAll(v), expected, `k=${k}`);
+    const subset = Array.from({ length: 95 }, (_, i) => (i * 5 + k) % k);
+    assertClose(
+      bank.dotSubset(subset, v),
+      subset.map((i) => expected[i] as number),
+      `subset at k=${k}`,
+    );
+  }
+  assert.ok(bank.memoryBytes() > 40 * 4 * LENET.totalBytes);
+  assert.deepEqual(bank.get(0), masks[0]);
+});
+
 test('dot products are bit-identical on 1 and 2 threads (worker threads over shared storage)', () => {
   // 130 lenet-500 masks: 5.1 MB, above the size from which the bank splits work over threads.
   const masks = Array.from({ length: 130 }, (_, i) => randomHalfMask(LENET, 8, i));
