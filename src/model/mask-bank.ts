@@ -14,28 +14,29 @@ import { combineChunks, ROW_CHUNKS, type TableDotJob, tableDotChunks } from './t
  *
  * Kernel (dotAll): for each group of four byte positions j..j+3, build four 256-entry subset-sum
  * tables T_r[x] = Σ_{bits t of x} V[8(j+r) + t] (255 adds each), then walk every block's four rows
- * once, reading four masks' bytes per Uint32 load, and add T_0[x_0] + … + T_3[x_3] to each mask's
- * float64 accumulator. The tables are built once per group and shared by all blocks, so a call
- * costs about totalBytes · (255 + k) additions and reads the bank once, sequentially. The rows are
+ * once and add T_0[x_0] + … + T_3[x_3] to each mask's float64 accumulator. The tables are built
+ * once per group and shared by all blocks, so a call costs about totalBytes · (255 + k) additions
+ * and reads the bank once, sequentially. The loops run in WebAssembly (src/model/dot-kernel.ts)
+ * over one shared memory per bank that holds the blocks, the vector and the scratch. The rows are
  * cut into ROW_CHUNKS fixed chunks with their own partial sums (added in chunk order), and large
- * calls hand whole chunks to worker threads (src/model/dot-pool.ts): the blocks live in
- * SharedArrayBuffers, and the result never depends on the thread count. Measured: ~66 ms of one
- * core per dotAll for k = 2500 masks on lenet 784-300-100-500 (39,404 bytes per mask; reading the
- * bank once as Float64 takes ~10-13 ms), 2-vCPU Xeon VM, Node 20; see docs/benchmarks.md.
+ * calls hand whole chunks to worker threads (src/model/dot-pool.ts), so the result never depends
+ * on the thread count. Measured: ~31 ms of one core per dotAll for k = 2500 masks on lenet
+ * 784-300-100-500 (39,404 bytes per mask), 16 ms on two; see docs/benchmarks.md.
  */
 
 const DEFAULT_BLOCK_SIZE = 256;
 const TABLE_SIZE = 256;
 /**
- * Cost model per byte row, in nanoseconds (measured on lenet-300-100-500, one core of the 2-vCPU
- * Xeon VM): the byte-table kernel builds four 255-entry tables per four rows, then reads every
- * stored slot of the blocks it walks; the nibble kernel builds two 15-entry tables per row, then
- * does two lookups per requested mask. The nibble kernel wins below about 90 masks.
+ * Cost model per byte row, in nanoseconds (measured on lenet-300-100-500, one core, Node 20): the
+ * byte-table kernel (WebAssembly) builds four 255-entry tables per four rows, then reads every
+ * stored slot of the blocks it walks; the nibble kernel (JavaScript) builds two 15-entry tables per
+ * row, then does two lookups per requested mask. The nibble kernel wins below about 4 masks
+ * (and for a few masks out of large blocks, in dotSubset).
  */
-const BYTE_TABLE_BUILD_NS = 270;
-const BYTE_TABLE_PER_SLOT_NS = 0.56;
-const NIBBLE_TABLE_BUILD_NS = 40;
-const NIBBLE_PER_MASK_NS = 3.1;
+const BYTE_TABLE_BUILD_NS = 37;
+const BYTE_TABLE_PER_SLOT_NS = 0.3;
+const NIBBLE_TABLE_BUILD_NS = 30;
+const NIBBLE_PER_MASK_NS = 2.4;
 /**
  * From this many masks on, subsetCounts counts byte values per position (a histogram); below it,
  * it adds the masks' bytes spread to one bit per nibble (at most 15 per nibble, no overflow).
