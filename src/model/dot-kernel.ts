@@ -293,6 +293,9 @@ export type AccumulateRows = (
   accStride: number,
 ) => void;
 
+/** JavaScript's typed arrays share the vector and sums with the kernel: their byte order must match. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Pages a dot memory may grow to: all of wasm32's 4 GiB. Only touched pages are resident. */
 export const DOT_MEMORY_MAX_PAGES = 65536;
 
@@ -317,6 +320,12 @@ export class DotMemory {
   private used = 0;
 
   constructor() {
+    if (!LITTLE_ENDIAN) {
+      throw new SupsupError(
+        'E_BACKEND_UNAVAILABLE',
+        'the mask bank needs a little-endian host (WebAssembly memory is little-endian)',
+      );
+    }
     this.memory = new Wasm.Memory({ initial: 1, maximum: DOT_MEMORY_MAX_PAGES, shared: true });
     this.kernels = dotKernels(this.memory);
     this.allocate(KERNEL_THREADS * TABLE_AREA_BYTES);
