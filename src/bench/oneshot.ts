@@ -5,6 +5,7 @@ import { randomMask } from '../model/mask-layout.js';
 import type { Objective } from '../model/objectives.js';
 import { defaultOptimizer } from '../model/optimizers.js';
 import { RandomStream } from '../model/prng.js';
+import { runPeerScript } from './peer.js';
 
 export interface OneShotBenchConfig {
   readonly arch: Architecture;
@@ -163,4 +164,39 @@ function addRandomMasks(
     engine.addMask(randomMask(engine.layout, seed, m));
     if (m % 100 === 99 || m === count - 1) onAdded(m + 1);
   }
+}
+
+export interface OneShotPeer {
+  readonly threads: number;
+  readonly ms_per_batch_min: number | null;
+  readonly peak_rss_mb?: number;
+  readonly error?: string;
+  readonly raw?: unknown;
+}
+
+/** The reference code's one-shot inference (stacked float masks) in PyTorch, same shape and masks count. */
+export function runOneShotPeer(
+  config: { readonly arch: Architecture; readonly masks: number; readonly batchSize: number },
+  threads: number,
+): OneShotPeer {
+  if (config.arch.inputs !== 784)
+    return { threads, ms_per_batch_min: null, error: 'the peer script has 784 inputs' };
+  const run = runPeerScript('pytorch_supsup_oneshot_bench.py', [
+    '--masks',
+    String(config.masks),
+    '--hidden',
+    config.arch.hidden.join(','),
+    '--outputs',
+    String(config.arch.outputs),
+    '--batch',
+    String(config.batchSize),
+    '--threads',
+    String(threads),
+  ]);
+  if (!run.ok) return { threads, ms_per_batch_min: null, error: run.error };
+  const { ms_per_batch_min: ms, peak_rss_mb: rss } = run.raw;
+  if (typeof ms !== 'number' || typeof rss !== 'number') {
+    return { threads, ms_per_batch_min: null, error: 'unexpected peer output', raw: run.raw };
+  }
+  return { threads, ms_per_batch_min: ms, peak_rss_mb: rss, raw: run.raw };
 }

@@ -1,12 +1,10 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Architecture } from '../model/arch.js';
 import { SupermaskEngine } from '../model/engine.js';
 import type { MaskRule } from '../model/mask-rule.js';
 import type { OptimizerConfig } from '../model/optimizers.js';
 import { RandomStream } from '../model/prng.js';
 import type { LabelledBatch, StepProfile } from '../model/trainer.js';
+import { runPeerScript } from './peer.js';
 
 export interface TrainBenchConfig {
   readonly arch: Architecture;
@@ -92,47 +90,17 @@ export interface PeerResult {
   readonly raw?: unknown;
 }
 
-/** The PyTorch peer script, from the source checkout (docs/ is not in the npm package). */
-export function peerScriptPath(): string | null {
-  const script = fileURLToPath(
-    new URL('../../docs/reference/pytorch_supsup_train_bench.py', import.meta.url),
-  );
-  return existsSync(script) ? script : null;
-}
-
-/**
- * Runs the PyTorch peer (Debian's python3-torch) with OpenBLAS from Debian's libopenblas0-openmp
- * when present, since python3-torch alone links the reference BLAS.
- */
-export function runPytorchPeer(
-  arch: 'lenet' | 'fc1024',
-  threads: number,
-  steps: number,
-  python = '/usr/bin/python3',
-): PeerResult {
-  const script = peerScriptPath();
-  if (script === null) return { threads, samples_per_s: null, error: 'peer script not found' };
-  const openblas = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
-  const env = { ...process.env };
-  if (existsSync(openblas)) env.LD_LIBRARY_PATH = [openblas, env.LD_LIBRARY_PATH].filter(Boolean).join(':');
-  const run = spawnSync(
-    python,
-    [script, '--arch', arch, '--threads', String(threads), '--steps', String(steps), '--json'],
-    { env, encoding: 'utf8', timeout: 600_000 },
-  );
-  if (run.status !== 0) {
-    return {
-      threads,
-      samples_per_s: null,
-      error: (run.stderr || run.error?.message || 'failed').slice(0, 300),
-    };
-  }
-  try {
-    const lines = run.stdout.trim().split('\n');
-    const raw = JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
-    const rate = raw.samples_per_s;
-    return { threads, samples_per_s: typeof rate === 'number' ? rate : null, raw };
-  } catch (error) {
-    return { threads, samples_per_s: null, error: String(error).slice(0, 300) };
-  }
+/** The PyTorch peer training script (docs/reference/pytorch_supsup_train_bench.py). */
+export function runPytorchPeer(arch: 'lenet' | 'fc1024', threads: number, steps: number): PeerResult {
+  const run = runPeerScript('pytorch_supsup_train_bench.py', [
+    '--arch',
+    arch,
+    '--threads',
+    String(threads),
+    '--steps',
+    String(steps),
+  ]);
+  if (!run.ok) return { threads, samples_per_s: null, error: run.error };
+  const rate = run.raw.samples_per_s;
+  return { threads, samples_per_s: typeof rate === 'number' ? rate : null, raw: run.raw };
 }

@@ -1,6 +1,6 @@
 import { coldStartChild, runColdStartBench } from '../bench/coldstart.js';
 import { runDaemonBench } from '../bench/daemon-bench.js';
-import { runOneShotBench } from '../bench/oneshot.js';
+import { runOneShotBench, runOneShotPeer } from '../bench/oneshot.js';
 import { type ProtocolConfig, runProtocol, type Scenario } from '../bench/protocol.js';
 import { type PeerResult, runPytorchPeer, runTrainBench } from '../bench/train.js';
 import { loadDataset } from '../data/index.js';
@@ -115,6 +115,7 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
     seed: r.integer('seed', 1, 0, 0xffffffff),
     threads: r.optionalInteger('threads', 1),
   };
+  const peer = raw.peer === true;
   const preference = r.choice<BackendPreference>('backend', BACKEND_PREFERENCES, 'auto');
   r.finish('bench oneshot');
   const backend = await selectBackend(preference);
@@ -127,7 +128,25 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
     ),
   );
   progress.done();
-  const report = { command: 'bench oneshot', backend: backend.backend, ...result, config };
+  const peers = peer ? [1, 2].map((threads) => runOneShotPeer(config, threads)) : [];
+  const ratios = Object.fromEntries(
+    peers.flatMap((q) =>
+      q.ms_per_batch_min === null
+        ? []
+        : [
+            [`speedup_vs_pytorch_${q.threads}t`, q.ms_per_batch_min / result.oneshot_ms_min],
+            [`memory_ratio_vs_pytorch_${q.threads}t`, (q.peak_rss_mb as number) / result.rss_mb],
+          ],
+    ),
+  );
+  const report = {
+    command: 'bench oneshot',
+    backend: backend.backend,
+    ...result,
+    peer: peers,
+    ...ratios,
+    config,
+  };
   if (raw.json === true) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return;
@@ -141,6 +160,11 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
       `  reading the bank once: ${result.bank_read_ms.toFixed(1)} ms (${result.bank_read_gb_per_s.toFixed(1)} GB/s); one-shot / read ${result.ratio_oneshot_min_to_read.toFixed(2)} (min), ${result.ratio_oneshot_p50_to_read.toFixed(2)} (p50)`,
       `  dot products alone: ${result.dot_all_ms_min.toFixed(1)} ms on ${result.dot_threads} thread(s), ${result.dot_all_1_thread_ms_min.toFixed(1)} ms on 1 (min)`,
       `  resident memory ${result.rss_mb.toFixed(0)} MiB`,
+      ...peers.map((q) =>
+        q.ms_per_batch_min === null
+          ? `  PyTorch stacked float masks, ${q.threads} thread(s): ${q.error ?? 'failed'}`
+          : `  PyTorch stacked float masks, ${q.threads} thread(s): ${q.ms_per_batch_min.toFixed(0)} ms per batch (min), peak ${(q.peak_rss_mb as number).toFixed(0)} MiB; ${(q.ms_per_batch_min / result.oneshot_ms_min).toFixed(0)}x slower`,
+      ),
     ].join('\n')}\n`,
   );
 }

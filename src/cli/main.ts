@@ -94,6 +94,10 @@ function buildProgram(): Command {
     .option('--objective <obj>', 'H|G', 'H')
     .option('--repeats <n>', 'timed repetitions', '20')
     .option('--threads <n>', 'threads for the dot products (default: the cores available, at most 4)')
+    .option(
+      '--peer',
+      'also run docs/reference/pytorch_supsup_oneshot_bench.py (stacked float masks, 1 and 2 threads; peak memory about 2.2 GB per 1,000 lenet-500 masks)',
+    )
     .option('--seed <n>', 'seed', '1')
     .option('--backend <name>', BACKEND_HELP, 'auto')
     .option('--json', 'print one JSON object as the last line of stdout')
