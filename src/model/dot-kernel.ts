@@ -8,9 +8,12 @@
  * values are not all zero, build the four 256-entry tables T_r[x] = Σ_{bits i of x}
  * values[8(row + r) + i] by doubling, then add ((T_0[x_0] + T_1[x_1]) + T_2[x_2]) + T_3[x_3] to
  * the float64 accumulator of every mask slot of every listed block. `list` holds `blocks` pairs
- * (block base address, quads of slots to walk); a block's byte rows are `stride` bytes apart and
- * its accumulators start at acc + b·accStride. Same operations in the same order as the JavaScript
- * it replaced, so the sums are unchanged; per mask byte: one byte load, one table load, one add.
+ * (block base address, quads of slots to walk). Blocks are group-interleaved (mask-bank.ts): the
+ * group starting at byte row `row` begins at base + row·stride and holds, for slot m, that mask's
+ * four bytes x_0..x_3 at 4m..4m+3, so the walk over a group is one sequential run of the block
+ * (one prefetch stream per block instead of four). A block's accumulators start at
+ * acc + b·accStride. Same operations in the same order as the JavaScript it replaced, so the sums
+ * are unchanged; per mask byte: one byte load, one shift, one table load, one add.
  */
 import { SupsupError } from '../errors.js';
 import {
@@ -49,12 +52,12 @@ export const TABLE_AREA_BYTES = 4 * 256 * 8;
 /** Table areas, at addresses 0, TABLE_AREA_BYTES, …: the most threads one dot product uses. */
 export const KERNEL_THREADS = 4;
 
-/** T_row[byte `lane` of the quad at local `pointer`] for the tables at address `tables`. */
+/** T_row[x_row of slot `lane` of the quad at local `pointer`] for the tables at address `tables`. */
 function lookup(tables: number, pointer: number, lane: number, row: number): number[] {
   return [
     ...get(pointer),
     I32_LOAD8_U,
-    ...memarg(0, lane),
+    ...memarg(0, 4 * lane + row),
     ...i32Const(3),
     I32_SHL,
     F64_LOAD,
@@ -84,8 +87,7 @@ const addTo = (local: number, amount: number[]): number[] => [
 function accumulateRows(tables: number): number[] {
   const [list, blocks, rowFrom, rowTo, stride, values, acc, accStride] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [row, vp, i, n, tr, b, p, end, a, q, entry] = [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
-  const [p1, p2, p3] = [19, 20, 21];
-  const value = 22; // f64
+  const value = 19; // f64
   // Are the group's 32 values all zero? (−0 counts as zero, NaN does not, as with !== 0.)
   const nonZero = [
     ...i32Const(0),
@@ -165,11 +167,11 @@ function accumulateRows(tables: number): number[] {
     F64_LOAD,
     ...memarg(3, 8 * lane),
     ...lookup(tables, p, lane, 0),
-    ...lookup(tables, p1, lane, 1),
+    ...lookup(tables, p, lane, 1),
     F64_ADD,
-    ...lookup(tables, p2, lane, 2),
+    ...lookup(tables, p, lane, 2),
     F64_ADD,
-    ...lookup(tables, p3, lane, 3),
+    ...lookup(tables, p, lane, 3),
     F64_ADD,
     F64_ADD,
     F64_STORE,
@@ -178,18 +180,8 @@ function accumulateRows(tables: number): number[] {
   const quads = [
     ...BLOCK_LOOP,
     ...breakIf([...get(p), ...get(end), I32_GE_U]),
-    ...get(p),
-    ...get(stride),
-    I32_ADD,
-    ...tee(p1),
-    ...get(stride),
-    I32_ADD,
-    ...tee(p2),
-    ...get(stride),
-    I32_ADD,
-    ...set(p3),
     ...lanes,
-    ...addTo(p, i32Const(4)),
+    ...addTo(p, i32Const(16)),
     ...addTo(a, i32Const(32)),
     ...continueLoop,
     ...END_LOOP_BLOCK,
@@ -205,7 +197,7 @@ function accumulateRows(tables: number): number[] {
     I32_SHL,
     I32_ADD,
     ...set(entry),
-    // p = base + row · stride (the group's first row); end = p + 4 · quads
+    // p = base + row · stride (the group's first word); end = p + 16 · quads
     ...get(entry),
     I32_LOAD,
     ...memarg(2, 0),
@@ -217,7 +209,7 @@ function accumulateRows(tables: number): number[] {
     ...get(entry),
     I32_LOAD,
     ...memarg(2, 4),
-    ...i32Const(2),
+    ...i32Const(4),
     I32_SHL,
     I32_ADD,
     ...set(end),
@@ -260,7 +252,7 @@ function accumulateRows(tables: number): number[] {
   ];
   return functionBody(
     [
-      [14, I32],
+      [11, I32],
       [1, F64],
     ],
     code,

@@ -8,9 +8,11 @@ import { combineChunks, ROW_CHUNKS, type TableDotJob, tableDotChunks } from './t
  * A bank of k packed binary masks over one network, laid out for the task-inference kernel
  * g_i = Σ_w V[w]·M_i[w] (one float vector against every mask, never expanding a mask to floats).
  *
- * Storage: blocks of `blockSize` masks, byte-position-major. Block b is one
- * Uint8Array(totalBytes · blockSize) where byte j of the mask in slot m sits at j·blockSize + m, so
- * row j of a block holds byte j of all its masks side by side.
+ * Storage: blocks of `blockSize` masks, in groups of four byte positions. Block b is one
+ * Uint8Array(totalBytes · blockSize) where byte j of the mask in slot m sits at
+ * storageOffset(blockSize, j, m) = (⌊j/4⌋·blockSize + m)·4 + j mod 4: group g (bytes 4g..4g+3)
+ * holds each mask's four bytes side by side, one 32-bit word per slot, so the kernel reads a block
+ * as one sequential stream (byte-position-major rows, one stream per row, were 25 % slower).
  *
  * Kernel (dotAll): for each group of four byte positions j..j+3, build four 256-entry subset-sum
  * tables T_r[x] = Σ_{bits t of x} V[8(j+r) + t] (255 adds each), then walk every block's four rows
@@ -312,22 +314,23 @@ export class MaskBank {
   private nibbleDots(indices: ArrayLike<number>, target: Float64Array): void {
     const k = indices.length;
     const storages: Uint8Array[] = new Array<Uint8Array>(k);
-    const slots = new Int32Array(k);
+    const offsets = new Int32Array(k);
     for (let p = 0; p < k; p++) {
       const index = indices[p] as number;
       storages[p] = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
-      slots[p] = index % this.blockSize;
+      offsets[p] = storageOffset(this.blockSize, 0, index % this.blockSize);
     }
     const sums = this.accumulatorsFor(Math.ceil(k / this.blockSize));
     sums.fill(0, 0, k);
     const lo = this.nibbleTables;
     const values = this.values;
     const rows = this.layout.totalBytes;
-    for (let j = 0, row = 0; j < rows; j++, row += this.blockSize) {
+    for (let j = 0; j < rows; j++) {
+      const row = rowOffset(this.blockSize, j);
       const w = 8 * j;
       if (!buildNibbleTables(lo, values, w)) continue;
       for (let p = 0; p < k; p++) {
-        const x = (storages[p] as Uint8Array)[row + (slots[p] as number)] as number;
+        const x = (storages[p] as Uint8Array)[row + (offsets[p] as number)] as number;
         sums[p] = (sums[p] as number) + ((lo[x & 15] as number) + (lo[16 + (x >>> 4)] as number));
       }
     }
@@ -494,13 +497,26 @@ function paddingBits(layout: MaskLayout): { byteIndices: Int32Array; bits: Uint8
 }
 
 function writeColumn(storage: Uint8Array, blockSize: number, slot: number, packed: Uint8Array): void {
-  for (let j = 0, at = slot; j < packed.length; j++, at += blockSize) storage[at] = packed[j] as number;
+  for (let j = 0; j < packed.length; j++) storage[storageOffset(blockSize, j, slot)] = packed[j] as number;
 }
 
 function readColumn(storage: Uint8Array, blockSize: number, slot: number, totalBytes: number): Uint8Array {
   const packed = new Uint8Array(totalBytes);
-  for (let j = 0, at = slot; j < totalBytes; j++, at += blockSize) packed[j] = storage[at] as number;
+  for (let j = 0; j < totalBytes; j++) packed[j] = storage[storageOffset(blockSize, j, slot)] as number;
   return packed;
+}
+
+/**
+ * Where byte j of the mask in `slot` sits in its block (see MaskBank): byte positions in groups of
+ * four, each group holding one 32-bit word per slot. storageOffset(b, j, m) = rowOffset(b, j) + 4m.
+ */
+function storageOffset(blockSize: number, j: number, slot: number): number {
+  return rowOffset(blockSize, j) + 4 * slot;
+}
+
+/** Offset of byte j of slot 0 in a block; slot m's byte j is 4m further. */
+function rowOffset(blockSize: number, j: number): number {
+  return (j - (j & 3)) * blockSize + (j & 3);
 }
 
 /** Index of the lowest set bit of a nonzero byte. */
@@ -555,10 +571,11 @@ function addBitsBySpread(
       at.push(slot);
     }
   });
-  const offsets = Int32Array.from(at);
+  const offsets = Int32Array.from(at, (slot) => 4 * slot);
   const k = bytes.length;
   const totalBytes = counts.length >>> 3;
-  for (let j = 0, row = 0, w = 0; j < totalBytes; j++, row += blockSize, w += 8) {
+  for (let j = 0, w = 0; j < totalBytes; j++, w += 8) {
+    const row = rowOffset(blockSize, j);
     let sum = 0;
     for (let p = 0; p < k; p++)
       sum += SPREAD[(bytes[p] as Uint8Array)[row + (offsets[p] as number)] as number] as number;
@@ -580,12 +597,14 @@ function addBitsByHistogram(
   histogram: Uint32Array,
 ): void {
   const totalBytes = counts.length >>> 3;
-  for (let j = 0, row = 0; j < totalBytes; j++, row += blockSize) {
+  const offsets = slots.map((blockSlots) => Int32Array.from(blockSlots, (slot) => 4 * slot));
+  for (let j = 0; j < totalBytes; j++) {
+    const row = rowOffset(blockSize, j);
     for (let b = 0; b < storage.length; b++) {
       const bytes = storage[b] as Uint8Array;
-      const blockSlots = slots[b] as Int32Array;
-      for (let p = 0; p < blockSlots.length; p++) {
-        const value = bytes[row + (blockSlots[p] as number)] as number;
+      const blockOffsets = offsets[b] as Int32Array;
+      for (let p = 0; p < blockOffsets.length; p++) {
+        const value = bytes[row + (blockOffsets[p] as number)] as number;
         histogram[value] = (histogram[value] as number) + 1;
       }
     }
@@ -624,8 +643,8 @@ function updateBitCountsForReplace(
   slot: number,
   packed: Uint8Array,
 ): void {
-  for (let j = 0, at = slot; j < packed.length; j++, at += blockSize) {
-    const before = storage[at] as number;
+  for (let j = 0; j < packed.length; j++) {
+    const before = storage[storageOffset(blockSize, j, slot)] as number;
     const after = packed[j] as number;
     if (before === after) continue;
     addByteBits(counts, 8 * j, before & ~after, -1);
