@@ -157,7 +157,7 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
       `  ${result.oneshot_ms_per_batch.toFixed(1)} ms per batch (p50 ${result.oneshot_ms_p50.toFixed(1)}, min ${result.oneshot_ms_min.toFixed(1)})`,
       `  prediction with the inferred mask: ${result.predict_ms_per_batch.toFixed(1)} ms per batch`,
       `  masks: ${result.mask_bytes_per_task} bytes each, bank ${(result.mask_bank_bytes / 2 ** 20).toFixed(1)} MiB`,
-      `  reading the bank once: ${result.bank_read_ms.toFixed(1)} ms (${result.bank_read_gb_per_s.toFixed(1)} GB/s); one-shot / read ${result.ratio_oneshot_min_to_read.toFixed(2)} (min), ${result.ratio_oneshot_p50_to_read.toFixed(2)} (p50)`,
+      `  reading the bank once: ${result.bank_read_ms.toFixed(1)} ms (${result.bank_read_gb_per_s.toFixed(1)} GB/s; WebAssembly v128 ${result.bank_read_v128_ms.toFixed(1)} ms, JavaScript ${result.bank_read_js_ms.toFixed(1)} ms); one-shot / read ${result.ratio_oneshot_min_to_read.toFixed(2)} (min), ${result.ratio_oneshot_p50_to_read.toFixed(2)} (p50)`,
       `  dot products alone: ${result.dot_all_ms_min.toFixed(1)} ms on ${result.dot_threads} thread(s), ${result.dot_all_1_thread_ms_min.toFixed(1)} ms on 1 (min)`,
       `  resident memory ${result.rss_mb.toFixed(0)} MiB`,
       ...peers.map((q) =>

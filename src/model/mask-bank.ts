@@ -220,15 +220,22 @@ export class MaskBank {
   }
 
   /**
-   * Reads every stored mask byte once, as `word` loads (Uint32 or Float64), and returns a sum so
-   * the reads cannot be optimised away: the memory-read floor that dotAll is measured against.
+   * Reads every stored mask byte once, as `word` loads (Uint32 or Float64 in JavaScript, or
+   * WebAssembly v128), and returns a sum so the reads cannot be optimised away: the memory-read
+   * floor that dotAll is measured against.
    */
-  scanStorage(word: 'u32' | 'f64'): number {
+  scanStorage(word: 'u32' | 'f64' | 'v128'): number {
     let total = 0;
-    for (const block of this.blocks) {
-      if (word === 'u32')
+    for (let b = 0; b < this.blocks.length; b++) {
+      const block = this.blocks[b] as Uint8Array;
+      if (word === 'v128') {
+        const at = this.blockAt[b] as number;
+        const whole = block.length - (block.length % 64);
+        total += this.dot.readV128(at, at + whole);
+        for (let i = whole; i < block.length; i++) total += block[i] as number;
+      } else if (word === 'u32') {
         total += sumWords(new Int32Array(block.buffer, block.byteOffset, block.length >>> 2));
-      else total += sumFloats(new Float64Array(block.buffer, block.byteOffset, block.length >>> 3));
+      } else total += sumFloats(new Float64Array(block.buffer, block.byteOffset, block.length >>> 3));
     }
     return total;
   }
