@@ -18,7 +18,6 @@
 import { SupsupError } from '../errors.js';
 import {
   functionBody,
-  V128,
   get,
   I32,
   i32Const,
@@ -29,6 +28,7 @@ import {
   set,
   tee,
   uleb,
+  V128,
   vec,
   Wasm,
   type WasmMemory,

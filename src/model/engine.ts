@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SupsupError } from '../errors.js';
+import { AlphaVector } from './alpha-vector.js';
 import { type Architecture, architectureKey } from './arch.js';
 import { MaskBank } from './mask-bank.js';
 import { type MaskLayout, maskLayout, randomMask, unpackLayer } from './mask-layout.js';
@@ -59,7 +60,7 @@ export class SupermaskEngine {
   readonly base: BaseWeights;
   readonly net: MaskedMlp;
   readonly bank: MaskBank;
-  private readonly alphaBuffer: Float32Array;
+  private readonly alpha: AlphaVector;
   private readonly taskWeightCacheSize: number;
   private readonly taskWeights = new Map<number, tf.Tensor2D[]>();
   private superposed: { version: number; tensors: tf.Tensor2D[]; transposed: (tf.Tensor2D | null)[] } | null =
@@ -79,7 +80,7 @@ export class SupermaskEngine {
     this.base = signedConstantWeights(config.arch, config.seed);
     this.net = new MaskedMlp(config.arch, this.base);
     this.bank = new MaskBank(this.layout);
-    this.alphaBuffer = new Float32Array(this.layout.totalBits);
+    this.alpha = new AlphaVector(this.layout, this.base.layers);
     this.taskWeightCacheSize = config.taskWeightCache ?? 32;
   }
 
@@ -159,12 +160,12 @@ export class SupermaskEngine {
     if (subset === undefined) {
       const superposed = this.superposedWeights();
       this.fillAlphaBuffer(x, bprime, objective, superposed.tensors, superposed.transposed);
-      return this.bank.dotAll(this.alphaBuffer);
+      return this.bank.dotAll(this.alpha.values);
     }
     this.withEffectiveFromCounts(this.bank.subsetCounts(subset), k, (effective) =>
       this.fillAlphaBuffer(x, bprime, objective, effective),
     );
-    return this.bank.dotSubset(subset, this.alphaBuffer);
+    return this.bank.dotSubset(subset, this.alpha.values);
   }
 
   /**
@@ -191,8 +192,8 @@ export class SupermaskEngine {
       this.fillAlphaBuffer(x, bprime, objective, effective),
     );
     return {
-      masks: this.bank.size > 0 ? this.bank.dotAll(this.alphaBuffer) : new Float64Array(0),
-      pads: padBank.dotSubset(padIndices, this.alphaBuffer),
+      masks: this.bank.size > 0 ? this.bank.dotAll(this.alpha.values) : new Float64Array(0),
+      pads: padBank.dotSubset(padIndices, this.alpha.values),
     };
   }
 
@@ -281,14 +282,10 @@ export class SupermaskEngine {
       const { dLogits } = objectiveGradient(objective, trace.logits, this.arch.realClasses);
       return this.net.backward(trace, effective, dLogits, { effectiveT });
     });
-    // V = ∂Obj/∂W̃ ⊙ W, rounded to float32 as tf.mul would, straight into the alpha buffer.
+    // V = ∂Obj/∂W̃ ⊙ W, rounded to float32 as tf.mul would.
     grads.forEach((g, l) => {
-      const values = g.dataSync() as Float32Array;
+      this.alpha.setLayer(l, g.dataSync() as Float32Array);
       g.dispose();
-      const w = this.base.layers[l] as Float32Array;
-      const out = this.alphaBuffer;
-      const offset = this.layout.bitOffsets[l] as number;
-      for (let i = 0; i < values.length; i++) out[offset + i] = (values[i] as number) * (w[i] as number);
     });
   }
 

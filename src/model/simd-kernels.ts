@@ -144,15 +144,54 @@ function thresholdRmsprop(): number[] {
   );
 }
 
+/** multiply(out, a, b, bytes): out ← a·b, one correctly rounded float32 product per lane (as tf.mul). */
+function multiply(): number[] {
+  const [out, a, b, bytes, i] = [0, 1, 2, 3, 4];
+  const code = [
+    0x02,
+    0x40, // block
+    0x03,
+    0x40, // loop
+    ...get(i),
+    ...get(bytes),
+    0x4f, // i32.ge_u
+    0x0d,
+    1, // br_if out
+    ...store(out, i, [...load(a, i), ...load(b, i), ...simd(F32X4_MUL)]),
+    ...get(i),
+    0x41,
+    16, // i32.const 16
+    0x6a,
+    ...set(i),
+    0x0c,
+    0, // br loop
+    0x0b, // end loop
+    0x0b, // end block
+    0x0b, // end function
+  ];
+  return functionBody([[1, I32]], code);
+}
+
 function moduleBytes(): Uint8Array {
-  const type = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [F32], [F32], [F32], [F32]]), 0];
+  const rmspropType = [
+    0x60,
+    ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [F32], [F32], [F32], [F32]]),
+    0,
+  ];
+  const multiplyType = [0x60, ...vec([[I32], [I32], [I32], [I32]]), 0];
   return Uint8Array.from([
     ...MAGIC_AND_VERSION,
-    ...section(1, vec([type])),
+    ...section(1, vec([rmspropType, multiplyType])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
-    ...section(3, vec([[0]])),
-    ...section(7, vec([[...name('threshold_rmsprop'), 0x00, 0x00]])),
-    ...section(10, vec([thresholdRmsprop()])),
+    ...section(3, vec([[0], [1]])),
+    ...section(
+      7,
+      vec([
+        [...name('threshold_rmsprop'), 0x00, 0x00],
+        [...name('multiply'), 0x00, 0x01],
+      ]),
+    ),
+    ...section(10, vec([thresholdRmsprop(), multiply()])),
   ]);
 }
 
@@ -168,6 +207,8 @@ export type ThresholdRmsprop = (
   lr: number,
   eps: number,
 ) => void;
+
+type Multiply = (out: number, a: number, b: number, bytes: number) => void;
 
 let compiled: WasmModule | null | undefined;
 
@@ -191,11 +232,31 @@ function simdModule(): WasmModule | null {
 export class SimdArena {
   readonly thresholdRmsprop: ThresholdRmsprop;
   private readonly memory: WasmMemory;
+  private readonly multiplyKernel: Multiply;
   private used = 0;
 
   private constructor(memory: WasmMemory, instance: WasmInstance) {
     this.memory = memory;
     this.thresholdRmsprop = instance.exports.threshold_rmsprop as ThresholdRmsprop;
+    this.multiplyKernel = instance.exports.multiply as Multiply;
+  }
+
+  /**
+   * out ← a·b over a.length values rounded up to whole 4-lane vectors, for arrays of this arena
+   * (out may be a 16-byte aligned view into one): the padding lanes of a and b are zero, so out's
+   * lanes past a.length receive zeros.
+   */
+  multiply(out: Float32Array, a: Float32Array, b: Float32Array): void {
+    const bytes = SimdArena.paddedBytes(a.length);
+    for (const array of [out, a, b]) {
+      if (array.buffer !== this.memory.buffer || array.byteOffset % 16 !== 0) {
+        throw new RangeError('SimdArena.multiply takes 16-byte aligned arrays of its own memory');
+      }
+    }
+    if (b.length !== a.length || out.byteOffset + bytes > this.memory.buffer.byteLength) {
+      throw new RangeError('SimdArena.multiply: lengths do not match');
+    }
+    this.multiplyKernel(out.byteOffset, a.byteOffset, b.byteOffset, bytes);
   }
 
   /** An arena for arrays of the given lengths, or null without WebAssembly SIMD. */
