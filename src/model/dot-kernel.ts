@@ -13,7 +13,7 @@
  * four bytes x_0..x_3 at 4m..4m+3, so the walk over a group is one sequential run of the block
  * (one prefetch stream per block instead of four). A block's accumulators start at
  * acc + b·accStride. Same operations in the same order as the JavaScript it replaced, so the sums
- * are unchanged; per mask byte: one byte load, one shift, one table load, one add.
+ * are unchanged; per mask: one 32-bit load, then per byte a shift, a mask, one table load, one add.
  */
 import { SupsupError } from '../errors.js';
 import {

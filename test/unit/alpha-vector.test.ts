@@ -29,7 +29,9 @@ test('V = G ⊙ W: one float32 product per weight, padding bits zero, a layer re
     [1, 1e-30],
   ] as const) {
     const gradients = randomLayers(2 + round, scale);
-    gradients.forEach((g, l) => vector.setLayer(l, g));
+    gradients.forEach((g, l) => {
+      vector.setLayer(l, g);
+    });
     const expected = new Float32Array(LAYOUT.totalBits);
     gradients.forEach((g, l) => {
       const w = weights[l] as Float32Array;
