@@ -12,7 +12,7 @@ const LAYOUT = maskLayout(makeArchitecture({ inputs: 20, hidden: [13, 7], output
 
 function randomLayers(seed: number, scale: number): Float32Array[] {
   return LAYOUT.sizes.map((size, l) =>
-    new RandomStream(seed, 'alpha', l).fillUniform(new Float32Array(size), scale),
+    new RandomStream(seed, 'probe', l).fillUniform(new Float32Array(size), scale),
   );
 }
 
