@@ -54,6 +54,31 @@ const F32X4_SUB = 0xe5;
 const F32X4_MUL = 0xe6;
 const F32X4_DIV = 0xe7;
 
+/** `body` for i = 0, 16, 32, … while i < bytes (local i starts at 0). */
+function overVectors(i: number, bytes: number, body: readonly number[]): number[] {
+  return [
+    0x02,
+    0x40, // block
+    0x03,
+    0x40, // loop
+    ...get(i),
+    ...get(bytes),
+    0x4f, // i32.ge_u
+    0x0d,
+    1, // br_if out
+    ...body,
+    ...get(i),
+    0x41,
+    16, // i32.const 16
+    0x6a,
+    ...set(i),
+    0x0c,
+    0, // br loop
+    0x0b, // end loop
+    0x0b, // end block
+  ];
+}
+
 function thresholdRmsprop(): number[] {
   // Params 0-5: g w v p e bytes (i32); 6-9: α, 1−α, lr, ε (f32).
   const [g, w, v, p, e, bytes, alpha, beta, lr, eps] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
@@ -74,65 +99,49 @@ function thresholdRmsprop(): number[] {
     ...f32Const(0),
     ...simd(0x13),
     ...set(zero),
-    0x02,
-    0x40, // block
-    0x03,
-    0x40, // loop
-    ...get(i),
-    ...get(bytes),
-    0x4f, // i32.ge_u
-    0x0d,
-    1, // br_if out
-    // gv = g·w; g ← gv
-    ...load(g, i),
-    ...load(w, i),
-    ...simd(F32X4_MUL),
-    ...set(gv),
-    ...store(g, i, get(gv)),
-    // vv = v·α + (gv·gv)·β; v ← vv
-    ...load(v, i),
-    ...get(va),
-    ...simd(F32X4_MUL),
-    ...get(gv),
-    ...get(gv),
-    ...simd(F32X4_MUL),
-    ...get(vb),
-    ...simd(F32X4_MUL),
-    ...simd(F32X4_ADD),
-    ...set(vv),
-    ...store(v, i, get(vv)),
-    // pv = p − (gv·lr) / (√vv + ε); p ← pv
-    ...load(p, i),
-    ...get(gv),
-    ...get(vlr),
-    ...simd(F32X4_MUL),
-    ...get(vv),
-    ...simd(F32X4_SQRT),
-    ...get(veps),
-    ...simd(F32X4_ADD),
-    ...simd(F32X4_DIV),
-    ...simd(F32X4_SUB),
-    ...set(pv),
-    ...store(p, i, get(pv)),
-    // e ← w · (1[pv ≥ 0] as 0.0/1.0)
-    ...store(e, i, [
+    ...overVectors(i, bytes, [
+      // gv = g·w; g ← gv
+      ...load(g, i),
       ...load(w, i),
-      ...get(pv),
-      ...get(zero),
-      ...simd(F32X4_GE),
-      ...get(one),
-      ...simd(V128_AND),
       ...simd(F32X4_MUL),
+      ...set(gv),
+      ...store(g, i, get(gv)),
+      // vv = v·α + (gv·gv)·β; v ← vv
+      ...load(v, i),
+      ...get(va),
+      ...simd(F32X4_MUL),
+      ...get(gv),
+      ...get(gv),
+      ...simd(F32X4_MUL),
+      ...get(vb),
+      ...simd(F32X4_MUL),
+      ...simd(F32X4_ADD),
+      ...set(vv),
+      ...store(v, i, get(vv)),
+      // pv = p − (gv·lr) / (√vv + ε); p ← pv
+      ...load(p, i),
+      ...get(gv),
+      ...get(vlr),
+      ...simd(F32X4_MUL),
+      ...get(vv),
+      ...simd(F32X4_SQRT),
+      ...get(veps),
+      ...simd(F32X4_ADD),
+      ...simd(F32X4_DIV),
+      ...simd(F32X4_SUB),
+      ...set(pv),
+      ...store(p, i, get(pv)),
+      // e ← w · (1[pv ≥ 0] as 0.0/1.0)
+      ...store(e, i, [
+        ...load(w, i),
+        ...get(pv),
+        ...get(zero),
+        ...simd(F32X4_GE),
+        ...get(one),
+        ...simd(V128_AND),
+        ...simd(F32X4_MUL),
+      ]),
     ]),
-    ...get(i),
-    0x41,
-    16, // i32.const 16
-    0x6a,
-    ...set(i),
-    0x0c,
-    0, // br loop
-    0x0b, // end loop
-    0x0b, // end block
     0x0b, // end function
   ];
   return functionBody(
@@ -148,25 +157,7 @@ function thresholdRmsprop(): number[] {
 function multiply(): number[] {
   const [out, a, b, bytes, i] = [0, 1, 2, 3, 4];
   const code = [
-    0x02,
-    0x40, // block
-    0x03,
-    0x40, // loop
-    ...get(i),
-    ...get(bytes),
-    0x4f, // i32.ge_u
-    0x0d,
-    1, // br_if out
-    ...store(out, i, [...load(a, i), ...load(b, i), ...simd(F32X4_MUL)]),
-    ...get(i),
-    0x41,
-    16, // i32.const 16
-    0x6a,
-    ...set(i),
-    0x0c,
-    0, // br loop
-    0x0b, // end loop
-    0x0b, // end block
+    ...overVectors(i, bytes, store(out, i, [...load(a, i), ...load(b, i), ...simd(F32X4_MUL)])),
     0x0b, // end function
   ];
   return functionBody([[1, I32]], code);
