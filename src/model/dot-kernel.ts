@@ -26,6 +26,7 @@ import {
   PAGE_BYTES,
   section,
   set,
+  simd,
   tee,
   uleb,
   V128,
@@ -264,7 +265,6 @@ function accumulateRows(tables: number): number[] {
   );
 }
 
-const SIMD = 0xfd;
 const V128_LOAD = 0x00;
 const V128_XOR = 0x51;
 const I32X4_EXTRACT_LANE = 0x1b;
@@ -293,11 +293,9 @@ function readV128Body(): number[] {
     ...chains.flatMap((chain, c) => [
       ...get(chain),
       ...get(from),
-      SIMD,
-      V128_LOAD,
+      ...simd(V128_LOAD),
       ...memarg(4, 16 * c),
-      SIMD,
-      ...uleb(V128_XOR),
+      ...simd(V128_XOR),
       ...set(chain),
     ]),
     ...addTo(from, i32Const(64)),
@@ -310,18 +308,15 @@ function readV128Body(): number[] {
     0,
     END,
     END,
+    // ((c0 ^ c1) ^ (c2 ^ c3)), lane 0
     ...get(chains[0] as number),
     ...get(chains[1] as number),
-    SIMD,
-    ...uleb(V128_XOR),
+    ...simd(V128_XOR),
     ...get(chains[2] as number),
     ...get(chains[3] as number),
-    SIMD,
-    ...uleb(V128_XOR),
-    SIMD,
-    ...uleb(V128_XOR),
-    SIMD,
-    ...uleb(I32X4_EXTRACT_LANE),
+    ...simd(V128_XOR),
+    ...simd(V128_XOR),
+    ...simd(I32X4_EXTRACT_LANE),
     0,
     END,
   ];

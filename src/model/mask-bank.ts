@@ -579,7 +579,7 @@ function addBitsBySpread(
       at.push(slot);
     }
   });
-  const offsets = Int32Array.from(at, (slot) => 4 * slot);
+  const offsets = Int32Array.from(at, (slot) => storageOffset(blockSize, 0, slot));
   const k = bytes.length;
   const totalBytes = counts.length >>> 3;
   for (let j = 0, w = 0; j < totalBytes; j++, w += 8) {
@@ -605,7 +605,9 @@ function addBitsByHistogram(
   histogram: Uint32Array,
 ): void {
   const totalBytes = counts.length >>> 3;
-  const offsets = slots.map((blockSlots) => Int32Array.from(blockSlots, (slot) => 4 * slot));
+  const offsets = slots.map((blockSlots) =>
+    Int32Array.from(blockSlots, (slot) => storageOffset(blockSize, 0, slot)),
+  );
   for (let j = 0; j < totalBytes; j++) {
     const row = rowOffset(blockSize, j);
     for (let b = 0; b < storage.length; b++) {

@@ -21,7 +21,7 @@ import {
   name,
   section,
   set,
-  uleb,
+  simd,
   V128,
   vec,
   Wasm,
@@ -30,9 +30,6 @@ import {
   type WasmModule,
 } from './wasm-asm.js';
 
-const SIMD = 0xfd;
-
-const simd = (op: number): number[] => [SIMD, ...uleb(op)];
 const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
 /** v128.load / v128.store at (base + i), 16-byte aligned. */
 const load = (base: number, i: number): number[] => [...get(base), ...get(i), 0x6a, ...simd(0x00), 4, 0];
@@ -244,8 +241,11 @@ export class SimdArena {
         throw new RangeError('SimdArena.multiply takes 16-byte aligned arrays of its own memory');
       }
     }
-    if (b.length !== a.length || out.byteOffset + bytes > this.memory.buffer.byteLength) {
-      throw new RangeError('SimdArena.multiply: lengths do not match');
+    if (b.length !== a.length || out.length < a.length) {
+      throw new RangeError('SimdArena.multiply: a and b must have one length, out at least that');
+    }
+    if (out.byteOffset + bytes > this.memory.buffer.byteLength) {
+      throw new RangeError('SimdArena.multiply: the last vector of out runs past the memory');
     }
     this.multiplyKernel(out.byteOffset, a.byteOffset, b.byteOffset, bytes);
   }

@@ -88,3 +88,6 @@ export const get = (local: number): number[] => [0x20, ...uleb(local)];
 export const set = (local: number): number[] => [0x21, ...uleb(local)];
 export const tee = (local: number): number[] => [0x22, ...uleb(local)];
 export const i32Const = (value: number): number[] => [0x41, ...sleb(value)];
+
+/** A SIMD instruction: the 0xfd prefix and its opcode. */
+export const simd = (op: number): number[] => [0xfd, ...uleb(op)];
