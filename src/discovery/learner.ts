@@ -1,4 +1,5 @@
-import type { Classification, SupermaskEngine } from '../model/engine.js';
+import type { Classification } from '../model/classification.js';
+import type { SupermaskEngine } from '../model/engine.js';
 import type { Objective } from '../model/objectives.js';
 import { RandomStream } from '../model/prng.js';
 import type { LabelledBatch, ScoreTrainer } from '../model/trainer.js';

@@ -2,11 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { SupsupError } from '../errors.js';
 import { AlphaVector } from './alpha-vector.js';
 import { type Architecture, architectureKey } from './arch.js';
+import { type Classification, classifyLogits } from './classification.js';
 import { MaskBank } from './mask-bank.js';
 import { type MaskLayout, maskLayout, randomMask, unpackLayer } from './mask-layout.js';
 import { type MaskRule, validateMaskRule } from './mask-rule.js';
 import { MaskedMlp } from './network.js';
-import { type Objective, objectiveGradient, rowEntropies } from './objectives.js';
+import { type Objective, objectiveGradient } from './objectives.js';
 import type { OptimizerConfig, OptimizerState } from './optimizers.js';
 import { type ProductLayout, ScoreTrainer } from './trainer.js';
 import { type BaseWeights, kaimingUniformScores, signedConstantWeights } from './weights.js';
@@ -39,11 +40,6 @@ export interface TaskInference {
 
 export type ScoreInit = 'kaiming' | 'transfer';
 
-export interface Classification {
-  readonly predictions: Int32Array;
-  readonly confidences: Float32Array;
-  readonly entropies: Float32Array;
-}
 
 /**
  * One fixed random network, its bank of bit-packed masks, training of new masks and task inference
@@ -235,21 +231,12 @@ export class SupermaskEngine {
   classify(x: Float32Array, task: number): Classification {
     const rows = Math.floor(x.length / this.arch.inputs);
     const effective = this.taskEffectiveWeights(task);
-    const [classes, probabilities, entropies] = tf.tidy(() => {
-      const logits = this.net.logits(tf.tensor2d(x, [rows, this.arch.inputs]), effective);
-      const logp = tf.logSoftmax(logits);
-      const real = tf.slice(logp, [0, 0], [rows, this.arch.realClasses]);
-      return [tf.argMax(real, 1), tf.exp(tf.max(real, 1)), rowEntropies(logits)];
-    });
-    const out = {
-      predictions: Int32Array.from(classes.dataSync() as Int32Array),
-      confidences: Float32Array.from(probabilities.dataSync() as Float32Array),
-      entropies: Float32Array.from(entropies.dataSync() as Float32Array),
-    };
-    classes.dispose();
-    probabilities.dispose();
-    entropies.dispose();
-    return out;
+    const logits = tf.tidy(() => this.net.logits(tf.tensor2d(x, [rows, this.arch.inputs]), effective));
+    try {
+      return classifyLogits(logits.dataSync() as Float32Array, rows, this.arch.outputs, this.arch.realClasses);
+    } finally {
+      logits.dispose();
+    }
   }
 
   dispose(): void {

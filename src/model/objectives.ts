@@ -44,9 +44,3 @@ export function objectiveGradient(
 ): ObjectiveResult {
   return objective === 'H' ? entropyObjective(logits) : superfluousObjective(logits, realClasses);
 }
-
-/** Per-row entropy of softmax(z) (natural log). Call inside tf.tidy. */
-export function rowEntropies(logits: tf.Tensor2D): tf.Tensor1D {
-  const logp = tf.logSoftmax(logits);
-  return tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1));
-}
