@@ -19,7 +19,9 @@ export function classifyLogits(
   realClasses: number,
 ): Classification {
   if (logits.length < rows * outputs || realClasses < 1 || realClasses > outputs) {
-    throw new RangeError(`classifyLogits: ${logits.length} logits for ${rows}×${outputs}, ${realClasses} real`);
+    throw new RangeError(
+      `classifyLogits: ${logits.length} logits for ${rows}×${outputs}, ${realClasses} real`,
+    );
   }
   const predictions = new Int32Array(rows);
   const confidences = new Float32Array(rows);

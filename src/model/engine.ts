@@ -40,7 +40,6 @@ export interface TaskInference {
 
 export type ScoreInit = 'kaiming' | 'transfer';
 
-
 /**
  * One fixed random network, its bank of bit-packed masks, training of new masks and task inference
  * by the exact identity of spec §9: ∂Obj/∂α_i = Σ_l ⟨∂Obj/∂W̃_l ⊙ W_l, M_l^i⟩, evaluated with one
@@ -233,7 +232,12 @@ export class SupermaskEngine {
     const effective = this.taskEffectiveWeights(task);
     const logits = tf.tidy(() => this.net.logits(tf.tensor2d(x, [rows, this.arch.inputs]), effective));
     try {
-      return classifyLogits(logits.dataSync() as Float32Array, rows, this.arch.outputs, this.arch.realClasses);
+      return classifyLogits(
+        logits.dataSync() as Float32Array,
+        rows,
+        this.arch.outputs,
+        this.arch.realClasses,
+      );
     } finally {
       logits.dispose();
     }

@@ -53,7 +53,10 @@ test('classifyLogits matches the tfjs log-softmax computation it replaces', () =
   });
   assert.deepEqual(Array.from(out.predictions), Array.from(classes));
   for (let r = 0; r < rows; r++) {
-    assert.ok(Math.abs((out.confidences[r] as number) - (confidences[r] as number)) < 1e-6, `confidence ${r}`);
+    assert.ok(
+      Math.abs((out.confidences[r] as number) - (confidences[r] as number)) < 1e-6,
+      `confidence ${r}`,
+    );
     assert.ok(Math.abs((out.entropies[r] as number) - (entropies[r] as number)) < 1e-5, `entropy ${r}`);
   }
 });
