@@ -1,0 +1,196 @@
+/**
+ * patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package) rewrites how kafkajs
+ * encodes produced records: one exact allocation per record with its headers written inline, varints
+ * written in place, 32-bit varlongs without Long arithmetic, and a linear grouping of messages by
+ * partition. These tests hold the patched encoder to the Kafka record format written out here from
+ * the protocol spec, and to kafkajs's own (unpatched) decoder.
+ */
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { test } from 'node:test';
+
+const require = createRequire(import.meta.url);
+
+type HeaderInput = Record<string, string | Buffer | Array<string | Buffer>>;
+interface RecordInput {
+  readonly key?: string | Buffer | null;
+  readonly value: string | Buffer | null;
+  readonly headers?: HeaderInput;
+  readonly offsetDelta: number;
+  readonly timestampDelta: number;
+}
+interface KafkaEncoder {
+  readonly buf: Buffer;
+  readonly buffer: Buffer;
+}
+interface DecodedRecord {
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: Record<string, Buffer | Buffer[]>;
+  readonly offset: string;
+  readonly timestamp: string;
+}
+
+const Record = require('kafkajs/src/protocol/recordBatch/record/v0') as (input: RecordInput) => KafkaEncoder;
+const groupMessagesPerPartition = require('kafkajs/src/producer/groupMessagesPerPartition') as (input: {
+  topic: string;
+  partitionMetadata: readonly unknown[];
+  messages: readonly { value: string }[];
+  partitioner: (input: { message: { value: string } }) => number;
+}) => Record<string, { value: string }[]>;
+const produceV3 = require('kafkajs/src/protocol/requests/produce/v3/request') as (input: {
+  acks: number;
+  timeout: number;
+  topicData: readonly {
+    topic: string;
+    partitions: readonly {
+      partition: number;
+      messages: readonly (Omit<RecordInput, 'offsetDelta' | 'timestampDelta'> & { timestamp?: number })[];
+    }[];
+  }[];
+}) => { encode(): Promise<KafkaEncoder> };
+const Decoder = require('kafkajs/src/protocol/decoder') as new (
+  buffer: Buffer,
+) => {
+  readInt16(): number;
+  readInt32(): number;
+  readString(): string;
+};
+const decodeRecordBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder') as (
+  decoder: unknown,
+) => Promise<{
+  records: DecodedRecord[];
+}>;
+
+/** Unsigned LEB128 of a zigzag-encoded integer (Kafka varint / varlong), with BigInt arithmetic. */
+function varint(value: number | bigint): number[] {
+  const v = BigInt(value);
+  let z = v >= 0n ? v << 1n : (-v << 1n) - 1n;
+  const bytes: number[] = [];
+  while (z >= 0x80n) {
+    bytes.push(Number(z & 0x7fn) | 0x80);
+    z >>= 7n;
+  }
+  bytes.push(Number(z));
+  return bytes;
+}
+
+function varBytes(data: string | Buffer | null | undefined): number[] {
+  if (data === null || data === undefined) return varint(-1);
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  return [...varint(bytes.length), ...bytes];
+}
+
+/** The Kafka record (magic 2) of the protocol guide: length, attributes, deltas, key, value, headers. */
+function specRecord(input: RecordInput): Buffer {
+  const headers = Object.entries(input.headers ?? {}).flatMap(([key, value]) =>
+    Array.isArray(value) ? value.map((v) => [key, v] as const) : [[key, value] as const],
+  );
+  const body = [
+    0,
+    ...varint(input.timestampDelta),
+    ...varint(input.offsetDelta),
+    ...varBytes(input.key),
+    ...varBytes(input.value),
+    ...varint(headers.length),
+    ...headers.flatMap(([key, value]) => [...varBytes(key), ...varBytes(value)]),
+  ];
+  return Buffer.from([...varint(body.length), ...body]);
+}
+
+const CASES: RecordInput[] = [
+  { value: 'v', offsetDelta: 0, timestampDelta: 0 },
+  {
+    key: 'bench-in-1/0/12345',
+    value: '{"id":"bench-in-1/0/12345","task":3,"confidence":0.97}',
+    headers: { 'x-source': 'bench-in-1/0/12345', 'content-type': 'application/json' },
+    offsetDelta: 300,
+    timestampDelta: 1,
+  },
+  {
+    key: Buffer.from([0, 255, 7]),
+    value: Buffer.alloc(3136, 0x41),
+    headers: { y: '7', repeated: ['a', Buffer.from('b')], 'ü-name': 'wert ä' },
+    offsetDelta: 70_000,
+    timestampDelta: -5,
+  },
+  { key: null, value: null, offsetDelta: 2 ** 31 - 1, timestampDelta: 2 ** 31 - 1 },
+  // Beyond 32 bits the varlong takes kafkajs's Long path, unchanged by the patch.
+  { value: 'late', offsetDelta: 1, timestampDelta: 2 ** 35 + 3 },
+  { value: 'early', offsetDelta: 1, timestampDelta: -(2 ** 31) - 9 },
+];
+
+test('patched kafkajs encodes each record exactly as the Kafka record format, in one exact allocation', () => {
+  for (const input of CASES) {
+    const encoded = Record(input);
+    const expected = specRecord(input);
+    assert.deepEqual(encoded.buffer, expected, `record ${JSON.stringify(input.key ?? null)}`);
+    if (Math.abs(input.timestampDelta) < 2 ** 31) {
+      assert.equal(
+        encoded.buf.length,
+        expected.length,
+        'one buffer of the record size (kafkajs unpatched allocates 512 bytes and more per record)',
+      );
+    }
+  }
+});
+
+test('a patched produce request decodes, with kafkajs’s own decoder, to the messages sent', async () => {
+  type Message = Omit<RecordInput, 'offsetDelta' | 'timestampDelta'> & { timestamp?: number };
+  const messages: Message[] = [
+    { key: 'a', value: 'first', headers: { 'x-source': 't/0/1', 'content-type': 'application/json' } },
+    { key: null, value: Buffer.from([1, 2, 3]), headers: { y: '3' } },
+    { key: 'c', value: 'third', timestamp: 1_700_000_000_123 },
+  ];
+  const request = produceV3({
+    acks: -1,
+    timeout: 30_000,
+    topicData: [{ topic: 'results', partitions: [{ partition: 4, messages }] }],
+  });
+  const decoder = new Decoder((await request.encode()).buffer);
+  assert.equal(decoder.readInt16(), -1, 'null transactional id');
+  assert.equal(decoder.readInt16(), -1, 'acks');
+  assert.equal(decoder.readInt32(), 30_000);
+  assert.equal(decoder.readInt32(), 1, 'one topic');
+  assert.equal(decoder.readString(), 'results');
+  assert.equal(decoder.readInt32(), 1, 'one partition');
+  assert.equal(decoder.readInt32(), 4);
+  decoder.readInt32(); // record set size
+  const batch = await decodeRecordBatch(decoder);
+  assert.equal(batch.records.length, 3);
+  assert.deepEqual(
+    batch.records.map((r) => [r.offset, r.key?.toString() ?? null, r.value?.toString('hex')]),
+    [
+      ['0', 'a', Buffer.from('first').toString('hex')],
+      ['1', null, '010203'],
+      ['2', 'c', Buffer.from('third').toString('hex')],
+    ],
+  );
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(batch.records[0]?.headers ?? {}).map(([k, v]) => [k, String(v)])),
+    { 'x-source': 't/0/1', 'content-type': 'application/json' },
+  );
+  assert.equal(String(batch.records[1]?.headers.y), '3');
+  assert.equal(batch.records[2]?.timestamp, '1700000000123');
+});
+
+test('messages are grouped by partition in their order, in one pass', () => {
+  const messages = Array.from({ length: 3000 }, (_, i) => ({ value: String(i) }));
+  const grouped = groupMessagesPerPartition({
+    topic: 't',
+    partitionMetadata: [{}, {}, {}],
+    messages,
+    partitioner: ({ message }) => Number(message.value) % 3,
+  });
+  assert.deepEqual(Object.keys(grouped).sort(), ['0', '1', '2']);
+  for (const [partition, list] of Object.entries(grouped)) {
+    assert.deepEqual(
+      list.map((m) => m.value),
+      messages.filter((_, i) => i % 3 === Number(partition)).map((m) => m.value),
+    );
+  }
+  assert.deepEqual(
+    groupMessagesPerPartition({ topic: 't', partitionMetadata: [], messages, partitioner: () => 0 }),
+    {},
+  );
+});
