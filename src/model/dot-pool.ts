@@ -1,7 +1,30 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { DotMemory } from './dot-kernel.js';
+import type { ForwardJob } from './host-forward.js';
 import { ROW_CHUNKS, type TableDotJob, tableDotChunks } from './table-dot.js';
+import type { WasmMemory } from './wasm-asm.js';
+
+/** A helper's share of a table dot product: whole row chunks [chunkFrom, chunkTo). */
+export interface DotShare {
+  readonly kind: 'table-dot';
+  readonly seq: number;
+  readonly memory: WasmMemory;
+  readonly job: TableDotJob;
+  readonly chunkFrom: number;
+  readonly chunkTo: number;
+  readonly thread: number;
+}
+
+/** A helper's share of a forward pass: rows [rowFrom, rowTo), multiples of 4. */
+export interface ForwardShare {
+  readonly kind: 'forward';
+  readonly seq: number;
+  readonly memory: WasmMemory;
+  readonly job: ForwardJob;
+  readonly rowFrom: number;
+  readonly rowTo: number;
+}
 
 /**
  * Splits the table kernel of a dot product over worker threads, synchronously: the caller posts
@@ -79,7 +102,8 @@ export class DotPool {
     const first = (t: number): number => Math.floor((t * ROW_CHUNKS) / threads);
     const seq = ++this.seq;
     this.helpers.forEach((helper, i) => {
-      const share = {
+      const share: DotShare = {
+        kind: 'table-dot',
         seq,
         memory: dot.memory,
         job,
@@ -90,6 +114,39 @@ export class DotPool {
       helper.worker.postMessage(share);
     });
     tableDotChunks(dot.kernels, dot.memory.buffer, job, 0, first(1), 0);
+    return this.awaitHelpers(seq);
+  }
+
+  /**
+   * Runs a forward job's `rows` (a multiple of 4) split by threads in blocks of 4 rows: the caller
+   * computes the first share with `own(from, to)`; false (no result) if the pool broke.
+   */
+  runForward(
+    memory: WasmMemory,
+    job: ForwardJob,
+    rows: number,
+    own: (rowFrom: number, rowTo: number) => void,
+  ): boolean {
+    const threads = this.threads;
+    const first = (t: number): number => Math.floor((t * (rows / 4)) / threads) * 4;
+    const seq = ++this.seq;
+    this.helpers.forEach((helper, i) => {
+      const share: ForwardShare = {
+        kind: 'forward',
+        seq,
+        memory,
+        job,
+        rowFrom: first(i + 1),
+        rowTo: first(i + 2),
+      };
+      helper.worker.postMessage(share);
+    });
+    own(0, first(1));
+    return this.awaitHelpers(seq);
+  }
+
+  /** Blocks until every helper finished job `seq`; false, and the pool disabled, if one failed. */
+  private awaitHelpers(seq: number): boolean {
     for (const helper of this.helpers) {
       for (;;) {
         const done = Atomics.load(helper.control, 0);

@@ -1,25 +1,22 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { dotKernels } from './dot-kernel.js';
-import { type TableDotJob, tableDotChunks } from './table-dot.js';
-import type { WasmMemory } from './wasm-asm.js';
+import type { DotShare, ForwardShare } from './dot-pool.js';
+import { gemmKernel } from './gemm-kernel.js';
+import { forwardRows } from './host-forward.js';
+import { tableDotChunks } from './table-dot.js';
 
 /** A DotPool helper: runs its share of each posted job, then stores the job number and wakes the caller. */
-interface Share {
-  readonly seq: number;
-  readonly memory: WasmMemory;
-  readonly job: TableDotJob;
-  readonly chunkFrom: number;
-  readonly chunkTo: number;
-  readonly thread: number;
-}
-
 const control = (workerData as { control: Int32Array }).control;
 
-parentPort?.on('message', (share: Share) => {
+parentPort?.on('message', (share: DotShare | ForwardShare) => {
   try {
-    // A posted memory arrives as a new object each time: the kernel is instantiated per job (tens of µs).
-    const kernels = dotKernels(share.memory);
-    tableDotChunks(kernels, share.memory.buffer, share.job, share.chunkFrom, share.chunkTo, share.thread);
+    // A posted memory arrives as a new object each time: kernels are instantiated per job (tens of µs).
+    if (share.kind === 'forward') {
+      forwardRows(gemmKernel(share.memory), share.job, share.rowFrom, share.rowTo);
+    } else {
+      const kernels = dotKernels(share.memory);
+      tableDotChunks(kernels, share.memory.buffer, share.job, share.chunkFrom, share.chunkTo, share.thread);
+    }
   } catch {
     Atomics.store(control, 2, 1);
   }

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SupsupError } from '../errors.js';
 import { AlphaVector } from './alpha-vector.js';
-import { type Architecture, architectureKey } from './arch.js';
+import { type Architecture, architectureKey, type LayerShape } from './arch.js';
 import { type Classification, classifyLogits } from './classification.js';
+import { HostForward } from './host-forward.js';
 import { MaskBank } from './mask-bank.js';
 import { type MaskLayout, maskLayout, randomMask, unpackLayer } from './mask-layout.js';
 import { type MaskRule, validateMaskRule } from './mask-rule.js';
@@ -17,7 +18,7 @@ export interface EngineConfig {
   readonly seed: number;
   readonly rule: MaskRule;
   readonly optimizer: OptimizerConfig;
-  /** How many per-task effective weight sets to keep on the backend for prediction. */
+  /** How many per-task effective weight sets to keep for classification (host memory). */
   readonly taskWeightCache?: number;
 }
 
@@ -56,8 +57,8 @@ export class SupermaskEngine {
   readonly net: MaskedMlp;
   readonly bank: MaskBank;
   private readonly alpha: AlphaVector;
-  private readonly taskWeightCacheSize: number;
-  private readonly taskWeights = new Map<number, tf.Tensor2D[]>();
+  /** Classification's forward pass and its per-task weight cache; null without WebAssembly SIMD. */
+  private readonly forward: HostForward | null;
   private superposed: { version: number; tensors: tf.Tensor2D[]; transposed: (tf.Tensor2D | null)[] } | null =
     null;
   private bankVersion = 0;
@@ -76,7 +77,7 @@ export class SupermaskEngine {
     this.net = new MaskedMlp(config.arch, this.base);
     this.bank = new MaskBank(this.layout);
     this.alpha = new AlphaVector(this.layout, this.base.layers);
-    this.taskWeightCacheSize = config.taskWeightCache ?? 32;
+    this.forward = HostForward.create(config.arch, config.taskWeightCache ?? 32);
   }
 
   get archKey(): string {
@@ -136,7 +137,7 @@ export class SupermaskEngine {
     this.assertOpen();
     this.bank.replace(index, packed);
     this.bankVersion++;
-    this.dropTaskWeights(index);
+    this.forward?.forget(index);
   }
 
   /**
@@ -214,13 +215,8 @@ export class SupermaskEngine {
   /** Class predictions (argmax over all s outputs) of every row of x with mask `task`. */
   predict(x: Float32Array, task: number): Int32Array {
     const rows = Math.floor(x.length / this.arch.inputs);
-    const effective = this.taskEffectiveWeights(task);
-    const classes = tf.tidy(() =>
-      tf.argMax(this.net.logits(tf.tensor2d(x, [rows, this.arch.inputs]), effective), 1),
-    );
-    const out = Int32Array.from(classes.dataSync() as Int32Array);
-    classes.dispose();
-    return out;
+    const { outputs } = this.arch;
+    return classifyLogits(this.taskLogits(x, rows, task), rows, outputs, outputs).predictions;
   }
 
   /**
@@ -229,25 +225,12 @@ export class SupermaskEngine {
    */
   classify(x: Float32Array, task: number): Classification {
     const rows = Math.floor(x.length / this.arch.inputs);
-    const effective = this.taskEffectiveWeights(task);
-    const logits = tf.tidy(() => this.net.logits(tf.tensor2d(x, [rows, this.arch.inputs]), effective));
-    try {
-      return classifyLogits(
-        logits.dataSync() as Float32Array,
-        rows,
-        this.arch.outputs,
-        this.arch.realClasses,
-      );
-    } finally {
-      logits.dispose();
-    }
+    return classifyLogits(this.taskLogits(x, rows, task), rows, this.arch.outputs, this.arch.realClasses);
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const ws of this.taskWeights.values()) for (const w of ws) w.dispose();
-    this.taskWeights.clear();
     this.pads = null;
     if (this.superposed !== null) {
       for (const w of this.superposed.tensors) w.dispose();
@@ -323,37 +306,39 @@ export class SupermaskEngine {
     });
   }
 
-  private taskEffectiveWeights(task: number): tf.Tensor2D[] {
+  /**
+   * Logits [rows × s] of x under mask `task`: the host forward pass (weights cached per task), or
+   * the backend's where WebAssembly SIMD is missing.
+   */
+  private taskLogits(x: Float32Array, rows: number, task: number): Float32Array {
     this.assertOpen();
     if (!Number.isInteger(task) || task < 0 || task >= this.bank.size) {
       throw new SupsupError('E_BAD_ARGUMENT', `no mask ${task} (have ${this.bank.size})`);
     }
-    const cached = this.taskWeights.get(task);
-    if (cached !== undefined) {
-      this.taskWeights.delete(task);
-      this.taskWeights.set(task, cached);
-      return cached;
+    if (this.forward !== null) return this.forward.logits(x, rows, task, () => this.effectiveLayers(task));
+    const logits = tf.tidy(() => {
+      const effective = this.effectiveLayers(task).map((layer, l) => {
+        const [fanIn, fanOut] = this.layout.shapes[l] as LayerShape;
+        return tf.tensor2d(layer, [fanIn, fanOut]);
+      });
+      return this.net.logits(tf.tensor2d(x, [rows, this.arch.inputs]), effective);
+    });
+    try {
+      return Float32Array.from(logits.dataSync() as Float32Array);
+    } finally {
+      logits.dispose();
     }
+  }
+
+  /** W_l ⊙ M_l of mask `task`, layer by layer (fanIn × fanOut, row-major). */
+  private effectiveLayers(task: number): Float32Array[] {
     const packed = this.bank.get(task);
-    const tensors = this.layout.shapes.map(([fanIn, fanOut], l) => {
+    return this.layout.shapes.map((_, l) => {
       const mask = unpackLayer(this.layout, packed, l);
       const w = this.base.layers[l] as Float32Array;
       for (let i = 0; i < mask.length; i++) mask[i] = (mask[i] as number) * (w[i] as number);
-      return tf.tensor2d(mask, [fanIn, fanOut]);
+      return mask;
     });
-    this.taskWeights.set(task, tensors);
-    while (this.taskWeights.size > this.taskWeightCacheSize) {
-      const oldest = this.taskWeights.keys().next().value as number;
-      this.dropTaskWeights(oldest);
-    }
-    return tensors;
-  }
-
-  private dropTaskWeights(task: number): void {
-    const tensors = this.taskWeights.get(task);
-    if (tensors === undefined) return;
-    for (const t of tensors) t.dispose();
-    this.taskWeights.delete(task);
   }
 
   private assertOpen(): void {

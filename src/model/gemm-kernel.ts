@@ -1,0 +1,261 @@
+/**
+ * A float32 matrix product with optional ReLU in WebAssembly SIMD, assembled here from its
+ * instruction listing (as src/model/simd-kernels.ts): C = max(A·B, floor) for A [rows × k],
+ * B [k × n], C [rows × n], all row-major float32 at byte offsets of one memory, rows a multiple of
+ * 4 and n a multiple of 8. `floor` is 0 for ReLU and −∞ for a plain product.
+ *
+ * Each output is Σ_k A[r,k]·B[k,j] summed in k order with one float32 multiply and one float32 add
+ * per term (no fused multiply-add, no reassociation), so a result depends only on its row and
+ * column, never on how rows are split over threads or how the loops are tiled.
+ *
+ * Tiling: 8 columns (two vectors) of B at a time, outer, so that strip (k × 32 bytes) stays in the
+ * first-level cache while every 4-row block of A passes over it; eight accumulators per 4×8 tile.
+ */
+
+import {
+  F32,
+  functionBody,
+  get,
+  I32,
+  i32Const,
+  MAGIC_AND_VERSION,
+  name,
+  section,
+  set,
+  simd,
+  tee,
+  uleb,
+  V128,
+  vec,
+  Wasm,
+  type WasmMemory,
+  type WasmModule,
+} from './wasm-asm.js';
+
+const V128_LOAD = 0x00;
+const V128_LOAD32_SPLAT = 0x09;
+const V128_STORE = 0x0b;
+const F32X4_SPLAT = 0x13;
+const F32X4_ADD = 0xe4;
+const F32X4_MUL = 0xe6;
+const F32X4_PMAX = 0xeb;
+const I32_ADD = 0x6a;
+const I32_MUL = 0x6c;
+const I32_LT_U = 0x49;
+
+const memarg = (align: number, offset: number): number[] => [align, ...uleb(offset)];
+
+/** `block loop <cond> br_if 1 <body> br 0 end end`, with `exit` leaving when true. */
+const whileNot = (exit: readonly number[], body: readonly number[]): number[] => [
+  0x02,
+  0x40,
+  0x03,
+  0x40,
+  ...exit,
+  0x0d,
+  1,
+  ...body,
+  0x0c,
+  0,
+  0x0b,
+  0x0b,
+];
+
+function gemm(): number[] {
+  // Params: a b c rows k n (i32), floor (f32).
+  const [a, b, c, rows, k, n, floor] = [0, 1, 2, 3, 4, 5, 6];
+  // i32 locals
+  const [rowA, rowC, col, r, pa0, pa1, pa2, pa3, pb, end, pc] = [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
+  // v128 locals: 8 accumulators, two B vectors, the floor, the splat of A.
+  const acc = [18, 19, 20, 21, 22, 23, 24, 25];
+  const [b0, b1, vfloor, s] = [26, 27, 28, 29];
+  const zero = [...simd(0x0c), ...new Array<number>(16).fill(0)];
+  const term = (pa: number, i: number): number[] => {
+    const [lo, hi] = [acc[2 * i] as number, acc[2 * i + 1] as number];
+    return [
+      // s = splat(A[r+i,k]); lo += s·b0; hi += s·b1
+      ...get(pa),
+      ...simd(V128_LOAD32_SPLAT),
+      ...memarg(2, 0),
+      ...set(s),
+      ...get(lo),
+      ...get(s),
+      ...get(b0),
+      ...simd(F32X4_MUL),
+      ...simd(F32X4_ADD),
+      ...set(lo),
+      ...get(hi),
+      ...get(s),
+      ...get(b1),
+      ...simd(F32X4_MUL),
+      ...simd(F32X4_ADD),
+      ...set(hi),
+    ];
+  };
+  const storeRow = (i: number): number[] => {
+    const [lo, hi] = [acc[2 * i] as number, acc[2 * i + 1] as number];
+    const at = [...get(pc), ...get(rowC), ...i32Const(i), I32_MUL, I32_ADD];
+    return [
+      ...at,
+      ...get(lo),
+      ...get(vfloor),
+      ...simd(F32X4_PMAX),
+      ...simd(V128_STORE),
+      ...memarg(4, 0),
+      ...at,
+      ...get(hi),
+      ...get(vfloor),
+      ...simd(F32X4_PMAX),
+      ...simd(V128_STORE),
+      ...memarg(4, 16),
+    ];
+  };
+  const code = [
+    ...get(floor),
+    ...simd(F32X4_SPLAT),
+    ...set(vfloor),
+    ...get(k),
+    ...i32Const(4),
+    I32_MUL,
+    ...set(rowA),
+    ...get(n),
+    ...i32Const(4),
+    I32_MUL,
+    ...set(rowC),
+    ...i32Const(0),
+    ...set(col),
+    // for col in 0, 32, … < rowC (bytes)
+    ...whileNot(
+      [...get(col), ...get(rowC), I32_LT_U, 0x45 /* i32.eqz */],
+      [
+        ...i32Const(0),
+        ...set(r),
+        // for r in 0, 4, … < rows
+        ...whileNot(
+          [...get(r), ...get(rows), I32_LT_U, 0x45],
+          [
+            ...acc.flatMap((v) => [...zero, ...set(v)]),
+            // pa0 = a + r·rowA; pa1..3 the next rows; pb = b + col; end = pa0 + rowA
+            ...get(a),
+            ...get(r),
+            ...get(rowA),
+            I32_MUL,
+            I32_ADD,
+            ...tee(pa0),
+            ...get(rowA),
+            I32_ADD,
+            ...tee(pa1),
+            ...get(rowA),
+            I32_ADD,
+            ...tee(pa2),
+            ...get(rowA),
+            I32_ADD,
+            ...set(pa3),
+            ...get(pa0),
+            ...get(rowA),
+            I32_ADD,
+            ...set(end),
+            ...get(b),
+            ...get(col),
+            I32_ADD,
+            ...set(pb),
+            ...whileNot(
+              [...get(pa0), ...get(end), I32_LT_U, 0x45],
+              [
+                ...get(pb),
+                ...simd(V128_LOAD),
+                ...memarg(4, 0),
+                ...set(b0),
+                ...get(pb),
+                ...simd(V128_LOAD),
+                ...memarg(4, 16),
+                ...set(b1),
+                ...term(pa0, 0),
+                ...term(pa1, 1),
+                ...term(pa2, 2),
+                ...term(pa3, 3),
+                ...[pa0, pa1, pa2, pa3].flatMap((p) => [...get(p), ...i32Const(4), I32_ADD, ...set(p)]),
+                ...get(pb),
+                ...get(rowC),
+                I32_ADD,
+                ...set(pb),
+              ],
+            ),
+            // pc = c + r·rowC + col
+            ...get(c),
+            ...get(r),
+            ...get(rowC),
+            I32_MUL,
+            I32_ADD,
+            ...get(col),
+            I32_ADD,
+            ...set(pc),
+            ...storeRow(0),
+            ...storeRow(1),
+            ...storeRow(2),
+            ...storeRow(3),
+            ...get(r),
+            ...i32Const(4),
+            I32_ADD,
+            ...set(r),
+          ],
+        ),
+        ...get(col),
+        ...i32Const(32),
+        I32_ADD,
+        ...set(col),
+      ],
+    ),
+    0x0b,
+  ];
+  return functionBody(
+    [
+      [11, I32],
+      [12, V128],
+    ],
+    code,
+  );
+}
+
+function moduleBytes(): Uint8Array {
+  const type = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [F32]]), 0];
+  return Uint8Array.from([
+    ...MAGIC_AND_VERSION,
+    ...section(1, vec([type])),
+    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]])),
+    ...section(3, vec([[0]])),
+    ...section(7, vec([[...name('gemm'), 0x00, 0x00]])),
+    ...section(10, vec([gemm()])),
+  ]);
+}
+
+export type Gemm = (
+  a: number,
+  b: number,
+  c: number,
+  rows: number,
+  k: number,
+  n: number,
+  floor: number,
+) => void;
+
+let compiled: WasmModule | null | undefined;
+
+/** The compiled module, or null where WebAssembly SIMD or shared memory is unavailable. */
+export function gemmModule(): WasmModule | null {
+  if (compiled === undefined) {
+    try {
+      compiled = new Wasm.Module(moduleBytes());
+    } catch {
+      compiled = null;
+    }
+  }
+  return compiled;
+}
+
+/** The kernel bound to a shared memory (maximum 65,536 pages). */
+export function gemmKernel(memory: WasmMemory): Gemm {
+  const module = gemmModule();
+  if (module === null) throw new Error('WebAssembly SIMD is unavailable');
+  return new Wasm.Instance(module, { env: { memory } }).exports.gemm as Gemm;
+}

@@ -1,0 +1,214 @@
+/**
+ * The masked network's forward pass on the host, for classification under one mask: the logits of
+ * relu(relu(X·E₁)·E₂)·E₃ (any depth), E_l = W_l ⊙ M_l, with the WebAssembly SIMD product of
+ * src/model/gemm-kernel.ts, rows split over the dot-product pool's threads (src/model/dot-pool.ts).
+ *
+ * One shared memory holds, from address 0, a block of up to BLOCK_ROWS input rows and each layer's
+ * activations for them, then one slot of padded effective weights per cached task (least recently
+ * used first out). A layer's outputs are padded to a multiple of 8 columns with zero weights, and
+ * the next layer's matching weight rows are zero, so padding never reaches a real output. A row's
+ * logits depend only on that row (gemm-kernel.ts): splitting rows over threads changes nothing.
+ */
+import type { Architecture } from './arch.js';
+import { DotPool } from './dot-pool.js';
+import { type Gemm, gemmKernel, gemmModule } from './gemm-kernel.js';
+import { PAGE_BYTES, Wasm, type WasmMemory } from './wasm-asm.js';
+
+/** Rows computed per block (inputs and activations for this many rows stay in the memory). */
+export const BLOCK_ROWS = 256;
+/** Below this many multiply-adds a block runs on the calling thread alone. */
+const PARALLEL_MIN_MACS = 4_000_000;
+const MEMORY_MAX_PAGES = 65536;
+
+/** One layer of a forward job: byte offsets and sizes in floats (k: input row length, n: padded outputs). */
+export interface ForwardLayer {
+  readonly weights: number;
+  readonly out: number;
+  readonly k: number;
+  readonly n: number;
+}
+
+/** A block's forward pass in a shared memory: rows of `inputs` floats at byte offset `x`. */
+export interface ForwardJob {
+  readonly x: number;
+  readonly inputs: number;
+  readonly layers: readonly ForwardLayer[];
+}
+
+/** Rows [rowFrom, rowTo) of a job (multiples of 4): ReLU after every layer but the last. */
+export function forwardRows(gemm: Gemm, job: ForwardJob, rowFrom: number, rowTo: number): void {
+  let a = job.x + rowFrom * job.inputs * 4;
+  job.layers.forEach((layer, l) => {
+    const c = layer.out + rowFrom * layer.n * 4;
+    gemm(a, layer.weights, c, rowTo - rowFrom, layer.k, layer.n, l < job.layers.length - 1 ? 0 : -Infinity);
+    a = c;
+  });
+}
+
+const roundUp = (value: number, multiple: number): number => Math.ceil(value / multiple) * multiple;
+
+export class HostForward {
+  private readonly arch: Architecture;
+  private readonly fanIns: readonly number[];
+  private readonly fanOuts: readonly number[];
+  /** Padded outputs per layer and input row length per layer (floats). */
+  private readonly n: readonly number[];
+  private readonly k: readonly number[];
+  private readonly slotBytes: number;
+  private readonly blockBytes: number;
+  private readonly capacity: number;
+  private readonly memory: WasmMemory;
+  private readonly gemm: Gemm;
+  private readonly threads: number;
+  /** Task → slot index, in least-recently-used-first order. */
+  private readonly slots = new Map<number, number>();
+  private slotCount = 0;
+  private usedThreads = 1;
+
+  private constructor(arch: Architecture, capacity: number, threads: number) {
+    this.arch = arch;
+    this.capacity = Math.max(1, capacity);
+    this.threads = threads;
+    const widths = [arch.inputs, ...arch.hidden, arch.outputs];
+    this.fanIns = widths.slice(0, -1);
+    this.fanOuts = widths.slice(1);
+    this.n = this.fanOuts.map((w) => roundUp(w, 8));
+    this.k = this.fanIns.map((w, l) => (l === 0 ? w : (this.n[l - 1] as number)));
+    this.slotBytes = this.k.reduce((sum, k, l) => sum + k * (this.n[l] as number) * 4, 0);
+    this.blockBytes = BLOCK_ROWS * (arch.inputs + this.n.reduce((a, b) => a + b, 0)) * 4;
+    const pages = Math.ceil(this.blockBytes / PAGE_BYTES);
+    this.memory = new Wasm.Memory({ initial: pages, maximum: MEMORY_MAX_PAGES, shared: true });
+    this.gemm = gemmKernel(this.memory);
+  }
+
+  /**
+   * A forward pass for `arch` caching the weights of up to `capacity` tasks, or null where
+   * WebAssembly SIMD or shared memory is unavailable. `threads` defaults to the pool's default.
+   */
+  static create(
+    arch: Architecture,
+    capacity: number,
+    threads = DotPool.defaultThreads(),
+  ): HostForward | null {
+    if (gemmModule() === null || typeof SharedArrayBuffer === 'undefined') return null;
+    return new HostForward(arch, capacity, threads);
+  }
+
+  /** Threads the last block ran on (1 when it was too small to split or the pool is unavailable). */
+  get lastThreads(): number {
+    return this.usedThreads;
+  }
+
+  /** Whether `task`'s weights are cached (they are filled on first use). */
+  has(task: number): boolean {
+    return this.slots.has(task);
+  }
+
+  /** Drops `task`'s cached weights (its mask changed). */
+  forget(task: number): void {
+    this.slots.delete(task);
+  }
+
+  /**
+   * Logits [rows × outputs] of x under `task`'s mask. `effective` gives the task's effective
+   * weights (layer l as fanIn × fanOut row-major) when they are not cached.
+   */
+  logits(
+    x: Float32Array,
+    rows: number,
+    task: number,
+    effective: () => readonly Float32Array[],
+  ): Float32Array {
+    const { inputs, outputs } = this.arch;
+    if (x.length < rows * inputs) throw new RangeError(`HostForward: ${x.length} inputs for ${rows} rows`);
+    const slot = this.slotOf(task, effective);
+    const out = new Float32Array(rows * outputs);
+    for (let from = 0; from < rows; from += BLOCK_ROWS) {
+      const count = Math.min(BLOCK_ROWS, rows - from);
+      this.block(x.subarray(from * inputs, (from + count) * inputs), count, slot);
+      const last = this.n.length - 1;
+      const padded = this.n[last] as number;
+      const logits = new Float32Array(this.memory.buffer, this.activationOffset(last), count * padded);
+      for (let r = 0; r < count; r++) {
+        out.set(logits.subarray(r * padded, r * padded + outputs), (from + r) * outputs);
+      }
+    }
+    return out;
+  }
+
+  private block(x: Float32Array, rows: number, slot: number): void {
+    const { inputs } = this.arch;
+    const padded = roundUp(rows, 4);
+    const input = new Float32Array(this.memory.buffer, 0, padded * inputs);
+    input.set(x);
+    input.fill(0, rows * inputs);
+    const weights = this.slotOffset(slot);
+    let w = weights;
+    const job: ForwardJob = {
+      x: 0,
+      inputs,
+      layers: this.n.map((n, l) => {
+        const k = this.k[l] as number;
+        const layer = { weights: w, out: this.activationOffset(l), k, n };
+        w += k * n * 4;
+        return layer;
+      }),
+    };
+    const macs = padded * (this.slotBytes / 4);
+    const pool = this.threads > 1 && macs >= PARALLEL_MIN_MACS ? DotPool.get(this.threads) : null;
+    if (pool?.runForward(this.memory, job, padded, (from, to) => forwardRows(this.gemm, job, from, to))) {
+      this.usedThreads = pool.threads;
+      return;
+    }
+    this.usedThreads = 1;
+    forwardRows(this.gemm, job, 0, padded);
+  }
+
+  private activationOffset(layer: number): number {
+    let offset = BLOCK_ROWS * this.arch.inputs * 4;
+    for (let l = 0; l < layer; l++) offset += BLOCK_ROWS * (this.n[l] as number) * 4;
+    return offset;
+  }
+
+  private slotOffset(slot: number): number {
+    return roundUp(this.blockBytes, 16) + slot * this.slotBytes;
+  }
+
+  private slotOf(task: number, effective: () => readonly Float32Array[]): number {
+    const cached = this.slots.get(task);
+    if (cached !== undefined) {
+      this.slots.delete(task);
+      this.slots.set(task, cached);
+      return cached;
+    }
+    let slot: number;
+    if (this.slotCount < this.capacity) {
+      slot = this.slotCount++;
+      const needed = this.slotOffset(slot + 1);
+      const have = this.memory.buffer.byteLength;
+      if (needed > have) this.memory.grow(Math.ceil((needed - have) / PAGE_BYTES));
+    } else {
+      const [oldest, freed] = this.slots.entries().next().value as [number, number];
+      this.slots.delete(oldest);
+      slot = freed;
+    }
+    this.fill(slot, effective());
+    this.slots.set(task, slot);
+    return slot;
+  }
+
+  /** Writes a task's effective weights into a slot, zero-padded to k × n per layer. */
+  private fill(slot: number, layers: readonly Float32Array[]): void {
+    let offset = this.slotOffset(slot);
+    layers.forEach((layer, l) => {
+      const [fanIn, fanOut] = [this.fanIns[l] as number, this.fanOuts[l] as number];
+      const [k, n] = [this.k[l] as number, this.n[l] as number];
+      if (layer.length !== fanIn * fanOut)
+        throw new RangeError(`HostForward: layer ${l} has ${layer.length} weights`);
+      const dst = new Float32Array(this.memory.buffer, offset, k * n);
+      dst.fill(0);
+      for (let i = 0; i < fanIn; i++) dst.set(layer.subarray(i * fanOut, (i + 1) * fanOut), i * n);
+      offset += k * n * 4;
+    });
+  }
+}
