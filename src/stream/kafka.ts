@@ -613,8 +613,13 @@ export interface KafkaSinkOptions extends KafkaClientOptions {
   readonly acks?: -1 | 1;
   /** Broker-side produce timeout in ms (default 30 s). */
   readonly timeoutMs?: number;
-  /** Messages per produce request (default 1000); bigger writes are sent in order, one request after the other. */
+  /**
+   * Messages per produce request (default 4096) and their key, value and header bytes (default
+   * 768 KiB, under the broker's default 1 MiB `message.max.bytes` per record batch); bigger writes
+   * are sent in order, one request after the other. A single message over the byte budget goes alone.
+   */
   readonly maxMessagesPerSend?: number;
+  readonly maxBytesPerSend?: number;
   /** Upper bound of close() (default 10 s). */
   readonly closeTimeoutMs?: number;
 }
@@ -627,6 +632,7 @@ export class KafkaSink implements Sink {
   private readonly acks: -1 | 1;
   private readonly timeoutMs: number;
   private readonly maxMessagesPerSend: number;
+  private readonly maxBytesPerSend: number;
   private connecting: Promise<void> | undefined;
   private isConnected = false;
   private closing: Promise<void> | undefined;
@@ -642,7 +648,8 @@ export class KafkaSink implements Sink {
     this.name = `kafka:${options.resultsTopic}`;
     this.acks = acks;
     this.timeoutMs = positiveInt('timeoutMs', options.timeoutMs ?? 30_000);
-    this.maxMessagesPerSend = positiveInt('maxMessagesPerSend', options.maxMessagesPerSend ?? 1000);
+    this.maxMessagesPerSend = positiveInt('maxMessagesPerSend', options.maxMessagesPerSend ?? 4096);
+    this.maxBytesPerSend = positiveInt('maxBytesPerSend', options.maxBytesPerSend ?? 768 * 1024);
     this.producer = createKafka(options).producer({
       idempotent: false,
       maxInFlightRequests: 1,
@@ -724,10 +731,10 @@ export class KafkaSink implements Sink {
     if (this.closing) throw closedError();
     await this.connect();
     try {
-      for (let start = 0; start < messages.length; start += this.maxMessagesPerSend) {
+      for (const part of sendParts(messages, this.maxMessagesPerSend, this.maxBytesPerSend)) {
         await this.producer.send({
           topic,
-          messages: messages.slice(start, start + this.maxMessagesPerSend),
+          messages: part,
           acks: this.acks,
           timeout: this.timeoutMs,
         });
@@ -736,6 +743,52 @@ export class KafkaSink implements Sink {
       throw toKafkaSupsupError(error, 'E_SINK', `${this.name}: producing to ${topic} failed`);
     }
   }
+}
+
+/** Record overhead besides key, value and headers (length, attributes, deltas, varints), at most. */
+const RECORD_OVERHEAD_BYTES = 32;
+
+/** Bytes a message adds to a record batch, at most (UTF-8 for strings). */
+function messageBytes(message: Message): number {
+  const size = (data: Buffer | string | null | undefined): number =>
+    data === null || data === undefined
+      ? 0
+      : typeof data === 'string'
+        ? Buffer.byteLength(data)
+        : data.length;
+  let bytes = RECORD_OVERHEAD_BYTES + size(message.key) + size(message.value);
+  const headers = message.headers;
+  if (headers !== undefined) {
+    for (const name of Object.keys(headers)) {
+      const value = headers[name];
+      const nameBytes = 10 + Buffer.byteLength(name);
+      if (Array.isArray(value)) for (const item of value) bytes += nameBytes + size(item);
+      else bytes += nameBytes + size(value);
+    }
+  }
+  return bytes;
+}
+
+/**
+ * Messages cut, in order, into runs of at most `maxMessages` messages and `maxBytes` bytes (see
+ * messageBytes); a message larger than `maxBytes` forms a run of its own.
+ */
+export function sendParts(messages: readonly Message[], maxMessages: number, maxBytes: number): Message[][] {
+  const parts: Message[][] = [];
+  let part: Message[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    const size = messageBytes(message);
+    if (part.length > 0 && (part.length >= maxMessages || bytes + size > maxBytes)) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(message);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   KafkaSink,
   KafkaSource,
   kafkaLogCreator,
+  sendParts,
   toKafkaSupsupError,
 } from '../../src/stream/kafka.ts';
 
@@ -126,5 +127,45 @@ describe('option validation', () => {
       sink.writeEvents([{ type: 'mask_frozen', task: 0, steps: 1, time: 't' }]),
       (e) => isSupsupError(e) && e.code === 'E_SINK' && !e.retriable,
     );
+  });
+});
+
+describe('sendParts', () => {
+  const message = (i: number, bytes = 10) => ({
+    key: `k${i}`,
+    value: 'v'.repeat(bytes),
+    headers: { h: 'x' },
+  });
+
+  test('cuts messages in order into runs bounded by count and by bytes', () => {
+    const messages = Array.from({ length: 10 }, (_, i) => message(i));
+    const byCount = sendParts(messages, 4, 1 << 20);
+    assert.deepEqual(
+      byCount.map((p) => p.length),
+      [4, 4, 2],
+    );
+    assert.deepEqual(byCount.flat(), messages, 'every message once, in order');
+    // Each message: 32 overhead + key 2 + value 10 + header (10 + 1 + 1) = 56 bytes.
+    assert.deepEqual(
+      sendParts(messages, 100, 3 * 56).map((p) => p.length),
+      [3, 3, 3, 1],
+    );
+    assert.deepEqual(
+      sendParts(messages, 100, 3 * 56 - 1).map((p) => p.length),
+      [2, 2, 2, 2, 2],
+    );
+  });
+
+  test('a message larger than the byte budget goes alone; UTF-8 bytes count, not characters', () => {
+    const big = message(1, 5000);
+    const parts = sendParts([message(0), big, message(2)], 100, 1000);
+    assert.deepEqual(
+      parts.map((p) => p.map((m) => m.key)),
+      [['k0'], ['k1'], ['k2']],
+    );
+    const wide = { key: null, value: 'ü'.repeat(100) }; // 200 bytes in UTF-8
+    assert.equal(sendParts([wide, wide], 100, 2 * (32 + 200)).length, 1);
+    assert.equal(sendParts([wide, wide], 100, 2 * (32 + 200) - 1).length, 2);
+    assert.deepEqual(sendParts([], 10, 10), []);
   });
 });
