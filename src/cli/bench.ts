@@ -282,7 +282,8 @@ export async function benchDaemon(raw: RawOptions): Promise<void> {
   process.stdout.write(
     `daemon throughput, ${config.source} source, ${config.format} ${config.labelled ? 'labelled' : 'unlabelled'} records, ` +
       `${config.masks} masks, ${arch.name}, ${config.store} store: ` +
-      `${result.records_per_s.toFixed(0)} records/s (${result.results_out} results in ${result.seconds.toFixed(1)} s, ` +
+      `${result.records_per_s.toFixed(0)} records/s (${result.records_per_s_after_join.toFixed(0)} after the ` +
+      `${result.join_seconds.toFixed(2)} s join; ${result.results_out} results in ${result.seconds.toFixed(1)} s, ` +
       `${result.full_checks} full checks, decisions ${JSON.stringify(result.decisions)}, ` +
       `${result.chunks} chunks, ${result.commits} commits, RSS ${result.rss_mb.toFixed(0)} MiB)\n`,
   );

@@ -118,17 +118,18 @@ export class DotPool {
   }
 
   /**
-   * Runs a forward job's `rows` (a multiple of 4) split by threads in blocks of 4 rows: the caller
-   * computes the first share with `own(from, to)`; false (no result) if the pool broke.
+   * Runs a forward job split by threads at `bounds` (threads + 1 row indices from 0 to the job's
+   * rows, multiples of 4): the caller computes [bounds[0], bounds[1]) with `own`, helper i the next
+   * share. 'broken' (no result) if the pool broke; otherwise whether the caller had to wait for a
+   * helper after its own share ('waited') or every helper was done first ('helpers-first').
    */
   runForward(
     memory: WasmMemory,
     job: ForwardJob,
-    rows: number,
+    bounds: readonly number[],
     own: (rowFrom: number, rowTo: number) => void,
-  ): boolean {
-    const threads = this.threads;
-    const first = (t: number): number => Math.floor((t * (rows / 4)) / threads) * 4;
+  ): 'broken' | 'waited' | 'helpers-first' {
+    if (bounds.length !== this.threads + 1) throw new RangeError('runForward: one share per thread');
     const seq = ++this.seq;
     this.helpers.forEach((helper, i) => {
       const share: ForwardShare = {
@@ -136,13 +137,15 @@ export class DotPool {
         seq,
         memory,
         job,
-        rowFrom: first(i + 1),
-        rowTo: first(i + 2),
+        rowFrom: bounds[i + 1] as number,
+        rowTo: bounds[i + 2] as number,
       };
       helper.worker.postMessage(share);
     });
-    own(0, first(1));
-    return this.awaitHelpers(seq);
+    own(bounds[0] as number, bounds[1] as number);
+    const helpersFirst = this.helpers.every((helper) => Atomics.load(helper.control, 0) === seq);
+    if (!this.awaitHelpers(seq)) return 'broken';
+    return helpersFirst ? 'helpers-first' : 'waited';
   }
 
   /** Blocks until every helper finished job `seq`; false, and the pool disabled, if one failed. */

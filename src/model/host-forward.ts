@@ -19,6 +19,8 @@ export const BLOCK_ROWS = 256;
 /** Below this many multiply-adds a block runs on the calling thread alone. */
 const PARALLEL_MIN_MACS = 4_000_000;
 const MEMORY_MAX_PAGES = 65536;
+const MIN_CALLER_SHARE = 0.25;
+const MAX_CALLER_SHARE = 0.85;
 
 /** One layer of a forward job: byte offsets and sizes in floats (k: input row length, n: padded outputs). */
 export interface ForwardLayer {
@@ -64,6 +66,13 @@ export class HostForward {
   private readonly slots = new Map<number, number>();
   private slotCount = 0;
   private usedThreads = 1;
+  /**
+   * The calling thread's share of a split block, in [MIN_CALLER_SHARE, MAX_CALLER_SHARE]: the
+   * helpers share the core with other work (the broker, the garbage collector), so the split adapts
+   * by 4 rows per block: up when the caller waited for a helper, down when the helpers were first.
+   * Rows are independent, so the split never changes a result.
+   */
+  private callerShare = 0;
 
   private constructor(arch: Architecture, capacity: number, threads: number) {
     this.arch = arch;
@@ -156,12 +165,33 @@ export class HostForward {
     };
     const macs = padded * (this.slotBytes / 4);
     const pool = this.threads > 1 && macs >= PARALLEL_MIN_MACS ? DotPool.get(this.threads) : null;
-    if (pool?.runForward(this.memory, job, padded, (from, to) => forwardRows(this.gemm, job, from, to))) {
-      this.usedThreads = pool.threads;
-      return;
+    if (pool !== null) {
+      const bounds = this.shareBounds(padded, pool.threads);
+      const outcome = pool.runForward(this.memory, job, bounds, (from, to) =>
+        forwardRows(this.gemm, job, from, to),
+      );
+      if (outcome !== 'broken') {
+        this.usedThreads = pool.threads;
+        const step = 4 / padded;
+        const share = this.callerShare + (outcome === 'waited' ? step : -step);
+        this.callerShare = Math.min(MAX_CALLER_SHARE, Math.max(MIN_CALLER_SHARE, share));
+        return;
+      }
     }
     this.usedThreads = 1;
     forwardRows(this.gemm, job, 0, padded);
+  }
+
+  /** Row bounds of each thread's share of `rows` (a multiple of 4): the caller first, helpers evenly. */
+  private shareBounds(rows: number, threads: number): number[] {
+    if (this.callerShare === 0) this.callerShare = 1 / threads;
+    const quads = rows / 4;
+    const callerQuads = Math.min(quads, Math.round(quads * this.callerShare));
+    const bounds = [0, callerQuads * 4];
+    for (let t = 1; t < threads; t++) {
+      bounds.push((callerQuads + Math.floor(((quads - callerQuads) * t) / (threads - 1))) * 4);
+    }
+    return bounds;
   }
 
   private activationOffset(layer: number): number {

@@ -119,4 +119,7 @@ test('bench daemon --json: every record of the stream comes out of the real daem
   assert.equal(report.records_in, 600);
   assert.equal(report.results_out, 600);
   assert.ok((report.records_per_s ?? 0) > 0);
+  // The steady state excludes the time before the first batch, so it is never the slower figure.
+  assert.ok((report.join_seconds ?? -1) >= 0 && (report.join_seconds ?? 0) <= (report.seconds ?? 0));
+  assert.ok((report.records_per_s_after_join ?? 0) >= (report.records_per_s ?? Infinity));
 });

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type Architecture, makeArchitecture } from '../../src/model/arch.ts';
+import { DotPool } from '../../src/model/dot-pool.ts';
 import { gemmKernel } from '../../src/model/gemm-kernel.ts';
-import { BLOCK_ROWS, HostForward } from '../../src/model/host-forward.ts';
+import { BLOCK_ROWS, type ForwardJob, forwardRows, HostForward } from '../../src/model/host-forward.ts';
 import { RandomStream } from '../../src/model/prng.ts';
 import { Wasm } from '../../src/model/wasm-asm.ts';
 
@@ -144,4 +145,29 @@ test('host forward refuses weights of the wrong size and inputs too short for th
   const wrong = randomLayers(1);
   wrong[1] = new Float32Array(5);
   assert.throws(() => forward.logits(new Float32Array(ARCH.inputs), 1, 0, () => wrong), RangeError);
+});
+
+test('a forward job split at uneven row bounds gives the rows of an unsplit pass', () => {
+  const pool = DotPool.get(2);
+  assert.ok(pool !== null, 'the dot-product pool starts a helper');
+  const [rows, k, n] = [24, 40, 16];
+  const memory = new Wasm.Memory({ initial: 1, maximum: 65536, shared: true });
+  const f = new Float32Array(memory.buffer);
+  f.set(uniform(7, 0, rows * k, 1), 0);
+  f.set(uniform(7, 1, k * n, 1), rows * k);
+  const out = (rows * k + k * n) * 4;
+  const job: ForwardJob = { x: 0, inputs: k, layers: [{ weights: rows * k * 4, out, k, n }] };
+  const gemm = gemmKernel(memory);
+  forwardRows(gemm, job, 0, rows);
+  const whole = f.slice(out / 4, out / 4 + rows * n);
+  for (const bounds of [
+    [0, 4, 24],
+    [0, 20, 24],
+    [0, 0, 24],
+  ]) {
+    f.fill(0, out / 4, out / 4 + rows * n);
+    const outcome = pool.runForward(memory, job, bounds, (from, to) => forwardRows(gemm, job, from, to));
+    assert.notEqual(outcome, 'broken');
+    assert.deepEqual(f.slice(out / 4, out / 4 + rows * n), whole, `bounds ${bounds.join(',')}`);
+  }
 });
