@@ -17,11 +17,22 @@
  */
 import { SupsupError } from '../errors.js';
 import {
+  addTo,
+  BLOCK_LOOP,
+  BR_IF,
+  breakIf,
+  continueLoop,
+  END,
+  END_LOOP_BLOCK,
   functionBody,
   get,
   I32,
+  I32_ADD,
+  I32_GE_U,
+  I32_MUL,
   i32Const,
   MAGIC_AND_VERSION,
+  memarg,
   name,
   PAGE_BYTES,
   section,
@@ -39,13 +50,8 @@ import {
 const I32_LOAD = 0x28;
 const F64_LOAD = 0x2b;
 const F64_STORE = 0x39;
-const I32_ADD = 0x6a;
-const I32_MUL = 0x6c;
 const I32_SHL = 0x74;
-const I32_GE_U = 0x4f;
 const F64_ADD = 0xa0;
-
-const memarg = (alignLog2: number, offset: number): number[] => [...uleb(alignLog2), ...uleb(offset)];
 
 /** Bytes of one thread's four 256-entry float64 tables. */
 export const TABLE_AREA_BYTES = 4 * 256 * 8;
@@ -70,19 +76,6 @@ const F64_NE = 0x62;
 const f64Zero = (): number[] => [0x44, 0, 0, 0, 0, 0, 0, 0, 0];
 const F64 = 0x7c;
 const IF = 0x04;
-const BR_IF = 0x0d;
-const BR = 0x0c;
-const END = 0x0b;
-const BLOCK_LOOP = [0x02, 0x40, 0x03, 0x40];
-const END_LOOP_BLOCK = [END, END];
-const breakIf = (condition: number[]): number[] => [...condition, BR_IF, 1];
-const continueLoop = [BR, 0];
-const addTo = (local: number, amount: number[]): number[] => [
-  ...get(local),
-  ...amount,
-  I32_ADD,
-  ...set(local),
-];
 
 /** accumulate_rows_t for the table area at address `tables` (see the top of this file). */
 function accumulateRows(tables: number): number[] {

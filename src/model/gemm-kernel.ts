@@ -13,12 +13,21 @@
  */
 
 import {
+  BLOCK_LOOP,
+  breakIf,
+  compiledOnce,
+  continueLoop,
+  END,
+  END_LOOP_BLOCK,
   F32,
   functionBody,
   get,
   I32,
+  I32_ADD,
+  I32_MUL,
   i32Const,
   MAGIC_AND_VERSION,
+  memarg,
   name,
   section,
   set,
@@ -29,7 +38,6 @@ import {
   vec,
   Wasm,
   type WasmMemory,
-  type WasmModule,
 } from './wasm-asm.js';
 
 const V128_LOAD = 0x00;
@@ -39,26 +47,16 @@ const F32X4_SPLAT = 0x13;
 const F32X4_ADD = 0xe4;
 const F32X4_MUL = 0xe6;
 const F32X4_PMAX = 0xeb;
-const I32_ADD = 0x6a;
-const I32_MUL = 0x6c;
 const I32_LT_U = 0x49;
+const I32_EQZ = 0x45;
 
-const memarg = (align: number, offset: number): number[] => [align, ...uleb(offset)];
-
-/** `block loop <cond> br_if 1 <body> br 0 end end`, with `exit` leaving when true. */
+/** `block loop` until `exit` is true: `exit` is tested before each round. */
 const whileNot = (exit: readonly number[], body: readonly number[]): number[] => [
-  0x02,
-  0x40,
-  0x03,
-  0x40,
-  ...exit,
-  0x0d,
-  1,
+  ...BLOCK_LOOP,
+  ...breakIf(exit),
   ...body,
-  0x0c,
-  0,
-  0x0b,
-  0x0b,
+  ...continueLoop,
+  ...END_LOOP_BLOCK,
 ];
 
 function gemm(): number[] {
@@ -126,13 +124,13 @@ function gemm(): number[] {
     ...set(col),
     // for col in 0, 32, … < rowC (bytes)
     ...whileNot(
-      [...get(col), ...get(rowC), I32_LT_U, 0x45 /* i32.eqz */],
+      [...get(col), ...get(rowC), I32_LT_U, I32_EQZ],
       [
         ...i32Const(0),
         ...set(r),
         // for r in 0, 4, … < rows
         ...whileNot(
-          [...get(r), ...get(rows), I32_LT_U, 0x45],
+          [...get(r), ...get(rows), I32_LT_U, I32_EQZ],
           [
             ...acc.flatMap((v) => [...zero, ...set(v)]),
             // pa0 = a + r·rowA; pa1..3 the next rows; pb = b + col; end = pa0 + rowA
@@ -160,7 +158,7 @@ function gemm(): number[] {
             I32_ADD,
             ...set(pb),
             ...whileNot(
-              [...get(pa0), ...get(end), I32_LT_U, 0x45],
+              [...get(pa0), ...get(end), I32_LT_U, I32_EQZ],
               [
                 ...get(pb),
                 ...simd(V128_LOAD),
@@ -206,7 +204,7 @@ function gemm(): number[] {
         ...set(col),
       ],
     ),
-    0x0b,
+    END,
   ];
   return functionBody(
     [
@@ -239,19 +237,8 @@ export type Gemm = (
   floor: number,
 ) => void;
 
-let compiled: WasmModule | null | undefined;
-
 /** The compiled module, or null where WebAssembly SIMD or shared memory is unavailable. */
-export function gemmModule(): WasmModule | null {
-  if (compiled === undefined) {
-    try {
-      compiled = new Wasm.Module(moduleBytes());
-    } catch {
-      compiled = null;
-    }
-  }
-  return compiled;
-}
+export const gemmModule = compiledOnce(moduleBytes);
 
 /** The kernel bound to a shared memory (maximum 65,536 pages). */
 export function gemmKernel(memory: WasmMemory): Gemm {

@@ -13,6 +13,7 @@
  */
 
 import {
+  compiledOnce,
   F32,
   functionBody,
   get,
@@ -27,7 +28,6 @@ import {
   Wasm,
   type WasmInstance,
   type WasmMemory,
-  type WasmModule,
 } from './wasm-asm.js';
 
 const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
@@ -198,19 +198,8 @@ export type ThresholdRmsprop = (
 
 type Multiply = (out: number, a: number, b: number, bytes: number) => void;
 
-let compiled: WasmModule | null | undefined;
-
 /** The compiled module, or null where WebAssembly SIMD is unavailable. */
-function simdModule(): WasmModule | null {
-  if (compiled === undefined) {
-    try {
-      compiled = new Wasm.Module(moduleBytes());
-    } catch {
-      compiled = null;
-    }
-  }
-  return compiled;
-}
+const simdModule = compiledOnce(moduleBytes);
 
 /**
  * Float32 arrays carved out of one WebAssembly memory, with the kernels bound to it. Arrays are

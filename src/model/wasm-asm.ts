@@ -91,3 +91,43 @@ export const i32Const = (value: number): number[] => [0x41, ...sleb(value)];
 
 /** A SIMD instruction: the 0xfd prefix and its opcode. */
 export const simd = (op: number): number[] => [0xfd, ...uleb(op)];
+
+/** A memory argument: alignment (log2 bytes) and a constant offset. */
+export const memarg = (alignLog2: number, offset: number): number[] => [...uleb(alignLog2), ...uleb(offset)];
+
+export const I32_ADD = 0x6a;
+export const I32_MUL = 0x6c;
+export const I32_GE_U = 0x4f;
+export const BR = 0x0c;
+export const BR_IF = 0x0d;
+export const END = 0x0b;
+/** `block loop`: `breakIf` leaves the loop, `continueLoop` goes round again. */
+export const BLOCK_LOOP = [0x02, 0x40, 0x03, 0x40];
+export const END_LOOP_BLOCK = [END, END];
+export const breakIf = (condition: readonly number[]): number[] => [...condition, BR_IF, 1];
+export const continueLoop = [BR, 0];
+/** local ← local + amount (i32). */
+export const addTo = (local: number, amount: readonly number[]): number[] => [
+  ...get(local),
+  ...amount,
+  I32_ADD,
+  ...set(local),
+];
+
+/**
+ * A module compiled on first use from `bytes`, or null where this WebAssembly lacks what it needs
+ * (SIMD, shared memory): the callers fall back to other code.
+ */
+export function compiledOnce(bytes: () => Uint8Array): () => WasmModule | null {
+  let compiled: WasmModule | null | undefined;
+  return () => {
+    if (compiled === undefined) {
+      try {
+        compiled = new Wasm.Module(bytes());
+      } catch {
+        compiled = null;
+      }
+    }
+    return compiled;
+  };
+}
