@@ -64,7 +64,9 @@ export class HostForward {
   private readonly threads: number;
   /** Task → slot index, in least-recently-used-first order. */
   private readonly slots = new Map<number, number>();
+  /** Slots allocated in the memory so far, and those of them that forget() released. */
   private slotCount = 0;
+  private readonly freeSlots: number[] = [];
   private usedThreads = 1;
   /**
    * The calling thread's share of a split block, in [MIN_CALLER_SHARE, MAX_CALLER_SHARE]: the
@@ -113,9 +115,12 @@ export class HostForward {
     return this.slots.has(task);
   }
 
-  /** Drops `task`'s cached weights (its mask changed). */
+  /** Drops `task`'s cached weights (its mask changed); their slot is reused. */
   forget(task: number): void {
+    const slot = this.slots.get(task);
+    if (slot === undefined) return;
     this.slots.delete(task);
+    this.freeSlots.push(slot);
   }
 
   /**
@@ -212,7 +217,10 @@ export class HostForward {
       return cached;
     }
     let slot: number;
-    if (this.slotCount < this.capacity) {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) {
+      slot = free;
+    } else if (this.slotCount < this.capacity) {
       slot = this.slotCount++;
       const needed = this.slotOffset(slot + 1);
       const have = this.memory.buffer.byteLength;

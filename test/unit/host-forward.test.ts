@@ -136,6 +136,15 @@ test('host forward: weights are cached per task, least recently used evicted, fo
   forward.forget(0);
   assert.deepEqual(logits(0), referenceLogits(x, 6, weights[0] as Float32Array[]));
   assert.equal(fills, 4);
+  // A mask that changes on every batch (a task still learning) is forgotten again and again: its
+  // slot is reused, and the cache never runs out of slots or evicts the others for it.
+  for (let round = 0; round < 10; round++) {
+    weights[2] = randomLayers(20 + round);
+    forward.forget(2);
+    assert.deepEqual(logits(2), referenceLogits(x, 6, weights[2] as Float32Array[]), `round ${round}`);
+    assert.ok(forward.has(0), 'task 0 stays cached');
+  }
+  forward.forget(7); // never cached: nothing to do
 });
 
 test('host forward refuses weights of the wrong size and inputs too short for the rows', () => {
