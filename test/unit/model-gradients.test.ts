@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { makeArchitecture } from '../../src/model/arch.ts';
 import { SupermaskEngine } from '../../src/model/engine.ts';
-import { randomMask } from '../../src/model/mask-layout.ts';
+import { randomMask, unpackLayer } from '../../src/model/mask-layout.ts';
 import { type MaskRule, maskOfScores, scoreGradient } from '../../src/model/mask-rule.ts';
 import { MaskedMlp } from '../../src/model/network.ts';
 import { entropyObjective, superfluousObjective } from '../../src/model/objectives.ts';
@@ -227,4 +227,41 @@ test('G objective gradient is zero on the real classes and softmax/B′ on the s
       }
     }
   });
+});
+
+test('classify uses the mask as it is now: replaced more times than the weight cache holds', () => {
+  const engine = new SupermaskEngine({
+    arch,
+    seed: 5,
+    rule: { kind: 'threshold' },
+    optimizer: defaultOptimizer('rmsprop'),
+    taskWeightCache: 2,
+  });
+  for (let i = 0; i < 3; i++) engine.addMask(randomMask(engine.layout, 5, i));
+  const x = randomInput(9, 3);
+  /** Logits of x under a packed mask on the backend: the reference for the host forward pass. */
+  const backendPredictions = (packed: Uint8Array): number[] =>
+    tf.tidy(() => {
+      const effective = engine.layout.shapes.map(([fanIn, fanOut], l) => {
+        const mask = unpackLayer(engine.layout, packed, l);
+        const w = engine.base.layers[l] as Float32Array;
+        return tf.tensor2d(
+          mask.map((m, i) => m * (w[i] as number)),
+          [fanIn, fanOut],
+        );
+      });
+      return Array.from(
+        tf.argMax(engine.net.logits(tf.tensor2d(x, [9, arch.inputs]), effective), 1).dataSync(),
+      );
+    });
+  for (let round = 0; round < 6; round++) {
+    const packed = randomMask(engine.layout, 50 + round, 0);
+    // As while a task learns: its mask is replaced on every batch, then the batch is classified.
+    engine.replaceMask(1, packed);
+    assert.deepEqual(Array.from(engine.predict(x, 1)), backendPredictions(packed), `replacement ${round}`);
+  }
+  for (const task of [0, 2]) {
+    assert.deepEqual(Array.from(engine.predict(x, task)), backendPredictions(engine.bank.get(task)));
+  }
+  engine.dispose();
 });
