@@ -748,7 +748,10 @@ export class KafkaSink implements Sink {
 /** Record overhead besides key, value and headers (length, attributes, deltas, varints), at most. */
 const RECORD_OVERHEAD_BYTES = 32;
 
-/** Bytes a message adds to a record batch, at most (UTF-8 for strings). */
+/**
+ * Bytes a message adds to a record batch, at most (UTF-8 for strings): key, value, each header's
+ * name and value with 10 bytes for their two length varints, and the record's own overhead.
+ */
 function messageBytes(message: Message): number {
   const size = (data: Buffer | string | null | undefined): number =>
     data === null || data === undefined
