@@ -24,6 +24,7 @@ import {
   get,
   I32,
   I32_ADD,
+  I32_GE_U,
   I32_MUL,
   i32Const,
   MAGIC_AND_VERSION,
@@ -47,8 +48,6 @@ const F32X4_SPLAT = 0x13;
 const F32X4_ADD = 0xe4;
 const F32X4_MUL = 0xe6;
 const F32X4_PMAX = 0xeb;
-const I32_LT_U = 0x49;
-const I32_EQZ = 0x45;
 
 /** `block loop` until `exit` is true: `exit` is tested before each round. */
 const whileNot = (exit: readonly number[], body: readonly number[]): number[] => [
@@ -124,13 +123,13 @@ function gemm(): number[] {
     ...set(col),
     // for col in 0, 32, … < rowC (bytes)
     ...whileNot(
-      [...get(col), ...get(rowC), I32_LT_U, I32_EQZ],
+      [...get(col), ...get(rowC), I32_GE_U],
       [
         ...i32Const(0),
         ...set(r),
         // for r in 0, 4, … < rows
         ...whileNot(
-          [...get(r), ...get(rows), I32_LT_U, I32_EQZ],
+          [...get(r), ...get(rows), I32_GE_U],
           [
             ...acc.flatMap((v) => [...zero, ...set(v)]),
             // pa0 = a + r·rowA; pa1..3 the next rows; pb = b + col; end = pa0 + rowA
@@ -158,7 +157,7 @@ function gemm(): number[] {
             I32_ADD,
             ...set(pb),
             ...whileNot(
-              [...get(pa0), ...get(end), I32_LT_U, I32_EQZ],
+              [...get(pa0), ...get(end), I32_GE_U],
               [
                 ...get(pb),
                 ...simd(V128_LOAD),
