@@ -37,11 +37,14 @@ import {
   PAGE_BYTES,
   section,
   set,
+  sharedMemoryImport,
   simd,
   tee,
   uleb,
   V128,
+  V128_LOAD,
   vec,
+  WASM32_MAX_PAGES,
   Wasm,
   type WasmMemory,
   type WasmModule,
@@ -258,7 +261,6 @@ function accumulateRows(tables: number): number[] {
   );
 }
 
-const V128_LOAD = 0x00;
 const V128_XOR = 0x51;
 const I32X4_EXTRACT_LANE = 0x1b;
 const I32_GT_U = 0x4b;
@@ -321,11 +323,10 @@ function moduleBytes(maxPages: number): Uint8Array {
   const accumulateType = [0x60, ...vec(Array.from({ length: 8 }, () => [I32])), 0];
   const readType = [0x60, ...vec([[I32], [I32]]), ...vec([[I32]])];
   const threads = Array.from({ length: KERNEL_THREADS }, (_, t) => t);
-  const memoryImport = [...name('env'), ...name('memory'), 0x02, 0x03, ...uleb(1), ...uleb(maxPages)];
   return Uint8Array.from([
     ...MAGIC_AND_VERSION,
     ...section(1, vec([accumulateType, readType])),
-    ...section(2, vec([memoryImport])),
+    ...section(2, vec([sharedMemoryImport(maxPages)])),
     ...section(3, vec([...threads.map(() => [0]), [1]])),
     ...section(
       7,
@@ -352,8 +353,8 @@ export type AccumulateRows = (
 /** JavaScript's typed arrays share the vector and sums with the kernel: their byte order must match. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Pages a dot memory may grow to: all of wasm32's 4 GiB. Only touched pages are resident. */
-export const DOT_MEMORY_MAX_PAGES = 65536;
+/** Pages a dot memory may grow to: all of wasm32's 4 GiB. */
+export const DOT_MEMORY_MAX_PAGES = WASM32_MAX_PAGES;
 
 /** XOR of the 16-byte words of [from, to) in whole 64-byte runs (see readV128Body). */
 export type ReadV128 = (from: number, to: number) => number;

@@ -32,18 +32,19 @@ import {
   name,
   section,
   set,
+  sharedMemoryImport,
   simd,
   tee,
-  uleb,
   V128,
+  V128_LOAD,
+  V128_STORE,
   vec,
+  WASM32_MAX_PAGES,
   Wasm,
   type WasmMemory,
 } from './wasm-asm.js';
 
-const V128_LOAD = 0x00;
 const V128_LOAD32_SPLAT = 0x09;
-const V128_STORE = 0x0b;
 const F32X4_SPLAT = 0x13;
 const F32X4_ADD = 0xe4;
 const F32X4_MUL = 0xe6;
@@ -219,7 +220,7 @@ function moduleBytes(): Uint8Array {
   return Uint8Array.from([
     ...MAGIC_AND_VERSION,
     ...section(1, vec([type])),
-    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]])),
+    ...section(2, vec([sharedMemoryImport(WASM32_MAX_PAGES)])),
     ...section(3, vec([[0]])),
     ...section(7, vec([[...name('gemm'), 0x00, 0x00]])),
     ...section(10, vec([gemm()])),
@@ -239,7 +240,7 @@ export type Gemm = (
 /** The compiled module, or null where WebAssembly SIMD or shared memory is unavailable. */
 export const gemmModule = compiledOnce(moduleBytes);
 
-/** The kernel bound to a shared memory (maximum 65,536 pages). */
+/** The kernel bound to a shared memory (maximum WASM32_MAX_PAGES pages). */
 export function gemmKernel(memory: WasmMemory): Gemm {
   const module = gemmModule();
   if (module === null) throw new Error('WebAssembly SIMD is unavailable');

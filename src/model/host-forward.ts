@@ -12,13 +12,12 @@
 import type { Architecture } from './arch.js';
 import { DotPool } from './dot-pool.js';
 import { type Gemm, gemmKernel, gemmModule } from './gemm-kernel.js';
-import { PAGE_BYTES, Wasm, type WasmMemory } from './wasm-asm.js';
+import { PAGE_BYTES, WASM32_MAX_PAGES, Wasm, type WasmMemory } from './wasm-asm.js';
 
 /** Rows computed per block (inputs and activations for this many rows stay in the memory). */
 export const BLOCK_ROWS = 256;
 /** Below this many multiply-adds a block runs on the calling thread alone. */
 const PARALLEL_MIN_MACS = 4_000_000;
-const MEMORY_MAX_PAGES = 65536;
 const MIN_CALLER_SHARE = 0.25;
 const MAX_CALLER_SHARE = 0.85;
 
@@ -58,6 +57,8 @@ export class HostForward {
   private readonly k: readonly number[];
   private readonly slotBytes: number;
   private readonly blockBytes: number;
+  /** Byte offset of each layer's activations for a block (after the block's input rows). */
+  private readonly activations: readonly number[];
   private readonly capacity: number;
   private readonly memory: WasmMemory;
   private readonly gemm: Gemm;
@@ -87,8 +88,14 @@ export class HostForward {
     this.k = this.fanIns.map((w, l) => (l === 0 ? w : (this.n[l - 1] as number)));
     this.slotBytes = this.k.reduce((sum, k, l) => sum + k * (this.n[l] as number) * 4, 0);
     this.blockBytes = BLOCK_ROWS * (arch.inputs + this.n.reduce((a, b) => a + b, 0)) * 4;
+    let offset = BLOCK_ROWS * arch.inputs * 4;
+    this.activations = this.n.map((n) => {
+      const at = offset;
+      offset += BLOCK_ROWS * n * 4;
+      return at;
+    });
     const pages = Math.ceil(this.blockBytes / PAGE_BYTES);
-    this.memory = new Wasm.Memory({ initial: pages, maximum: MEMORY_MAX_PAGES, shared: true });
+    this.memory = new Wasm.Memory({ initial: pages, maximum: WASM32_MAX_PAGES, shared: true });
     this.gemm = gemmKernel(this.memory);
   }
 
@@ -137,12 +144,12 @@ export class HostForward {
     if (x.length < rows * inputs) throw new RangeError(`HostForward: ${x.length} inputs for ${rows} rows`);
     const slot = this.slotOf(task, effective);
     const out = new Float32Array(rows * outputs);
+    const last = this.n.length - 1;
+    const padded = this.n[last] as number;
     for (let from = 0; from < rows; from += BLOCK_ROWS) {
       const count = Math.min(BLOCK_ROWS, rows - from);
       this.block(x.subarray(from * inputs, (from + count) * inputs), count, slot);
-      const last = this.n.length - 1;
-      const padded = this.n[last] as number;
-      const logits = new Float32Array(this.memory.buffer, this.activationOffset(last), count * padded);
+      const logits = new Float32Array(this.memory.buffer, this.activations[last] as number, count * padded);
       for (let r = 0; r < count; r++) {
         out.set(logits.subarray(r * padded, r * padded + outputs), (from + r) * outputs);
       }
@@ -163,7 +170,7 @@ export class HostForward {
       inputs,
       layers: this.n.map((n, l) => {
         const k = this.k[l] as number;
-        const layer = { weights: w, out: this.activationOffset(l), k, n };
+        const layer = { weights: w, out: this.activations[l] as number, k, n };
         w += k * n * 4;
         return layer;
       }),
@@ -197,12 +204,6 @@ export class HostForward {
       bounds.push((callerQuads + Math.floor(((quads - callerQuads) * t) / (threads - 1))) * 4);
     }
     return bounds;
-  }
-
-  private activationOffset(layer: number): number {
-    let offset = BLOCK_ROWS * this.arch.inputs * 4;
-    for (let l = 0; l < layer; l++) offset += BLOCK_ROWS * (this.n[l] as number) * 4;
-    return offset;
   }
 
   private slotOffset(slot: number): number {

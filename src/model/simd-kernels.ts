@@ -18,12 +18,17 @@ import {
   functionBody,
   get,
   I32,
+  I32_ADD,
   MAGIC_AND_VERSION,
+  memarg,
   name,
+  PAGE_BYTES,
   section,
   set,
   simd,
   V128,
+  V128_LOAD,
+  V128_STORE,
   vec,
   Wasm,
   type WasmInstance,
@@ -32,15 +37,20 @@ import {
 
 const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
 /** v128.load / v128.store at (base + i), 16-byte aligned. */
-const load = (base: number, i: number): number[] => [...get(base), ...get(i), 0x6a, ...simd(0x00), 4, 0];
+const load = (base: number, i: number): number[] => [
+  ...get(base),
+  ...get(i),
+  I32_ADD,
+  ...simd(V128_LOAD),
+  ...memarg(4, 0),
+];
 const store = (base: number, i: number, value: number[]): number[] => [
   ...get(base),
   ...get(i),
-  0x6a,
+  I32_ADD,
   ...value,
-  ...simd(0x0b),
-  4,
-  0,
+  ...simd(V128_STORE),
+  ...memarg(4, 0),
 ];
 const splat = (local: number): number[] => [...get(local), ...simd(0x13)];
 const F32X4_GE = 0x46;
@@ -244,7 +254,7 @@ export class SimdArena {
     const module = simdModule();
     if (module === null) return null;
     const bytes = lengths.reduce((sum, n) => sum + SimdArena.paddedBytes(n), 0);
-    const memory = new Wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / 65536)) });
+    const memory = new Wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE_BYTES)) });
     return new SimdArena(memory, new Wasm.Instance(module, { env: { memory } }));
   }
 

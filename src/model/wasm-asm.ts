@@ -91,6 +91,22 @@ export const i32Const = (value: number): number[] => [0x41, ...sleb(value)];
 
 /** A SIMD instruction: the 0xfd prefix and its opcode. */
 export const simd = (op: number): number[] => [0xfd, ...uleb(op)];
+/** SIMD opcodes (after the 0xfd prefix) of the 16-byte load and store. */
+export const V128_LOAD = 0x00;
+export const V128_STORE = 0x0b;
+
+/** Pages a 32-bit WebAssembly memory can have: 4 GiB. Only touched pages are resident. */
+export const WASM32_MAX_PAGES = 65536;
+
+/** The import entry of a shared memory `env.memory` of at least one and at most `maxPages` pages. */
+export const sharedMemoryImport = (maxPages: number): number[] => [
+  ...name('env'),
+  ...name('memory'),
+  0x02,
+  0x03,
+  ...uleb(1),
+  ...uleb(maxPages),
+];
 
 /** A memory argument: alignment (log2 bytes) and a constant offset. */
 export const memarg = (alignLog2: number, offset: number): number[] => [...uleb(alignLog2), ...uleb(offset)];

@@ -753,23 +753,23 @@ const RECORD_OVERHEAD_BYTES = 32;
  * name and value with 10 bytes for their two length varints, and the record's own overhead.
  */
 function messageBytes(message: Message): number {
-  const size = (data: Buffer | string | null | undefined): number =>
-    data === null || data === undefined
-      ? 0
-      : typeof data === 'string'
-        ? Buffer.byteLength(data)
-        : data.length;
-  let bytes = RECORD_OVERHEAD_BYTES + size(message.key) + size(message.value);
+  let bytes = RECORD_OVERHEAD_BYTES + dataBytes(message.key) + dataBytes(message.value);
   const headers = message.headers;
   if (headers !== undefined) {
     for (const name of Object.keys(headers)) {
       const value = headers[name];
       const nameBytes = 10 + Buffer.byteLength(name);
-      if (Array.isArray(value)) for (const item of value) bytes += nameBytes + size(item);
-      else bytes += nameBytes + size(value);
+      if (Array.isArray(value)) for (const item of value) bytes += nameBytes + dataBytes(item);
+      else bytes += nameBytes + dataBytes(value);
     }
   }
   return bytes;
+}
+
+/** Bytes of a key, value or header value: UTF-8 for strings, none for null. */
+function dataBytes(data: Buffer | string | null | undefined): number {
+  if (data === null || data === undefined) return 0;
+  return typeof data === 'string' ? Buffer.byteLength(data) : data.length;
 }
 
 /**
