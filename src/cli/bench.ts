@@ -285,7 +285,8 @@ export async function benchDaemon(raw: RawOptions): Promise<void> {
       `${result.records_per_s.toFixed(0)} records/s (${result.records_per_s_after_join.toFixed(0)} after the ` +
       `${result.join_seconds.toFixed(2)} s join; ${result.results_out} results in ${result.seconds.toFixed(1)} s, ` +
       `${result.full_checks} full checks, decisions ${JSON.stringify(result.decisions)}, ` +
-      `${result.chunks} chunks, ${result.commits} commits, RSS ${result.rss_mb.toFixed(0)} MiB)\n`,
+      `${result.chunks} chunks, ${result.commits} commits, RSS ${result.rss_mb.toFixed(0)} MiB, ` +
+      `${result.cpu_ms_per_1k_records.toFixed(1)} ms CPU per 1,000 records)\n`,
   );
 }
 
