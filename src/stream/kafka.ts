@@ -4,13 +4,23 @@
  * KafkaSource: one consumer-group member, `eachBatch` with `autoCommit: false`,
  * `eachBatchAutoResolve: false` and `partitionsConsumedConcurrently: 1` (the model is single-threaded).
  * A fetched kafkajs batch is handed to the handler in chunks of at most `maxBatchSize` records; after a
- * chunk's handler resolved, its last offset is resolved and `last + 1` committed explicitly (at-least-once:
- * a crash between the handler and the commit re-delivers the chunk; results carry `x-source` to dedupe).
+ * chunk's handler resolved, `last + 1` is committed explicitly (at-least-once: a crash between the handler
+ * and the commit re-delivers the chunk; results carry `x-source` to dedupe).
+ *
+ * Fetch-ahead: kafkajs fetches the next batch only once eachBatch returns. So eachBatch resolves the
+ * batch's offsets at once (the fetch position moves past it), starts handling it and returns; the next
+ * eachBatch call waits until that handling is done. The broker's fetch, kafkajs's decoding of it, and
+ * each chunk's offset commit overlap the handler's work; one batch at most waits fetched ahead.
+ * Commits go out one at a time and in order; offsets that queue meanwhile are merged.
+ *
  * A handler that throws leaves the chunk uncommitted: the source seeks back to the chunk's first offset and
  * pauses the partition for an exponential backoff with jitter (back-pressure: no fetches for it while the
- * store or sink is failing; other partitions go on), then resumes and delivers it again.
- * Errors of heartbeats (rebalances) and of commits go to kafkajs, which re-joins the group; uncommitted
- * records are then fetched again by whoever owns the partition.
+ * store or sink is failing; other partitions go on), then resumes and delivers it again. A batch fetched
+ * ahead of the failure is stale (kafkajs's pending seek) and dropped.
+ * Errors of heartbeats (rebalances) and of commits end the handling and are thrown from the next eachBatch
+ * call, so kafkajs re-joins the group as it would have; uncommitted records are then fetched again by
+ * whoever owns the partition. Work and commits of an earlier group membership (an epoch: see `epoch`) are
+ * dropped, never sent under a newer generation.
  *
  * Why commits go through the eachBatch payload (`commitOffsetsIfNecessary(offsets)`), not
  * `consumer.commitOffsets()`: the latter is silently skipped once kafkajs's runner stopped, so the batch
@@ -242,12 +252,25 @@ export interface KafkaSourceEventMap {
       error: unknown;
     },
   ];
+  /**
+   * kafkajs delivered a fetched batch; while an earlier batch is still being handled, it waits
+   * (fetched ahead) until that one is done.
+   */
+  fetched: [{ topic: string; partition: number; firstOffset: string; records: number }];
   /** `offset` (the next offset to read) was committed for the partition. */
   committed: [{ topic: string; partition: number; offset: string }];
   stopped: [];
 }
 
 type BatchHandler = (batch: SourceBatch) => Promise<void>;
+
+/** The next offset to read of a partition, to be committed, and the epoch of the work that read it. */
+interface PendingCommit {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly epoch: number;
+}
 
 const DEFAULT_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
 
@@ -278,6 +301,19 @@ export class KafkaSource implements Source {
   private readonly finished: Promise<void>;
   private settle!: { resolve: () => void; reject: (error: unknown) => void };
   private settled = false;
+  /** The batch being handled, outside kafkajs's eachBatch call (see onBatch); never rejects. */
+  private handling: Promise<void> = Promise.resolve();
+  /** The chain of offset commits (see commitLater); never rejects. */
+  private commits: Promise<void> = Promise.resolve();
+  private readonly pendingCommits = new Map<string, PendingCommit>();
+  private commitPayload: EachBatchPayload | undefined;
+  /**
+   * Work started in one epoch goes on only while the epoch lasts. A group join, a rebalance, a
+   * crash of the consumer and a deferred error each end it: chunks not yet handled are dropped
+   * and their offsets never committed, so whoever owns the partition next reads them again.
+   */
+  private epoch = 0;
+  private deferred: { error: unknown; epoch: number } | undefined;
 
   constructor(options: KafkaSourceOptions) {
     if (!options.topic) throw new SupsupError('E_CONFIG', 'kafka source: topic is required');
@@ -377,7 +413,10 @@ export class KafkaSource implements Source {
     const work = (async () => {
       // Disconnecting while run() is still joining makes kafkajs crash and keep consuming (kafkajs#1639).
       if (this.starting) await this.starting.catch(() => {});
-      // Stops fetching, waits for the chunk in flight (which commits), leaves the group, closes sockets.
+      // The chunk in flight finishes and the handling stops; its commit goes out before the group is left.
+      await this.handling;
+      await this.commits;
+      // Stops fetching (a batch fetched ahead is dropped), leaves the group, closes sockets.
       await this.consumer.disconnect();
     })();
     let timer: NodeJS.Timeout | undefined;
@@ -408,6 +447,7 @@ export class KafkaSource implements Source {
   private wireEvents(): void {
     const { events } = this.consumer;
     this.consumer.on(events.GROUP_JOIN, ({ payload }) => {
+      this.epoch++;
       this.isJoined = true;
       this.progressAt = Date.now();
       this.events.emit('joined', {
@@ -417,10 +457,12 @@ export class KafkaSource implements Source {
       });
     });
     this.consumer.on(events.REBALANCING, ({ payload }) => {
+      this.epoch++;
       this.isJoined = false;
       this.events.emit('rebalancing', { memberId: payload.memberId });
     });
     this.consumer.on(events.CRASH, ({ payload }) => {
+      this.epoch++;
       this.isJoined = false;
       const error = toKafkaSupsupError(payload.error, 'E_SOURCE', `${this.name}: consumer crashed`);
       this.events.emit('crash', { error, restart: payload.restart });
@@ -437,15 +479,50 @@ export class KafkaSource implements Source {
     this.consumer.on(events.START_BATCH_PROCESS, progress);
   }
 
+  /**
+   * kafkajs's eachBatch. It waits for the previous batch to be handled, then starts handling this
+   * one without awaiting it: kafkajs fetches only after eachBatch returns, so the next batch is
+   * fetched (and decoded) while this one is handled. At most one batch waits fetched ahead.
+   */
   private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
     const { batch } = payload;
-    const { topic, partition } = batch;
+    if (batch.messages.length > 0) {
+      this.events.emit('fetched', {
+        topic: batch.topic,
+        partition: batch.partition,
+        firstOffset: (batch.messages[0] as KafkaMessage).offset,
+        records: batch.messages.length,
+      });
+    }
+    await this.handling;
+    this.throwDeferredError();
     if (batch.messages.length === 0) return;
+    // Fetched before a failure of this partition sought back (or before stop()): dropped, fetched again.
+    if (this.stopRequested || !payload.isRunning() || payload.isStale()) return;
     const received = Date.now();
-    const records = batch.messages.map((message) => toRawRecord(topic, partition, message, received));
+    const records = batch.messages.map((message) =>
+      toRawRecord(batch.topic, batch.partition, message, received),
+    );
+    // The fetch position moves past this batch now; a chunk that fails seeks back to its first offset.
+    payload.resolveOffset((records[records.length - 1] as RawRecord).position.offset);
+    const epoch = this.epoch;
+    this.handling = this.handleBatch(payload, records, handler, epoch).catch((error: unknown) => {
+      this.deferError(error, epoch);
+    });
+  }
+
+  /** Hands a fetched batch to the handler in chunks, committing each after its handler resolved. */
+  private async handleBatch(
+    payload: EachBatchPayload,
+    records: readonly RawRecord[],
+    handler: BatchHandler,
+    epoch: number,
+  ): Promise<void> {
+    const { batch } = payload;
+    const { topic, partition } = batch;
     for (let start = 0; start < records.length; start += this.maxBatchSize) {
       // Stop between chunks: what is not handled stays uncommitted and is fetched again later.
-      if (this.stopRequested || !payload.isRunning() || payload.isStale()) return;
+      if (this.stopRequested || !payload.isRunning() || this.epoch !== epoch) return;
       const chunk = records.slice(start, start + this.maxBatchSize);
       const firstOffset = chunk[0].position.offset;
       const lastOffset = chunk[chunk.length - 1].position.offset;
@@ -462,17 +539,60 @@ export class KafkaSource implements Source {
         await handler({ topic, partition, records: chunk, heartbeat, highWatermark: batch.highWatermark });
       } catch (error) {
         // A failed heartbeat means the group is rebalancing: kafkajs must re-join; the chunk stays uncommitted.
-        if (heartbeatError !== undefined) throw heartbeatError;
-        await this.redeliverLater(payload, topic, partition, firstOffset, error);
+        if (heartbeatError !== undefined) this.deferError(heartbeatError, epoch);
+        else await this.redeliverLater(payload, topic, partition, firstOffset, error, epoch);
         return;
       }
       this.failures.delete(partition);
-      payload.resolveOffset(lastOffset);
       // After the last chunk, commit past trailing control records too (batch.lastOffset() ≥ last message).
       const isLast = start + this.maxBatchSize >= records.length;
       const next = (isLast ? maxOffset(lastOffset, batch.lastOffset()) : BigInt(lastOffset)) + 1n;
-      await this.commit(payload, topic, partition, next.toString());
+      this.commitLater(payload, { topic, partition, offset: next.toString(), epoch });
     }
+  }
+
+  /**
+   * Queues an offset commit; the next chunk is handled while it is in flight. Commits go out one
+   * at a time, in order; offsets queued meanwhile are merged into the next request (the later
+   * offset of a partition wins), so at most one request is in flight and one waits.
+   */
+  private commitLater(payload: EachBatchPayload, entry: PendingCommit): void {
+    const first = this.pendingCommits.size === 0;
+    this.pendingCommits.set(`${entry.topic}\u0000${entry.partition}`, entry);
+    this.commitPayload = payload;
+    if (first) this.commits = this.commits.then(() => this.commitPending());
+  }
+
+  private async commitPending(): Promise<void> {
+    const payload = this.commitPayload;
+    // Offsets of an earlier group membership are dropped: the partition may have moved, and its
+    // new owner reads from the last committed offset.
+    const entries = [...this.pendingCommits.values()].filter((entry) => entry.epoch === this.epoch);
+    this.pendingCommits.clear();
+    if (payload === undefined || entries.length === 0) return;
+    try {
+      await this.commit(payload, entries);
+    } catch (error) {
+      this.deferError(error, entries[0]?.epoch ?? this.epoch);
+    }
+  }
+
+  /**
+   * Keeps an error of work that runs outside kafkajs's eachBatch call (a failed heartbeat or
+   * commit) for the next eachBatch call to throw, so that kafkajs re-joins or retries as it would
+   * have. Handling stops at the next chunk. An error from an earlier group membership is dropped.
+   */
+  private deferError(error: unknown, epoch: number): void {
+    if (epoch !== this.epoch) return;
+    this.deferred ??= { error, epoch };
+    // Stop handling further chunks of this membership: kafkajs has to act on the error first.
+    this.epoch++;
+  }
+
+  private throwDeferredError(): void {
+    const deferred = this.deferred;
+    this.deferred = undefined;
+    if (deferred !== undefined && deferred.epoch + 1 === this.epoch) throw deferred.error;
   }
 
   private async redeliverLater(
@@ -481,6 +601,7 @@ export class KafkaSource implements Source {
     partition: number,
     firstOffset: string,
     error: unknown,
+    epoch: number,
   ): Promise<void> {
     const attempt = (this.failures.get(partition) ?? 0) + 1;
     this.failures.set(partition, attempt);
@@ -509,9 +630,9 @@ export class KafkaSource implements Source {
     );
     this.events.emit('batch_failed', { topic, partition, firstOffset, attempt, backoffMs, error });
     // Back-pressure: pause the partition (its fetches stop, other partitions go on, kafkajs keeps the
-    // session alive), seek back to the chunk, and resume once the backoff has passed. Stopping: no
-    // seek; the uncommitted chunk is fetched again from the committed offset by the next owner.
-    if (this.stopRequested || !payload.isRunning()) return;
+    // session alive), seek back to the chunk, and resume once the backoff has passed. Stopping or a
+    // new group membership: no seek; the chunk is fetched again from the committed offset.
+    if (this.stopRequested || !payload.isRunning() || this.epoch !== epoch) return;
     try {
       this.consumer.seek({ topic, partition, offset: firstOffset });
       const resume = payload.pause();
@@ -522,24 +643,33 @@ export class KafkaSource implements Source {
       timer.unref();
       this.resumeTimers.add(timer);
     } catch (seekError) {
-      // The consumer is restarting or stopping. Nothing was resolved past firstOffset, so the next fetch
-      // (or the next owner, from the committed offset) starts at the chunk anyway.
-      this.log('warn', `${this.name}: seek to ${topic}/${partition}@${firstOffset} failed`, {
-        error: errorMessage(seekError),
-      });
+      // Only a consumer that is gone refuses a fetched record's position. The fetch position is
+      // already past the chunk, so going on would skip it: stop instead, and let the next run read
+      // from the committed offset, which is not past the chunk.
+      const failure = toKafkaSupsupError(
+        seekError,
+        'E_SOURCE',
+        `${this.name}: seek to ${topic}/${partition}@${firstOffset} failed`,
+      );
+      this.log('error', failure.message);
+      this.finish(failure);
+      void this.stop();
     }
   }
 
-  private async commit(
-    payload: EachBatchPayload,
-    topic: string,
-    partition: number,
-    offset: string,
-  ): Promise<void> {
+  private async commit(payload: EachBatchPayload, entries: readonly PendingCommit[]): Promise<void> {
+    const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
+    for (const { topic, partition, offset } of entries) {
+      const partitions = byTopic.get(topic) ?? [];
+      partitions.push({ partition, offset });
+      byTopic.set(topic, partitions);
+    }
+    const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
     for (let attempt = 1; ; attempt++) {
       try {
-        await payload.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset }] }] });
-        this.events.emit('committed', { topic, partition, offset });
+        await payload.commitOffsetsIfNecessary({ topics });
+        for (const { topic, partition, offset } of entries)
+          this.events.emit('committed', { topic, partition, offset });
         return;
       } catch (error) {
         if (isRebalanceError(error) || !isRetriableKafkaError(error) || attempt >= this.commitAttempts)

@@ -417,6 +417,114 @@ test('Kafka stream source and sink', { timeout: 15 * 60_000 }, async (t) => {
       },
     );
 
+    // Four record batches of 50 on the log; a fetch of at most 1 KiB per partition returns one.
+    const fourFetches = async (s: Scenario): Promise<void> => {
+      await setUp(s, 1);
+      for (let b = 0; b < 4; b++) {
+        await producer.send({
+          topic: s.input,
+          acks: -1,
+          messages: Array.from({ length: 50 }, (_, i) => ({ value: jsonRecord(b * 50 + i) })),
+        });
+      }
+    };
+    const handledOffsets = (handled: Map<string, number>): number[] =>
+      [...handled.keys()].map((key) => Number(key.split('/')[2]));
+
+    await t.test('fetch-ahead: the next batch is fetched while the handler works on this one', async () => {
+      const s = scenario('ahead');
+      await fourFetches(s);
+      const source = makeSource(broker, s, { maxBytesPerPartition: 1024 });
+      const sink = makeSink(broker, s);
+      const fetched: string[] = [];
+      source.events.on('fetched', (e) => fetched.push(e.firstOffset));
+      const handled = new Map<string, number>();
+      let aheadWhileHandling: boolean | undefined;
+      await source.start(
+        pipeline(sink, handled, async (batch) => {
+          if (aheadWhileHandling !== undefined) return;
+          // The first chunk's handler (offset 0) waits: the batch at offset 50 arrives meanwhile.
+          assert.equal(batch.records[0]?.position.offset, '0');
+          aheadWhileHandling = await waitFor(
+            () => fetched.includes('50'),
+            15_000,
+            () => 'the batch at offset 50',
+          ).then(
+            () => true,
+            () => false,
+          );
+        }),
+      );
+      await waitFor(
+        () => handled.size === 200,
+        60_000,
+        () => `200 handled records (have ${handled.size})`,
+      );
+      await stopWithinBudget(source);
+      assert.equal(aheadWhileHandling, true);
+      assert.deepEqual(
+        handledOffsets(handled),
+        Array.from({ length: 200 }, (_, i) => i),
+        'in offset order',
+      );
+      assert.ok(
+        [...handled.values()].every((n) => n === 1),
+        'each record handled once',
+      );
+      await assertCommittedAtEnd(admin, s);
+      await sink.close();
+    });
+
+    await t.test(
+      'fetch-ahead: a failure drops the batch fetched ahead; everything is handled once, in order',
+      async () => {
+        const s = scenario('aheadfail');
+        await fourFetches(s);
+        const source = makeSource(broker, s, { maxBytesPerPartition: 1024, retryBackoffMs: 200 });
+        const sink = makeSink(broker, s);
+        const fetched: string[] = [];
+        source.events.on('fetched', (e) => fetched.push(e.firstOffset));
+        const handled = new Map<string, number>();
+        let failed = false;
+        await source.start(
+          pipeline(sink, handled, async (batch) => {
+            // The chunk at offset 32 fails once, after the batch at offset 50 was fetched ahead.
+            if (failed || batch.records[0]?.position.offset !== '32') return;
+            await waitFor(
+              () => fetched.includes('50'),
+              15_000,
+              () => 'the batch at offset 50 fetched ahead',
+            );
+            failed = true;
+            throw new Error('injected failure with a batch fetched ahead');
+          }),
+        );
+        await waitFor(
+          () => handled.size === 200,
+          60_000,
+          () => `200 handled records (have ${handled.size})`,
+        );
+        await stopWithinBudget(source);
+        assert.ok(failed, 'the failure was injected');
+        assert.deepEqual(
+          handledOffsets(handled),
+          Array.from({ length: 200 }, (_, i) => i),
+          'in offset order, nothing skipped',
+        );
+        assert.ok(
+          [...handled.values()].every((n) => n === 1),
+          'each record handled once',
+        );
+        assert.equal(
+          fetched.filter((offset) => offset === '50').length,
+          2,
+          'the batch fetched ahead was dropped and fetched again',
+        );
+        await assertCommittedAtEnd(admin, s);
+        await sink.close();
+      },
+    );
+
     await t.test(
       'poison records reach the DLQ once each with the reason header; the partition keeps flowing',
       async () => {
