@@ -108,10 +108,13 @@ export class Daemon {
       await options.sink.writeEvents(outbox);
       options.logger.info('events of the last commit written again', { events: outbox.length });
     }
+    const warmUpStarted = performance.now();
+    learner.warmUp(options.microBatch);
     options.logger.info('state restored', {
       store: options.store.kind,
       tasks: learner.learnedTasks.length,
       partitions: Object.keys(applied).length,
+      warmUpMs: Math.round(performance.now() - warmUpStarted),
     });
     return daemon;
   }

@@ -272,6 +272,24 @@ export class StreamLearner {
   }
 
   /**
+   * Runs a full check and the classification of each stream's current task once, on `rows` rows
+   * of zeros, and changes nothing (the results are dropped; what stays are caches whose contents
+   * depend only on the state). So the first batch after a start does not pay for one-time work:
+   * kernel compilation, the superposed weights, the cached effective weights of the current tasks.
+   */
+  warmUp(rows: number): void {
+    if (this.tasks.length === 0 || rows <= 0) return;
+    const x = new Float32Array(rows * this.engine.arch.inputs);
+    const pads = padsNeeded(this.tasks.length, this.config.policy);
+    this.engine.paddedAlphaGradient(x, rows, this.config.objective, pads);
+    const current = new Set<number>();
+    for (const { current: task } of this.streams.values()) {
+      if (task !== null && task < this.tasks.length) current.add(task);
+    }
+    for (const task of current) this.engine.classify(x, task);
+  }
+
+  /**
    * Task inference (one-shot over all masks) and classification of `rows` inputs, changing nothing:
    * for repeated batches and for ad-hoc requests. Throws E_NO_MASKS before the first mask.
    */

@@ -33,8 +33,8 @@ export interface ForwardShare {
  * helper has stored the job number. Results are bit-identical to one thread, since the chunks and
  * the order they are added in do not depend on the thread count.
  *
- * Helpers start lazily (the first large dot product waits for them, once per process) and are
- * unref'd so they never keep the process alive. A helper that fails to start or to answer disables
+ * Helpers start lazily (the first large job waits for them, once per process; DotPool.warm starts
+ * them ahead) and are unref'd so they never keep the process alive. A helper that fails to start or to answer disables
  * the pool; the caller then computes everything itself.
  */
 interface Helper {
@@ -48,6 +48,8 @@ const JOB_TIMEOUT_MS = 60_000;
 
 export class DotPool {
   private static pools = new Map<number, DotPool | null>();
+  /** Helpers started by warm() whose pool get() has not yet waited for. */
+  private static spawning = new Map<number, readonly Helper[] | null>();
   private readonly helpers: Helper[];
   private seq = 0;
   private broken = false;
@@ -65,35 +67,38 @@ export class DotPool {
   static get(requested: number): DotPool | null {
     const threads = Math.min(requested, ROW_CHUNKS);
     if (threads <= 1) return null;
-    if (!DotPool.pools.has(threads)) DotPool.pools.set(threads, DotPool.start(threads - 1));
+    if (!DotPool.pools.has(threads)) {
+      const helpers = DotPool.spawning.get(threads) ?? spawnHelpers(threads - 1);
+      DotPool.spawning.delete(threads);
+      DotPool.pools.set(threads, helpers === null ? null : DotPool.whenStarted(helpers));
+    }
     const pool = DotPool.pools.get(threads) ?? null;
     return pool !== null && !pool.broken ? pool : null;
+  }
+
+  /**
+   * Starts the helpers of the `threads` pool now without waiting for them (a thread takes tens of
+   * milliseconds to start), so that the first large job does not wait for them; `get` does.
+   */
+  static warm(requested: number): void {
+    const threads = Math.min(requested, ROW_CHUNKS);
+    if (threads <= 1 || DotPool.pools.has(threads) || DotPool.spawning.has(threads)) return;
+    DotPool.spawning.set(threads, spawnHelpers(threads - 1));
   }
 
   get threads(): number {
     return this.helpers.length + 1;
   }
 
-  private static start(count: number): DotPool | null {
-    const helpers: Helper[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        const control = new Int32Array(new SharedArrayBuffer(12));
-        const worker = startHelper(control);
-        worker.unref();
-        worker.on('error', () => Atomics.store(control, 2, 1));
-        helpers.push({ worker, control });
+  /** The pool once every helper said it is ready; null (helpers terminated) if one failed or timed out. */
+  private static whenStarted(helpers: readonly Helper[]): DotPool | null {
+    for (const helper of helpers) {
+      if (Atomics.wait(helper.control, 1, 0, START_TIMEOUT_MS) === 'timed-out' || helper.control[2] !== 0) {
+        for (const h of helpers) void h.worker.terminate();
+        return null;
       }
-      for (const helper of helpers) {
-        if (Atomics.wait(helper.control, 1, 0, START_TIMEOUT_MS) === 'timed-out' || helper.control[2] !== 0) {
-          throw new Error('dot-product helper did not start');
-        }
-      }
-      return new DotPool(helpers);
-    } catch {
-      for (const helper of helpers) void helper.worker.terminate();
-      return null;
     }
+    return new DotPool([...helpers]);
   }
 
   /** Runs tableDotChunks over every chunk, split by threads; false (no result) if the pool broke. */
@@ -169,6 +174,27 @@ export class DotPool {
   private shutdown(): void {
     this.broken = true;
     for (const helper of this.helpers) void helper.worker.terminate();
+  }
+}
+
+/**
+ * Starts `count` helper threads, each of which sets its ready flag once it listens for jobs; null
+ * (those started terminated) if a thread cannot be created.
+ */
+function spawnHelpers(count: number): Helper[] | null {
+  const helpers: Helper[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const control = new Int32Array(new SharedArrayBuffer(12));
+      const worker = startHelper(control);
+      worker.unref();
+      worker.on('error', () => Atomics.store(control, 2, 1));
+      helpers.push({ worker, control });
+    }
+    return helpers;
+  } catch {
+    for (const helper of helpers) void helper.worker.terminate();
+    return null;
   }
 }
 

@@ -97,6 +97,8 @@ export class HostForward {
     const pages = Math.ceil(this.blockBytes / PAGE_BYTES);
     this.memory = new Wasm.Memory({ initial: pages, maximum: WASM32_MAX_PAGES, shared: true });
     this.gemm = gemmKernel(this.memory);
+    // Helper threads start in the background now rather than within the first block.
+    DotPool.warm(threads);
   }
 
   /**

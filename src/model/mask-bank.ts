@@ -96,6 +96,7 @@ export class MaskBank {
     this.values = this.dot.float64s(this.valuesAt, layout.totalBits);
     this.threadCount = options.threads ?? DotPool.defaultThreads();
     this.checkThreads(this.threadCount);
+    DotPool.warm(this.threadCount);
     const padding = paddingBits(layout);
     this.paddingByteIndices = padding.byteIndices;
     this.paddingByteBits = padding.bits;
