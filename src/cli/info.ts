@@ -38,7 +38,8 @@ export async function info(raw: Readonly<Record<string, unknown>>): Promise<void
     );
   if (backend.native)
     lines.push(
-      `native: ${backend.native.package}, libtensorflow ${backend.native.libtensorflow ?? '(version unknown)'}`,
+      `native: ${backend.native.package}, libtensorflow ${backend.native.libtensorflow ?? '(version unknown)'}, ` +
+        `oneDNN ${backend.native.onednn ? 'on' : 'off'}`,
     );
   lines.push(`node ${process.version} on ${report.platform}`);
   for (const [name, version] of Object.entries(report.packages))

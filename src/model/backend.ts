@@ -25,6 +25,8 @@ export interface BackendAttempt {
 export interface NativeInfo {
   readonly package: string;
   readonly libtensorflow: string | null;
+  /** Whether libtensorflow's oneDNN kernels are on (TF_ENABLE_ONEDNN_OPTS; off unless set). */
+  readonly onednn: boolean;
 }
 
 export interface BackendInfo {
@@ -72,7 +74,9 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
               }
             : null,
         native:
-          nativePackage === null ? null : { package: nativePackage, libtensorflow: libtensorflowVersion() },
+          nativePackage === null
+            ? null
+            : { package: nativePackage, libtensorflow: libtensorflowVersion(), onednn: onednnEnabled() },
       };
       return selected;
     } catch (error) {
@@ -116,6 +120,9 @@ async function activate(backend: BackendName): Promise<string | null> {
 async function importNativeAddon(): Promise<string> {
   // libtensorflow logs INFO lines (oneDNN, CPU features) to stderr at load; keep warnings.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+  // libtensorflow's oneDNN kernels (on by default on x86-64) were 1.2-1.5x slower than its own
+  // for this engine's small matrix products (docs/native-backend.md); a value set by the user wins.
+  process.env.TF_ENABLE_ONEDNN_OPTS ??= '0';
   for (const name of NATIVE_PACKAGES) {
     try {
       await import(name);
@@ -142,6 +149,15 @@ function libtensorflowVersion(): string | null {
   const binding: unknown = backend.binding;
   if (typeof binding !== 'object' || binding === null || !('TF_Version' in binding)) return null;
   return typeof binding.TF_Version === 'string' ? binding.TF_Version : null;
+}
+
+/**
+ * libtensorflow's reading of TF_ENABLE_ONEDNN_OPTS (ReadBoolFromEnvVar): off for "0" or "false"
+ * in any case; on for anything else, which it takes as unset or as an error and its default.
+ */
+function onednnEnabled(): boolean {
+  const value = process.env.TF_ENABLE_ONEDNN_OPTS?.toLowerCase();
+  return value !== '0' && value !== 'false';
 }
 
 function firstLine(error: unknown): string {
