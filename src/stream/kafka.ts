@@ -18,9 +18,9 @@
  * store or sink is failing; other partitions go on), then resumes and delivers it again. A batch fetched
  * ahead of the failure is stale (kafkajs's pending seek) and dropped.
  * Errors of heartbeats (rebalances) and of commits end the handling and are thrown from the next eachBatch
- * call, so kafkajs re-joins the group as it would have; uncommitted records are then fetched again by
- * whoever owns the partition. Work and commits of an earlier group membership (an epoch: see `epoch`) are
- * dropped, never sent under a newer generation.
+ * call, so kafkajs re-joins the group or retries as it would have. Work and commits of an earlier group
+ * membership or of a failed one (an epoch: see `epoch`) are dropped, never sent under a newer generation;
+ * the fetch position goes back to the first chunk not handled, which is then read again.
  *
  * Why commits go through the eachBatch payload (`commitOffsetsIfNecessary(offsets)`), not
  * `consumer.commitOffsets()`: the latter is silently skipped once kafkajs's runner stopped, so the batch
@@ -233,6 +233,11 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
   readonly commitAttempts?: number;
   /** Upper bound of stop() (default 20 s). */
   readonly stopTimeoutMs?: number;
+  /**
+   * A kafkajs consumer to drive instead of one made from these options (its group and fetch
+   * settings are then its own). For embedding and for tests that script the consumer's side.
+   */
+  readonly consumer?: Consumer;
 }
 
 export interface KafkaSourceEventMap {
@@ -309,8 +314,9 @@ export class KafkaSource implements Source {
   private commitPayload: EachBatchPayload | undefined;
   /**
    * Work started in one epoch goes on only while the epoch lasts. A group join, a rebalance, a
-   * crash of the consumer and a deferred error each end it: chunks not yet handled are dropped
-   * and their offsets never committed, so whoever owns the partition next reads them again.
+   * crash of the consumer and a deferred error each end it: chunks not yet handled are dropped,
+   * the fetch position goes back to the first of them, and offsets queued for commit are never
+   * sent, so the chunks are read again here or by whoever owns the partition next.
    */
   private epoch = 0;
   private deferred: { error: unknown; epoch: number } | undefined;
@@ -338,16 +344,17 @@ export class KafkaSource implements Source {
         ? Number.POSITIVE_INFINITY
         : positiveInt('maxHandlerAttempts', options.maxHandlerAttempts);
 
-    const kafka = createKafka(options);
-    this.consumer = kafka.consumer({
-      groupId: options.groupId,
-      allowAutoTopicCreation: false,
-      sessionTimeout: options.sessionTimeout ?? 30_000,
-      rebalanceTimeout: options.rebalanceTimeout ?? 60_000,
-      heartbeatInterval: this.heartbeatIntervalMs,
-      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1000,
-      maxBytesPerPartition: options.maxBytesPerPartition ?? DEFAULT_MAX_BYTES_PER_PARTITION,
-    });
+    this.consumer =
+      options.consumer ??
+      createKafka(options).consumer({
+        groupId: options.groupId,
+        allowAutoTopicCreation: false,
+        sessionTimeout: options.sessionTimeout ?? 30_000,
+        rebalanceTimeout: options.rebalanceTimeout ?? 60_000,
+        heartbeatInterval: this.heartbeatIntervalMs,
+        maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1000,
+        maxBytesPerPartition: options.maxBytesPerPartition ?? DEFAULT_MAX_BYTES_PER_PARTITION,
+      });
     this.finished = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
@@ -521,11 +528,18 @@ export class KafkaSource implements Source {
     const { batch } = payload;
     const { topic, partition } = batch;
     for (let start = 0; start < records.length; start += this.maxBatchSize) {
-      // Stop between chunks: what is not handled stays uncommitted and is fetched again later.
-      if (this.stopRequested || !payload.isRunning() || this.epoch !== epoch) return;
       const chunk = records.slice(start, start + this.maxBatchSize);
       const firstOffset = chunk[0].position.offset;
       const lastOffset = chunk[chunk.length - 1].position.offset;
+      // Stop between chunks: what is not handled stays uncommitted and is read again from the
+      // committed offset by whoever owns the partition next.
+      if (this.stopRequested || !payload.isRunning()) return;
+      if (this.epoch !== epoch) {
+        // The epoch ended while the consumer goes on: the fetch position is already past this
+        // chunk (onBatch), so move it back, or a later commit would skip the chunk.
+        this.seekBack(topic, partition, firstOffset);
+        return;
+      }
       let heartbeatError: unknown;
       const heartbeat = async (): Promise<void> => {
         try {
@@ -538,9 +552,14 @@ export class KafkaSource implements Source {
       try {
         await handler({ topic, partition, records: chunk, heartbeat, highWatermark: batch.highWatermark });
       } catch (error) {
-        // A failed heartbeat means the group is rebalancing: kafkajs must re-join; the chunk stays uncommitted.
-        if (heartbeatError !== undefined) this.deferError(heartbeatError, epoch);
-        else await this.redeliverLater(payload, topic, partition, firstOffset, error, epoch);
+        // A failed heartbeat means the group is rebalancing: kafkajs must re-join; the chunk stays
+        // uncommitted and is read again (from here if the partition stays, else by its next owner).
+        if (heartbeatError !== undefined) {
+          this.deferError(heartbeatError, epoch);
+          this.seekBack(topic, partition, firstOffset);
+        } else {
+          await this.redeliverLater(payload, topic, partition, firstOffset, error, epoch);
+        }
         return;
       }
       this.failures.delete(partition);
@@ -629,31 +648,42 @@ export class KafkaSource implements Source {
       },
     );
     this.events.emit('batch_failed', { topic, partition, firstOffset, attempt, backoffMs, error });
-    // Back-pressure: pause the partition (its fetches stop, other partitions go on, kafkajs keeps the
-    // session alive), seek back to the chunk, and resume once the backoff has passed. Stopping or a
-    // new group membership: no seek; the chunk is fetched again from the committed offset.
-    if (this.stopRequested || !payload.isRunning() || this.epoch !== epoch) return;
+    // Back-pressure: seek back to the chunk, pause the partition (its fetches stop, other
+    // partitions go on, kafkajs keeps the session alive), and resume once the backoff has passed.
+    // Stopping: no seek; the next owner reads the chunk from the committed offset. An epoch that
+    // ended meanwhile: the seek only, kafkajs acts on what ended it first.
+    if (this.stopRequested || !payload.isRunning()) return;
+    if (!this.seekBack(topic, partition, firstOffset) || this.epoch !== epoch) return;
+    const resume = payload.pause();
+    const timer = setTimeout(() => {
+      this.resumeTimers.delete(timer);
+      if (!this.stopRequested) resume();
+    }, backoffMs);
+    timer.unref();
+    this.resumeTimers.add(timer);
+  }
+
+  /**
+   * Moves the partition's fetch position back to `offset` (kafkajs applies it before its next
+   * fetch; a batch fetched ahead meanwhile is stale and dropped). False if the consumer refused.
+   */
+  private seekBack(topic: string, partition: number, offset: string): boolean {
     try {
-      this.consumer.seek({ topic, partition, offset: firstOffset });
-      const resume = payload.pause();
-      const timer = setTimeout(() => {
-        this.resumeTimers.delete(timer);
-        if (!this.stopRequested) resume();
-      }, backoffMs);
-      timer.unref();
-      this.resumeTimers.add(timer);
+      this.consumer.seek({ topic, partition, offset });
+      return true;
     } catch (seekError) {
       // Only a consumer that is gone refuses a fetched record's position. The fetch position is
-      // already past the chunk, so going on would skip it: stop instead, and let the next run read
-      // from the committed offset, which is not past the chunk.
+      // already past the record, so going on would skip it: stop instead, and let the next run read
+      // from the committed offset, which is not past it.
       const failure = toKafkaSupsupError(
         seekError,
         'E_SOURCE',
-        `${this.name}: seek to ${topic}/${partition}@${firstOffset} failed`,
+        `${this.name}: seek to ${topic}/${partition}@${offset} failed`,
       );
       this.log('error', failure.message);
       this.finish(failure);
       void this.stop();
+      return false;
     }
   }
 
