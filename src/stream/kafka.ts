@@ -603,7 +603,8 @@ export class KafkaSource implements Source {
    */
   private deferError(error: unknown, epoch: number): void {
     if (epoch !== this.epoch) return;
-    this.deferred ??= { error, epoch };
+    // Any error kept before is of an earlier epoch (one of this epoch would have ended it): stale.
+    this.deferred = { error, epoch };
     // Stop handling further chunks of this membership: kafkajs has to act on the error first.
     this.epoch++;
   }
