@@ -34,8 +34,8 @@ export interface ForwardShare {
  * the order they are added in do not depend on the thread count.
  *
  * Helpers start lazily (the first large job waits for them, once per process; DotPool.warm starts
- * them ahead) and are unref'd so they never keep the process alive. A helper that fails to start or to answer disables
- * the pool; the caller then computes everything itself.
+ * them ahead) and are unref'd so they never keep the process alive. A helper that fails to start
+ * or to answer disables the pool; the caller then computes everything itself.
  */
 interface Helper {
   readonly worker: Worker;

@@ -584,6 +584,8 @@ export class KafkaSource implements Source {
 
   private async commitPending(): Promise<void> {
     const payload = this.commitPayload;
+    // Not kept beyond its commit: a payload holds its batch's fetch buffer.
+    this.commitPayload = undefined;
     // Offsets of an earlier group membership are dropped: the partition may have moved, and its
     // new owner reads from the last committed offset.
     const entries = [...this.pendingCommits.values()].filter((entry) => entry.epoch === this.epoch);
