@@ -8,15 +8,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = path.join(root, 'src/cli/main.ts');
 
 function supsupd(...args: string[]) {
-  return supsupdWith(process.env, ...args);
-}
-
-function supsupdWith(env: NodeJS.ProcessEnv, ...args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], {
     cwd: root,
     encoding: 'utf8',
     timeout: 120_000,
-    env,
   });
 }
 
@@ -64,23 +59,6 @@ test('info --json names the backend in use and why the native addon was not take
     assert.equal(failed.ok, false);
     assert.ok((failed.reason ?? '').length > 0, 'a skipped backend must say why');
   }
-});
-
-test('info on the native backend: oneDNN off unless TF_ENABLE_ONEDNN_OPTS turns it on', (t) => {
-  const { TF_ENABLE_ONEDNN_OPTS: _set, ...unset } = process.env;
-  const native = (env: NodeJS.ProcessEnv) => {
-    const run = supsupdWith(env, 'info', '--json', '--backend', 'tensorflow');
-    if (run.status !== 0) return null;
-    return (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '') as { native: { onednn: boolean } }).native;
-  };
-  const byDefault = native(unset);
-  if (byDefault === null) {
-    t.skip('the native addon is not installed (deploy/native/setup-native-backend.sh)');
-    return;
-  }
-  assert.equal(byDefault.onednn, false);
-  assert.equal(native({ ...unset, TF_ENABLE_ONEDNN_OPTS: '1' })?.onednn, true);
-  assert.equal(native({ ...unset, TF_ENABLE_ONEDNN_OPTS: 'FALSE' })?.onednn, false);
 });
 
 test('bench split --json: the last stdout line is one JSON object with the required fields', () => {
