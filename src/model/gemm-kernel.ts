@@ -13,12 +13,9 @@
  */
 
 import {
-  BLOCK_LOOP,
-  breakIf,
+  addTo,
   compiledOnce,
-  continueLoop,
   END,
-  END_LOOP_BLOCK,
   F32,
   functionBody,
   get,
@@ -42,6 +39,7 @@ import {
   WASM32_MAX_PAGES,
   Wasm,
   type WasmMemory,
+  whileNot,
 } from './wasm-asm.js';
 
 const V128_LOAD32_SPLAT = 0x09;
@@ -49,15 +47,6 @@ const F32X4_SPLAT = 0x13;
 const F32X4_ADD = 0xe4;
 const F32X4_MUL = 0xe6;
 const F32X4_PMAX = 0xeb;
-
-/** `block loop` until `exit` is true: `exit` is tested before each round. */
-const whileNot = (exit: readonly number[], body: readonly number[]): number[] => [
-  ...BLOCK_LOOP,
-  ...breakIf(exit),
-  ...body,
-  ...continueLoop,
-  ...END_LOOP_BLOCK,
-];
 
 function gemm(): number[] {
   // Params: a b c rows k n (i32), floor (f32).
@@ -172,11 +161,8 @@ function gemm(): number[] {
                 ...term(pa1, 1),
                 ...term(pa2, 2),
                 ...term(pa3, 3),
-                ...[pa0, pa1, pa2, pa3].flatMap((p) => [...get(p), ...i32Const(4), I32_ADD, ...set(p)]),
-                ...get(pb),
-                ...get(rowC),
-                I32_ADD,
-                ...set(pb),
+                ...[pa0, pa1, pa2, pa3].flatMap((p) => addTo(p, i32Const(4))),
+                ...addTo(pb, get(rowC)),
               ],
             ),
             // pc = c + r·rowC + col
@@ -192,16 +178,10 @@ function gemm(): number[] {
             ...storeRow(1),
             ...storeRow(2),
             ...storeRow(3),
-            ...get(r),
-            ...i32Const(4),
-            I32_ADD,
-            ...set(r),
+            ...addTo(r, i32Const(4)),
           ],
         ),
-        ...get(col),
-        ...i32Const(32),
-        I32_ADD,
-        ...set(col),
+        ...addTo(col, i32Const(32)),
       ],
     ),
     END,

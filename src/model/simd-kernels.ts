@@ -13,12 +13,15 @@
  */
 
 import {
+  addTo,
   compiledOnce,
   F32,
   functionBody,
   get,
   I32,
   I32_ADD,
+  I32_GE_U,
+  i32Const,
   MAGIC_AND_VERSION,
   memarg,
   name,
@@ -33,6 +36,7 @@ import {
   Wasm,
   type WasmInstance,
   type WasmMemory,
+  whileNot,
 } from './wasm-asm.js';
 
 const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
@@ -63,27 +67,7 @@ const F32X4_DIV = 0xe7;
 
 /** `body` for i = 0, 16, 32, … while i < bytes (local i starts at 0). */
 function overVectors(i: number, bytes: number, body: readonly number[]): number[] {
-  return [
-    0x02,
-    0x40, // block
-    0x03,
-    0x40, // loop
-    ...get(i),
-    ...get(bytes),
-    0x4f, // i32.ge_u
-    0x0d,
-    1, // br_if out
-    ...body,
-    ...get(i),
-    0x41,
-    16, // i32.const 16
-    0x6a,
-    ...set(i),
-    0x0c,
-    0, // br loop
-    0x0b, // end loop
-    0x0b, // end block
-  ];
+  return whileNot([...get(i), ...get(bytes), I32_GE_U], [...body, ...addTo(i, i32Const(16))]);
 }
 
 function thresholdRmsprop(): number[] {

@@ -117,11 +117,22 @@ export const I32_GE_U = 0x4f;
 export const BR = 0x0c;
 export const BR_IF = 0x0d;
 export const END = 0x0b;
-/** `block loop`: `breakIf` leaves the loop, `continueLoop` goes round again. */
-export const BLOCK_LOOP = [0x02, 0x40, 0x03, 0x40];
-export const END_LOOP_BLOCK = [END, END];
-export const breakIf = (condition: readonly number[]): number[] => [...condition, BR_IF, 1];
-export const continueLoop = [BR, 0];
+const BLOCK_LOOP = [0x02, 0x40, 0x03, 0x40];
+const END_LOOP_BLOCK = [END, END];
+/**
+ * `block loop … end end` running `body` until `exit` (an i32 condition, tested before each round)
+ * is true. Inside `body`, `br_if 2` leaves the loop from one nested block deeper.
+ */
+export const whileNot = (exit: readonly number[], body: readonly number[]): number[] => [
+  ...BLOCK_LOOP,
+  ...exit,
+  BR_IF,
+  1,
+  ...body,
+  BR,
+  0,
+  ...END_LOOP_BLOCK,
+];
 /** local ← local + amount (i32). */
 export const addTo = (local: number, amount: readonly number[]): number[] => [
   ...get(local),
