@@ -87,13 +87,14 @@ export class HostForward {
     this.n = this.fanOuts.map((w) => roundUp(w, 8));
     this.k = this.fanIns.map((w, l) => (l === 0 ? w : (this.n[l - 1] as number)));
     this.slotBytes = this.k.reduce((sum, k, l) => sum + k * (this.n[l] as number) * 4, 0);
-    this.blockBytes = BLOCK_ROWS * (arch.inputs + this.n.reduce((a, b) => a + b, 0)) * 4;
+    // A block: its input rows, then each layer's activations.
     let offset = BLOCK_ROWS * arch.inputs * 4;
     this.activations = this.n.map((n) => {
       const at = offset;
       offset += BLOCK_ROWS * n * 4;
       return at;
     });
+    this.blockBytes = offset;
     const pages = Math.ceil(this.blockBytes / PAGE_BYTES);
     this.memory = new Wasm.Memory({ initial: pages, maximum: WASM32_MAX_PAGES, shared: true });
     this.gemm = gemmKernel(this.memory);

@@ -18,11 +18,11 @@ import { combineChunks, ROW_CHUNKS, type TableDotJob, tableDotChunks } from './t
  * tables T_r[x] = Σ_{bits t of x} V[8(j+r) + t] (255 adds each), then walk every block's group
  * once (one 32-bit word per mask) and add T_0[x_0] + … + T_3[x_3] to each mask's float64
  * accumulator. The tables are built once per group and shared by all blocks, so a call costs about
- * totalBytes · (255 + k) additions and reads the bank once, sequentially. The loops run in WebAssembly (src/model/dot-kernel.ts)
- * over one shared memory per bank that holds the blocks, the vector and the scratch. The rows are
- * cut into ROW_CHUNKS fixed chunks with their own partial sums (added in chunk order), and large
- * calls hand whole chunks to worker threads (src/model/dot-pool.ts), so the result never depends
- * on the thread count. Measured: ~33 ms of one core per dotAll for k = 2500 masks on lenet
+ * totalBytes · (255 + k) additions and reads the bank once, sequentially. The loops run in
+ * WebAssembly (src/model/dot-kernel.ts) over one shared memory per bank that holds the blocks, the
+ * vector and the scratch. The rows are cut into ROW_CHUNKS fixed chunks with their own partial
+ * sums (added in chunk order), and large calls hand whole chunks to worker threads
+ * (src/model/dot-pool.ts), so the result never depends on the thread count. Measured: ~33 ms of one core per dotAll for k = 2500 masks on lenet
  * 784-300-100-500 (39,404 bytes per mask), 17 ms on two (2026-12-04 machine; ADR 0003 and
  * docs/benchmarks.md).
  */

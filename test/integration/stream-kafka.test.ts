@@ -428,8 +428,27 @@ test('Kafka stream source and sink', { timeout: 15 * 60_000 }, async (t) => {
         });
       }
     };
-    const handledOffsets = (handled: Map<string, number>): number[] =>
-      [...handled.keys()].map((key) => Number(key.split('/')[2]));
+    /** Waits until the 200 records are handled, stops the source, and checks: in offset order, once each. */
+    const allHandledOnceInOrder = async (
+      source: KafkaSource,
+      handled: Map<string, number>,
+    ): Promise<void> => {
+      await waitFor(
+        () => handled.size === 200,
+        60_000,
+        () => `200 handled records (have ${handled.size})`,
+      );
+      await stopWithinBudget(source);
+      assert.deepEqual(
+        [...handled.keys()].map((key) => Number(key.split('/')[2])),
+        Array.from({ length: 200 }, (_, i) => i),
+        'in offset order, nothing skipped',
+      );
+      assert.ok(
+        [...handled.values()].every((n) => n === 1),
+        'each record handled once',
+      );
+    };
 
     await t.test('fetch-ahead: the next batch is fetched while the handler works on this one', async () => {
       const s = scenario('ahead');
@@ -455,22 +474,8 @@ test('Kafka stream source and sink', { timeout: 15 * 60_000 }, async (t) => {
           );
         }),
       );
-      await waitFor(
-        () => handled.size === 200,
-        60_000,
-        () => `200 handled records (have ${handled.size})`,
-      );
-      await stopWithinBudget(source);
+      await allHandledOnceInOrder(source, handled);
       assert.equal(aheadWhileHandling, true);
-      assert.deepEqual(
-        handledOffsets(handled),
-        Array.from({ length: 200 }, (_, i) => i),
-        'in offset order',
-      );
-      assert.ok(
-        [...handled.values()].every((n) => n === 1),
-        'each record handled once',
-      );
       await assertCommittedAtEnd(admin, s);
       await sink.close();
     });
@@ -499,22 +504,8 @@ test('Kafka stream source and sink', { timeout: 15 * 60_000 }, async (t) => {
             throw new Error('injected failure with a batch fetched ahead');
           }),
         );
-        await waitFor(
-          () => handled.size === 200,
-          60_000,
-          () => `200 handled records (have ${handled.size})`,
-        );
-        await stopWithinBudget(source);
+        await allHandledOnceInOrder(source, handled);
         assert.ok(failed, 'the failure was injected');
-        assert.deepEqual(
-          handledOffsets(handled),
-          Array.from({ length: 200 }, (_, i) => i),
-          'in offset order, nothing skipped',
-        );
-        assert.ok(
-          [...handled.values()].every((n) => n === 1),
-          'each record handled once',
-        );
         assert.equal(
           fetched.filter((offset) => offset === '50').length,
           2,
