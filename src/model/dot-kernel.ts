@@ -8,12 +8,13 @@
  * values are not all zero, build the four 256-entry tables T_r[x] = Σ_{bits i of x}
  * values[8(row + r) + i] by doubling, then add ((T_0[x_0] + T_1[x_1]) + T_2[x_2]) + T_3[x_3] to
  * the float64 accumulator of every mask slot of every listed block. `list` holds `blocks` pairs
- * (block base address, quads of slots to walk). Blocks are group-interleaved (mask-bank.ts): the
- * group starting at byte row `row` begins at base + row·stride and holds, for slot m, that mask's
- * four bytes x_0..x_3 at 4m..4m+3, so the walk over a group is one sequential run of the block
- * (one prefetch stream per block instead of four). A block's accumulators start at
- * acc + b·accStride. Same operations in the same order as the JavaScript it replaced, so the sums
- * are unchanged; per mask: one 32-bit load, then per byte a shift, a mask, one table load, one add.
+ * (block base address, lanes of 16 slots to walk). Blocks are group-interleaved (mask-bank.ts):
+ * the group starting at byte row `row` begins at base + row·stride and holds, for each lane of 16
+ * slots, 64 bytes: byte x_r of slot 16l + s at 64l + 16r + s, so the walk over a group is one
+ * sequential run of the block (one prefetch stream per block instead of four). A block's
+ * accumulators start at acc + b·accStride. Same operations in the same order as the JavaScript it
+ * replaced, so the sums are unchanged; per four masks: four 32-bit loads (one per row), then per
+ * byte a shift, a mask, one table load, one add.
  */
 import { SupsupError } from '../errors.js';
 import {
@@ -62,13 +63,15 @@ const I32_AND = 0x71;
 const I32_SHR_U = 0x76;
 
 /**
- * T_row[x_row] for the tables at address `tables`, x_row being byte `row` of the slot's word in
- * local `word`: the byte offset 8·x_row is cut out of the word with one shift and one mask (one
- * 32-bit load per slot instead of four byte loads: 4 % faster).
+ * T_row[x] for the tables at address `tables`, x being byte `lane` of the word in local `word`
+ * (one row of four slots): the byte offset 8·x is cut out of the word with one shift and one mask
+ * (one 32-bit load per four bytes instead of four byte loads: 4 % faster).
  */
-function lookup(tables: number, word: number, row: number): number[] {
+function lookup(tables: number, row: number, word: number, lane: number): number[] {
   const offset =
-    row === 0 ? [...get(word), ...i32Const(3), I32_SHL] : [...get(word), ...i32Const(8 * row - 3), I32_SHR_U];
+    lane === 0
+      ? [...get(word), ...i32Const(3), I32_SHL]
+      : [...get(word), ...i32Const(8 * lane - 3), I32_SHR_U];
   return [...offset, ...i32Const(0x7f8), I32_AND, F64_LOAD, ...memarg(3, tables + 2048 * row)];
 }
 
@@ -81,8 +84,8 @@ const IF = 0x04;
 function accumulateRows(tables: number): number[] {
   const [list, blocks, rowFrom, rowTo, stride, values, acc, accStride] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [row, vp, i, n, tr, b, p, end, a, q, entry] = [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
-  const word = 19;
-  const value = 20; // f64
+  const words = [19, 20, 21, 22];
+  const value = 23; // f64
   // Are the group's 32 values all zero? (−0 counts as zero, NaN does not, as with !== 0.)
   const nonZero = [
     ...i32Const(0),
@@ -159,30 +162,35 @@ function accumulateRows(tables: number): number[] {
       ],
     ),
   ];
-  const lanes = [0, 1, 2, 3].flatMap((lane) => [
-    ...get(a),
-    ...get(a),
-    F64_LOAD,
-    ...memarg(3, 8 * lane),
-    ...get(p),
-    I32_LOAD,
-    ...memarg(2, 4 * lane),
-    ...set(word),
-    ...lookup(tables, word, 0),
-    ...lookup(tables, word, 1),
-    F64_ADD,
-    ...lookup(tables, word, 2),
-    F64_ADD,
-    ...lookup(tables, word, 3),
-    F64_ADD,
-    F64_ADD,
-    F64_STORE,
-    ...memarg(3, 8 * lane),
-  ]);
-  const quads = [
+  // Slots 4c..4c+3 of a lane: their byte of row r is one word at 16r + 4c.
+  const fourSlots = (c: number): number[] => [
+    ...[0, 1, 2, 3].flatMap((r) => [
+      ...get(p),
+      I32_LOAD,
+      ...memarg(2, 16 * r + 4 * c),
+      ...set(words[r] as number),
+    ]),
+    ...[0, 1, 2, 3].flatMap((lane) => [
+      ...get(a),
+      ...get(a),
+      F64_LOAD,
+      ...memarg(3, 8 * (4 * c + lane)),
+      ...lookup(tables, 0, words[0] as number, lane),
+      ...lookup(tables, 1, words[1] as number, lane),
+      F64_ADD,
+      ...lookup(tables, 2, words[2] as number, lane),
+      F64_ADD,
+      ...lookup(tables, 3, words[3] as number, lane),
+      F64_ADD,
+      F64_ADD,
+      F64_STORE,
+      ...memarg(3, 8 * (4 * c + lane)),
+    ]),
+  ];
+  const slotLanes = [
     ...whileNot(
       [...get(p), ...get(end), I32_GE_U],
-      [...lanes, ...addTo(p, i32Const(16)), ...addTo(a, i32Const(32))],
+      [...[0, 1, 2, 3].flatMap(fourSlots), ...addTo(p, i32Const(64)), ...addTo(a, i32Const(128))],
     ),
   ];
   const accumulate = [
@@ -197,7 +205,7 @@ function accumulateRows(tables: number): number[] {
         I32_SHL,
         I32_ADD,
         ...set(entry),
-        // p = base + row · stride (the group's first word); end = p + 16 · quads
+        // p = base + row · stride (the group's first word); end = p + 64 · lanes
         ...get(entry),
         I32_LOAD,
         ...memarg(2, 0),
@@ -209,7 +217,7 @@ function accumulateRows(tables: number): number[] {
         ...get(entry),
         I32_LOAD,
         ...memarg(2, 4),
-        ...i32Const(4),
+        ...i32Const(6),
         I32_SHL,
         I32_ADD,
         ...set(end),
@@ -219,7 +227,7 @@ function accumulateRows(tables: number): number[] {
         I32_MUL,
         I32_ADD,
         ...set(a),
-        ...quads,
+        ...slotLanes,
         ...addTo(b, i32Const(1)),
       ],
     ),
@@ -253,7 +261,7 @@ function accumulateRows(tables: number): number[] {
   ];
   return functionBody(
     [
-      [12, I32],
+      [15, I32],
       [1, F64],
     ],
     code,

@@ -8,15 +8,19 @@ import { combineChunks, ROW_CHUNKS, type TableDotJob, tableDotChunks } from './t
  * A bank of k packed binary masks over one network, laid out for the task-inference kernel
  * g_i = Σ_w V[w]·M_i[w] (one float vector against every mask, never expanding a mask to floats).
  *
- * Storage: blocks of `blockSize` masks, in groups of four byte positions. Block b is one
- * Uint8Array(totalBytes · blockSize) where byte j of the mask in slot m sits at
- * storageOffset(blockSize, j, m) = (⌊j/4⌋·blockSize + m)·4 + j mod 4: group g (bytes 4g..4g+3)
- * holds each mask's four bytes side by side, one 32-bit word per slot, so the kernel reads a block
- * as one sequential stream (byte-position-major rows, one stream per row, were 25 % slower).
+ * Storage: blocks of `blockSize` masks (a multiple of 16), in groups of four byte positions and
+ * lanes of 16 slots. Block b is one Uint8Array(totalBytes · blockSize) where byte j of the mask in
+ * slot m sits at storageOffset(blockSize, j, m) = rowOffset(j) + slotOffset(m), with
+ * rowOffset(j) = ⌊j/4⌋·4·blockSize + (j mod 4)·16 and slotOffset(m) = ⌊m/16⌋·64 + m mod 16: group g
+ * (bytes 4g..4g+3) is one run of 4·blockSize bytes, in which each lane of 16 slots holds 64 bytes,
+ * byte position by byte position. The kernel reads a block as one sequential stream
+ * (byte-position-major rows, one stream per row, were 25 % slower), and a lane's 16 bytes of one
+ * position are one 16-byte vector, the unit of a SIMD kernel that looks up 16 masks at once
+ * (ADR 0007).
  *
  * Kernel (dotAll): for each group of four byte positions j..j+3, build four 256-entry subset-sum
  * tables T_r[x] = Σ_{bits t of x} V[8(j+r) + t] (255 adds each), then walk every block's group
- * once (one 32-bit word per mask) and add T_0[x_0] + … + T_3[x_3] to each mask's float64
+ * once (one 32-bit load per four masks and position) and add T_0[x_0] + … + T_3[x_3] to each mask's float64
  * accumulator. The tables are built once per group and shared by all blocks, so a call costs about
  * totalBytes · (255 + k) additions and reads the bank once, sequentially. The loops run in
  * WebAssembly (src/model/dot-kernel.ts) over one shared memory per bank that holds the blocks, the
@@ -28,6 +32,8 @@ import { combineChunks, ROW_CHUNKS, type TableDotJob, tableDotChunks } from './t
  */
 
 const DEFAULT_BLOCK_SIZE = 256;
+/** Slots per lane: a lane's bytes of one position are one 16-byte vector. */
+const LANE = 16;
 const TABLE_SIZE = 256;
 /**
  * Cost model per byte row, in nanoseconds (measured on lenet-300-100-500, one core, Node 20): the
@@ -47,7 +53,7 @@ const NIBBLE_PER_MASK_NS = 2.4;
 const HISTOGRAM_SUBSET = 16;
 
 export interface MaskBankOptions {
-  /** Masks per storage block; a positive multiple of 4. Default 256. */
+  /** Masks per storage block; a positive multiple of 16. Default 256. */
   blockSize?: number;
   /**
    * Threads for large dot products (the caller plus worker threads sharing the storage).
@@ -86,8 +92,11 @@ export class MaskBank {
 
   constructor(layout: MaskLayout, options: MaskBankOptions = {}) {
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-    if (!Number.isInteger(blockSize) || blockSize < 4 || blockSize % 4 !== 0 || blockSize > 1 << 16) {
-      throw new SupsupError('E_BAD_ARGUMENT', `blockSize ${blockSize} is not a multiple of 4 in [4, 65536]`);
+    if (!Number.isInteger(blockSize) || blockSize < LANE || blockSize % LANE !== 0 || blockSize > 1 << 16) {
+      throw new SupsupError(
+        'E_BAD_ARGUMENT',
+        `blockSize ${blockSize} is not a multiple of ${LANE} in [${LANE}, 65536]`,
+      );
     }
     this.layout = layout;
     this.blockSize = blockSize;
@@ -260,7 +269,7 @@ export class MaskBank {
     const list = this.dot.int32s(scratch.list, 2 * blocks.length);
     for (let p = 0; p < blocks.length; p++) {
       list[2 * p] = this.blockAt[blocks[p] as number] as number;
-      list[2 * p + 1] = ((fills[p] as number) + 3) >>> 2;
+      list[2 * p + 1] = Math.ceil((fills[p] as number) / LANE);
     }
     const n = blocks.length * this.blockSize;
     const job: TableDotJob = {
@@ -327,7 +336,7 @@ export class MaskBank {
     for (let p = 0; p < k; p++) {
       const index = indices[p] as number;
       storages[p] = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
-      offsets[p] = storageOffset(this.blockSize, 0, index % this.blockSize);
+      offsets[p] = slotOffset(index % this.blockSize);
     }
     const sums = this.accumulatorsFor(Math.ceil(k / this.blockSize));
     sums.fill(0, 0, k);
@@ -517,15 +526,20 @@ function readColumn(storage: Uint8Array, blockSize: number, slot: number, totalB
 
 /**
  * Where byte j of the mask in `slot` sits in its block (see MaskBank): byte positions in groups of
- * four, each group holding one 32-bit word per slot. storageOffset(b, j, m) = rowOffset(b, j) + 4m.
+ * four, each group holding 64 bytes per lane of 16 slots, position by position.
  */
 function storageOffset(blockSize: number, j: number, slot: number): number {
-  return rowOffset(blockSize, j) + 4 * slot;
+  return rowOffset(blockSize, j) + slotOffset(slot);
 }
 
-/** Offset of byte j of slot 0 in a block; slot m's byte j is 4m further. */
+/** Offset of byte j of slot 0 in a block; slot m's byte j is slotOffset(m) further. */
 function rowOffset(blockSize: number, j: number): number {
-  return (j - (j & 3)) * blockSize + (j & 3);
+  return (j - (j & 3)) * blockSize + (j & 3) * LANE;
+}
+
+/** How far slot m's bytes are from slot 0's, at every byte position. */
+function slotOffset(slot: number): number {
+  return (slot - (slot & (LANE - 1))) * 4 + (slot & (LANE - 1));
 }
 
 /** Index of the lowest set bit of a nonzero byte. */
@@ -580,7 +594,7 @@ function addBitsBySpread(
       at.push(slot);
     }
   });
-  const offsets = Int32Array.from(at, (slot) => storageOffset(blockSize, 0, slot));
+  const offsets = Int32Array.from(at, slotOffset);
   const k = bytes.length;
   const totalBytes = counts.length >>> 3;
   for (let j = 0, w = 0; j < totalBytes; j++, w += 8) {
@@ -606,9 +620,7 @@ function addBitsByHistogram(
   histogram: Uint32Array,
 ): void {
   const totalBytes = counts.length >>> 3;
-  const offsets = slots.map((blockSlots) =>
-    Int32Array.from(blockSlots, (slot) => storageOffset(blockSize, 0, slot)),
-  );
+  const offsets = slots.map((blockSlots) => Int32Array.from(blockSlots, slotOffset));
   for (let j = 0; j < totalBytes; j++) {
     const row = rowOffset(blockSize, j);
     for (let b = 0; b < storage.length; b++) {

@@ -100,7 +100,7 @@ test('the small layout has padding in every layer (so padding handling is exerci
 test('dotAll equals the naive per-bit float64 sum (several blocks, partial blocks)', () => {
   for (const k of [1, 3, 17, 300]) {
     const masks = randomMasks(SMALL, 11, k);
-    for (const blockSize of [undefined, 4, 8]) {
+    for (const blockSize of [undefined, 16, 32]) {
       const bank = bankOf(SMALL, masks, blockSize);
       for (const kind of ['f32', 'f64'] as const) {
         const v = randomVector(SMALL, k, kind);
@@ -124,7 +124,7 @@ test('dotAll equals the naive sum on the lenet 784-300-100-500 layout', () => {
 
 test('dotAll writes into a caller buffer and handles an empty bank and zero vectors', () => {
   const masks = randomMasks(SMALL, 3, 10);
-  const bank = bankOf(SMALL, masks, 4);
+  const bank = bankOf(SMALL, masks, 16);
   const v = randomVector(SMALL, 1, 'f64');
   const buffer = new Float64Array(16).fill(Number.NaN);
   const result = bank.dotAll(v, buffer);
@@ -144,7 +144,7 @@ test('dotAll writes into a caller buffer and handles an empty bank and zero vect
 test('dotSubset equals the matching entries of dotAll (nibble and byte-table paths, repeats)', () => {
   const masks = randomMasks(SMALL, 21, 300);
   const v = randomVector(SMALL, 4, 'f32');
-  for (const blockSize of [undefined, 8]) {
+  for (const blockSize of [undefined, 16]) {
     const bank = bankOf(SMALL, masks, blockSize);
     const all = bank.dotAll(v);
     const subsets = [
@@ -168,7 +168,7 @@ test('dotSubset equals the matching entries of dotAll (nibble and byte-table pat
 
 test('counts() equals the naive sum after adds and after replace', () => {
   const masks = randomMasks(SMALL, 8, 40);
-  const bank = new MaskBank(SMALL, { blockSize: 8 });
+  const bank = new MaskBank(SMALL, { blockSize: 16 });
   for (let i = 0; i < masks.length; i++) {
     bank.add(masks[i] as Uint8Array);
     if (i % 13 === 0) assert.deepEqual(bank.counts(), naiveCounts(SMALL, masks.slice(0, i + 1)));
@@ -205,7 +205,7 @@ test('counts() returns a copy', () => {
 
 test('subsetCounts equals the naive sum for small and large subsets (direct and complement)', () => {
   const masks = randomMasks(SMALL, 13, 90);
-  for (const blockSize of [undefined, 8]) {
+  for (const blockSize of [undefined, 16]) {
     const bank = bankOf(SMALL, masks, blockSize);
     const subsets = [
       [],
@@ -255,34 +255,36 @@ test('add validates length and padding bits; replace and get validate the index'
   assert.throws(() => bank.replace(0, new Uint8Array(2)), hasCode('E_BAD_ARGUMENT'));
   assert.throws(() => bank.get(-1), hasCode('E_BAD_ARGUMENT'));
   assert.throws(() => new MaskBank(SMALL, { blockSize: 6 }), hasCode('E_BAD_ARGUMENT'));
+  assert.throws(() => new MaskBank(SMALL, { blockSize: 8 }), hasCode('E_BAD_ARGUMENT'), 'lanes of 16 slots');
 });
 
 test('get returns a fresh copy of the stored mask', () => {
-  const masks = randomMasks(SMALL, 2, 12);
-  const bank = bankOf(SMALL, masks, 4);
+  // 40 masks in blocks of 32: two blocks, the second with one full lane of 16 slots and a partial one.
+  const masks = randomMasks(SMALL, 2, 40);
+  const bank = bankOf(SMALL, masks, 32);
   for (let i = 0; i < masks.length; i++) assert.deepEqual(bank.get(i), masks[i]);
-  const copy = bank.get(5);
+  const copy = bank.get(37);
   copy.fill(0);
-  assert.deepEqual(bank.get(5), masks[5]);
+  assert.deepEqual(bank.get(37), masks[37]);
 });
 
 test('memoryBytes counts blocks allocated lazily', () => {
-  const bank = new MaskBank(SMALL, { blockSize: 8 });
+  const bank = new MaskBank(SMALL, { blockSize: 16 });
   const empty = bank.memoryBytes();
   bank.add(randomMask(SMALL, 1, 0));
   const oneBlock = bank.memoryBytes();
-  assert.ok(oneBlock - empty >= SMALL.totalBytes * 8);
-  for (let i = 1; i < 8; i++) bank.add(randomMask(SMALL, 1, i));
+  assert.ok(oneBlock - empty >= SMALL.totalBytes * 16);
+  for (let i = 1; i < 16; i++) bank.add(randomMask(SMALL, 1, i));
   assert.equal(bank.memoryBytes(), oneBlock);
-  bank.add(randomMask(SMALL, 1, 8));
-  assert.ok(bank.memoryBytes() - oneBlock >= SMALL.totalBytes * 8);
+  bank.add(randomMask(SMALL, 1, 16));
+  assert.ok(bank.memoryBytes() - oneBlock >= SMALL.totalBytes * 16);
 });
 
 test('dot products stay exact while the bank grows (memory growth, scratch regrown, old blocks kept)', () => {
-  // Above ~90 masks dotAll takes the byte-table kernel (WebAssembly); blocks of 4 lenet masks
-  // (158 kB each) make the bank's memory grow and its scratch be regrown between products.
+  // Above ~90 masks dotAll takes the byte-table kernel (WebAssembly); blocks of 16 lenet masks
+  // (630 kB each) make the bank's memory grow and its scratch be regrown between products.
   const masks = Array.from({ length: 160 }, (_, i) => randomHalfMask(LENET, 21, i));
-  const bank = new MaskBank(LENET, { blockSize: 4 });
+  const bank = new MaskBank(LENET, { blockSize: 16 });
   const v = randomVector(LENET, 6, 'f32');
   const checks = [96, 97, 130, 160];
   for (let k = 1; k <= masks.length; k++) {
