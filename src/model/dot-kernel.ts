@@ -17,6 +17,7 @@
  * byte a shift, a mask, one table load, one add.
  */
 import { SupsupError } from '../errors.js';
+import { SCREEN_ROWS_TYPE, type ScreenRows, screenRowsBody } from './screen-kernel.js';
 import {
   addTo,
   BR_IF,
@@ -332,17 +333,21 @@ function moduleBytes(maxPages: number): Uint8Array {
   const threads = Array.from({ length: KERNEL_THREADS }, (_, t) => t);
   return Uint8Array.from([
     ...MAGIC_AND_VERSION,
-    ...section(1, vec([accumulateType, readType])),
+    ...section(1, vec([accumulateType, readType, SCREEN_ROWS_TYPE])),
     ...section(2, vec([sharedMemoryImport(maxPages)])),
-    ...section(3, vec([...threads.map(() => [0]), [1]])),
+    ...section(3, vec([...threads.map(() => [0]), [1], [2]])),
     ...section(
       7,
       vec([
         ...threads.map((t) => [...name(`accumulate_rows_${t}`), 0x00, ...uleb(t)]),
         [...name('read_v128'), 0x00, ...uleb(KERNEL_THREADS)],
+        [...name('screen_rows'), 0x00, ...uleb(KERNEL_THREADS + 1)],
       ]),
     ),
-    ...section(10, vec([...threads.map((t) => accumulateRows(t * TABLE_AREA_BYTES)), readV128Body()])),
+    ...section(
+      10,
+      vec([...threads.map((t) => accumulateRows(t * TABLE_AREA_BYTES)), readV128Body(), screenRowsBody()]),
+    ),
   ]);
 }
 
@@ -373,9 +378,17 @@ function instantiate(memory: WasmMemory): Readonly<Record<string, unknown>> {
   return new Wasm.Instance(compiled, { env: { memory } }).exports;
 }
 
-/** The kernels (one per table area) bound to a dot memory (its own or one posted to a worker thread). */
-export function dotKernels(memory: WasmMemory): readonly AccumulateRows[] {
-  return accumulateKernels(instantiate(memory));
+/** The kernels bound to a dot memory (its own or one posted to a worker thread). */
+export function dotKernels(memory: WasmMemory): DotKernels {
+  const exports = instantiate(memory);
+  return { accumulate: accumulateKernels(exports), screen: exports.screen_rows as ScreenRows };
+}
+
+export interface DotKernels {
+  /** The exact table kernel, one per table area. */
+  readonly accumulate: readonly AccumulateRows[];
+  /** The quantised screen (src/model/screen-kernel.ts); each thread passes its own scratch. */
+  readonly screen: ScreenRows;
 }
 
 function accumulateKernels(exports: Readonly<Record<string, unknown>>): readonly AccumulateRows[] {
@@ -390,7 +403,7 @@ function accumulateKernels(exports: Readonly<Record<string, unknown>>): readonly
  */
 export class DotMemory {
   readonly memory: WasmMemory;
-  readonly kernels: readonly AccumulateRows[];
+  readonly kernels: DotKernels;
   /** Reads a region with v128 loads (the memory-read floor of `bench oneshot`). */
   readonly readV128: ReadV128;
   private used = 0;
@@ -404,7 +417,7 @@ export class DotMemory {
     }
     this.memory = new Wasm.Memory({ initial: 1, maximum: DOT_MEMORY_MAX_PAGES, shared: true });
     const exports = instantiate(this.memory);
-    this.kernels = accumulateKernels(exports);
+    this.kernels = { accumulate: accumulateKernels(exports), screen: exports.screen_rows as ScreenRows };
     this.readV128 = exports.read_v128 as ReadV128;
     this.allocate(KERNEL_THREADS * TABLE_AREA_BYTES);
   }

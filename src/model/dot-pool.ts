@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { DotMemory } from './dot-kernel.js';
 import type { ForwardJob } from './host-forward.js';
-import { ROW_CHUNKS, type TableDotJob, tableDotChunks } from './table-dot.js';
+import { type DotJob, dotChunks, ROW_CHUNKS } from './table-dot.js';
 import type { WasmMemory } from './wasm-asm.js';
 
 /** A helper's share of a table dot product: whole row chunks [chunkFrom, chunkTo). */
@@ -10,7 +10,7 @@ export interface DotShare {
   readonly kind: 'table-dot';
   readonly seq: number;
   readonly memory: WasmMemory;
-  readonly job: TableDotJob;
+  readonly job: DotJob;
   readonly chunkFrom: number;
   readonly chunkTo: number;
   readonly thread: number;
@@ -101,8 +101,8 @@ export class DotPool {
     return new DotPool([...helpers]);
   }
 
-  /** Runs tableDotChunks over every chunk, split by threads; false (no result) if the pool broke. */
-  run(dot: DotMemory, job: TableDotJob): boolean {
+  /** Runs dotChunks over every chunk, split by threads; false (no result) if the pool broke. */
+  run(dot: DotMemory, job: DotJob): boolean {
     const threads = this.threads;
     const first = (t: number): number => Math.floor((t * ROW_CHUNKS) / threads);
     const seq = ++this.seq;
@@ -118,7 +118,7 @@ export class DotPool {
       };
       helper.worker.postMessage(share);
     });
-    tableDotChunks(dot.kernels, dot.memory.buffer, job, 0, first(1), 0);
+    dotChunks(dot.kernels, dot.memory.buffer, job, 0, first(1), 0);
     return this.awaitHelpers(seq);
   }
 

@@ -3,7 +3,7 @@ import { dotKernels } from './dot-kernel.js';
 import type { DotShare, ForwardShare } from './dot-pool.js';
 import { gemmKernel } from './gemm-kernel.js';
 import { forwardRows } from './host-forward.js';
-import { tableDotChunks } from './table-dot.js';
+import { dotChunks } from './table-dot.js';
 
 /** A DotPool helper: runs its share of each posted job, then stores the job number and wakes the caller. */
 const control = (workerData as { control: Int32Array }).control;
@@ -15,7 +15,7 @@ parentPort?.on('message', (share: DotShare | ForwardShare) => {
       forwardRows(gemmKernel(share.memory), share.job, share.rowFrom, share.rowTo);
     } else {
       const kernels = dotKernels(share.memory);
-      tableDotChunks(kernels, share.memory.buffer, share.job, share.chunkFrom, share.chunkTo, share.thread);
+      dotChunks(kernels, share.memory.buffer, share.job, share.chunkFrom, share.chunkTo, share.thread);
     }
   } catch {
     Atomics.store(control, 2, 1);

@@ -13,6 +13,13 @@ import type { OptimizerConfig, OptimizerState } from './optimizers.js';
 import { type ProductLayout, ScoreTrainer } from './trainer.js';
 import { type BaseWeights, kaimingUniformScores, signedConstantWeights } from './weights.js';
 
+/**
+ * From this many masks on, one-shot inference screens the bank (ADR 0007) instead of computing
+ * every product exactly; below it, the screen's fixed costs (its tables, the exact products of its
+ * candidates) outweigh what it saves.
+ */
+export const SCREEN_MIN_MASKS = 256;
+
 export interface EngineConfig {
   readonly arch: Architecture;
   readonly seed: number;
@@ -33,8 +40,14 @@ export interface InferenceOptions {
 
 export interface TaskInference {
   readonly task: number;
-  /** ∂Obj/∂α over all masks at the uniform superposition (the first pass). */
+  /**
+   * ∂Obj/∂α over all masks at the uniform superposition (the first pass). Where one-shot
+   * inference screened the bank (ADR 0007), only the masks that could hold the minimum are exact;
+   * the others are within gradientBound of their exact values, and all of them above the minimum.
+   */
   readonly gradient: Float64Array;
+  /** 0 when every value of `gradient` is exact; otherwise the screen's bound (see gradient). */
+  readonly gradientBound: number;
   /** Forward/backward passes used: 1 for one-shot, about log2(k) for binary. */
   readonly passes: number;
 }
@@ -195,9 +208,13 @@ export class SupermaskEngine {
 
   /** Infers the task of a batch (spec §4.3 one-shot, §4.4 binary). */
   inferTask(x: Float32Array, options: InferenceOptions): TaskInference {
+    if (options.method === 'one-shot' && this.bank.size >= SCREEN_MIN_MASKS) {
+      const screened = this.screenedOneShot(x, options);
+      if (screened !== null) return screened;
+    }
     const gradient = this.alphaGradient(x, options.bprime, options.objective);
     if (options.method === 'one-shot' || gradient.length === 1) {
-      return { task: argMin(gradient), gradient, passes: 1 };
+      return { task: argMin(gradient), gradient, gradientBound: 0, passes: 1 };
     }
     let candidates = Array.from(gradient.keys());
     let g: Float64Array = gradient;
@@ -209,7 +226,21 @@ export class SupermaskEngine {
       g = this.alphaGradient(x, options.bprime, options.objective, candidates);
       passes++;
     }
-    return { task: candidates[0] as number, gradient, passes };
+    return { task: candidates[0] as number, gradient, gradientBound: 0, passes };
+  }
+
+  /**
+   * One-shot inference through the bank's quantised screen (ADR 0007): the same task as exact
+   * products of every mask would give, with only the masks the screen cannot rule out computed
+   * exactly. null where the screen cannot bound its error (then the exact path runs).
+   */
+  private screenedOneShot(x: Float32Array, options: InferenceOptions): TaskInference | null {
+    this.assertOpen();
+    const superposed = this.superposedWeights();
+    this.fillAlphaBuffer(x, options.bprime, options.objective, superposed.tensors, superposed.transposed);
+    const found = this.bank.screenedArgMin(this.alpha.values);
+    if (found === null) return null;
+    return { task: found.index, gradient: found.values, gradientBound: found.bound, passes: 1 };
   }
 
   /** Class predictions (argmax over all s outputs) of every row of x with mask `task`. */

@@ -1,8 +1,10 @@
 import { SupsupError } from '../errors.js';
-import { DotMemory } from './dot-kernel.js';
+import { type CertifiedArgMin, certifiedArgMin } from './certified-argmin.js';
+import { DotMemory, KERNEL_THREADS } from './dot-kernel.js';
 import { DotPool } from './dot-pool.js';
 import type { MaskLayout } from './mask-layout.js';
-import { combineChunks, ROW_CHUNKS, type TableDotJob, tableDotChunks } from './table-dot.js';
+import { MAX_SCREEN_BITS, screenScratchBytes } from './screen-kernel.js';
+import { combineChunks, type DotJob, dotChunks, ROW_CHUNKS } from './table-dot.js';
 
 /**
  * A bank of k packed binary masks over one network, laid out for the task-inference kernel
@@ -46,11 +48,21 @@ const BYTE_TABLE_BUILD_NS = 37;
 const BYTE_TABLE_PER_SLOT_NS = 0.3;
 const NIBBLE_TABLE_BUILD_NS = 30;
 const NIBBLE_PER_MASK_NS = 2.4;
+/** The bit kernel (JavaScript): one addition per set bit, about 12.5 ns per row of a half-set mask. */
+const BIT_PER_MASK_NS = 12.5;
 /**
  * From this many masks on, subsetCounts counts byte values per position (a histogram); below it,
  * it adds the masks' bytes spread to one bit per nibble (at most 15 per nibble, no overflow).
  */
 const HISTOGRAM_SUBSET = 16;
+
+/** Approximate dot products and their bound (MaskBank.screen). */
+export interface ScreenedDots {
+  /** A_i for every mask, in index order. */
+  readonly values: Float64Array;
+  /** δ: |A_i − g_i| ≤ δ for every mask i and any float64 evaluation g_i of the exact sum. */
+  readonly bound: number;
+}
 
 export interface MaskBankOptions {
   /** Masks per storage block; a positive multiple of 16. Default 256. */
@@ -86,6 +98,8 @@ export class MaskBank {
   private accumulators = new Float64Array(0);
   /** The table kernel's block list and partial sums, for up to `blocks` blocks. */
   private scratch = { blocks: 0, list: 0, partials: 0 };
+  /** The screen's per-thread tables and lane sums, then ROW_CHUNKS bounds (0: not yet allocated). */
+  private screenScratch = 0;
   private maskCount = 0;
   private threadCount: number;
   private lastThreads = 0;
@@ -198,16 +212,28 @@ export class MaskBank {
       );
       return target;
     }
-    const fills = new Int32Array(this.blocks.length);
-    for (let b = 0; b < fills.length; b++) fills[b] = this.blockFill(b);
     const acc = this.accumulatorsFor(this.blocks.length);
-    this.runTableDot(
-      Array.from(this.blockAt, (_, block) => block),
-      fills,
-      acc,
-    );
+    this.runDot('table', this.allBlocks(), acc);
     target.set(acc.subarray(0, this.maskCount));
     return target;
+  }
+
+  /**
+   * The quantised screen (ADR 0007, src/model/screen-kernel.ts): A_i ≈ Σ_w v[w]·M_i[w] for every
+   * mask, 16 masks per SIMD lookup, with a bound δ that holds for every mask. About half the time
+   * of dotAll. null where it cannot bound its error (a value of v is not finite, or masks are
+   * over MAX_SCREEN_BITS bits): use dotAll.
+   */
+  screen(v: Float32Array | Float64Array, out?: Float64Array): ScreenedDots | null {
+    const target = this.dotTarget(out, this.maskCount);
+    this.loadValues(v);
+    if (this.maskCount === 0) return { values: target, bound: 0 };
+    if (this.layout.totalBits > MAX_SCREEN_BITS) return null;
+    const acc = this.accumulatorsFor(this.blocks.length);
+    const bound = this.runDot('screen', this.allBlocks(), acc);
+    if (!Number.isFinite(bound)) return null;
+    target.set(acc.subarray(0, this.maskCount));
+    return { values: target, bound };
   }
 
   /** out[p] = g[indices[p]]: the same products, only for the given masks (repeats allowed). */
@@ -215,6 +241,30 @@ export class MaskBank {
     const target = this.dotTarget(out, indices.length);
     for (let p = 0; p < indices.length; p++) this.checkIndex(indices[p] as number);
     this.loadValues(v);
+    this.subsetDots(indices, target);
+    return target;
+  }
+
+  /**
+   * One-shot inference's argmin of Σ_w v[w]·M_i[w] over every mask through the screen (ADR 0007):
+   * the index exact products would give (the first on ties), with only the masks the screen
+   * cannot rule out computed exactly (certified-argmin.ts). null where the screen cannot bound its
+   * error (see screen): use dotAll.
+   */
+  screenedArgMin(v: Float32Array | Float64Array): (CertifiedArgMin & { readonly bound: number }) | null {
+    if (this.maskCount === 0) throw new SupsupError('E_NO_MASKS', 'the bank holds no masks');
+    const screened = this.screen(v);
+    if (screened === null) return null;
+    const found = certifiedArgMin(screened, (indices) => {
+      const exact = new Float64Array(indices.length);
+      this.subsetDots(indices, exact);
+      return exact;
+    });
+    return { ...found, bound: screened.bound };
+  }
+
+  /** dotSubset's products over the loaded vector, by the cheapest of the three kernels. */
+  private subsetDots(indices: ArrayLike<number>, target: Float64Array): void {
     const listPosition = new Int32Array(this.blocks.length).fill(-1);
     let touchedBlocks = 0;
     for (let p = 0; p < indices.length; p++) {
@@ -225,9 +275,32 @@ export class MaskBank {
     for (let block = 0; block < listPosition.length; block++) {
       if ((listPosition[block] as number) >= 0) touchedSlots += this.blockFill(block);
     }
-    if (preferNibbles(indices.length, touchedSlots)) this.nibbleDots(indices, target);
+    if (BIT_PER_MASK_NS * indices.length < NIBBLE_TABLE_BUILD_NS + NIBBLE_PER_MASK_NS * indices.length) {
+      this.bitDots(indices, target);
+    } else if (preferNibbles(indices.length, touchedSlots)) this.nibbleDots(indices, target);
     else this.tableDotSubset(indices, listPosition, touchedBlocks, target);
-    return target;
+  }
+
+  /** The bit kernel: each requested mask's set bits, one addition each, in weight order. */
+  private bitDots(indices: ArrayLike<number>, target: Float64Array): void {
+    const values = this.values;
+    const rows = this.layout.totalBytes;
+    for (let p = 0; p < indices.length; p++) {
+      const index = indices[p] as number;
+      const storage = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
+      const slot = slotOffset(index % this.blockSize);
+      let sum = 0;
+      for (let j = 0; j < rows; j++) {
+        let x = storage[rowOffset(this.blockSize, j) + slot] as number;
+        while (x !== 0) {
+          const low = x & -x;
+          sum += values[8 * j + lowestBit(low)] as number;
+          x ^= low;
+        }
+      }
+      target[p] = sum;
+    }
+    this.lastThreads = 1;
   }
 
   /**
@@ -259,12 +332,24 @@ export class MaskBank {
     return bytes;
   }
 
+  /** Every block, and the slots filled in each. */
+  private allBlocks(): { blocks: number[]; fills: Int32Array } {
+    const fills = new Int32Array(this.blocks.length);
+    for (let b = 0; b < fills.length; b++) fills[b] = this.blockFill(b);
+    return { blocks: Array.from(this.blockAt, (_, block) => block), fills };
+  }
+
   /**
-   * The table kernel over the listed blocks (blocks[p] at position p, its first fills[p] slots)
-   * into acc (one value per slot, positions in order), split over threads when the work is large;
-   * the row chunks make the result the same on any thread count.
+   * The table kernel or the screen over the listed blocks (blocks[p] at position p, its first
+   * fills[p] slots) into acc (one value per slot, positions in order), split over threads when the
+   * work is large; the row chunks make the result the same on any thread count. Returns the
+   * screen's bound (0 for the table kernel).
    */
-  private runTableDot(blocks: readonly number[], fills: Int32Array, acc: Float64Array): void {
+  private runDot(
+    kind: DotJob['kind'],
+    { blocks, fills }: { blocks: readonly number[]; fills: Int32Array },
+    acc: Float64Array,
+  ): number {
     const scratch = this.scratchFor(blocks.length);
     const list = this.dot.int32s(scratch.list, 2 * blocks.length);
     for (let p = 0; p < blocks.length; p++) {
@@ -272,7 +357,7 @@ export class MaskBank {
       list[2 * p + 1] = Math.ceil((fills[p] as number) / LANE);
     }
     const n = blocks.length * this.blockSize;
-    const job: TableDotJob = {
+    const common = {
       list: scratch.list,
       blocks: blocks.length,
       values: this.valuesAt,
@@ -280,14 +365,29 @@ export class MaskBank {
       blockSize: this.blockSize,
       totalBytes: this.layout.totalBytes,
     };
+    const scratchBytes = screenScratchBytes(this.blockSize);
+    if (kind === 'screen' && this.screenScratch === 0) {
+      this.screenScratch = this.dot.allocate(KERNEL_THREADS * scratchBytes + 8 * ROW_CHUNKS);
+    }
+    const deltas = this.screenScratch + KERNEL_THREADS * scratchBytes;
+    const job: DotJob =
+      kind === 'table'
+        ? { kind, ...common }
+        : { kind, ...common, scratch: this.screenScratch, scratchBytes, deltas };
     const pool = n * this.layout.totalBytes >= PARALLEL_MIN_BYTES ? DotPool.get(this.threadCount) : null;
     if (pool?.run(this.dot, job)) {
       this.lastThreads = pool.threads;
     } else {
-      tableDotChunks(this.dot.kernels, this.dot.memory.buffer, job, 0, ROW_CHUNKS, 0);
+      dotChunks(this.dot.kernels, this.dot.memory.buffer, job, 0, ROW_CHUNKS, 0);
       this.lastThreads = 1;
     }
     combineChunks(this.dot.float64s(scratch.partials, ROW_CHUNKS * n), n, acc);
+    if (kind === 'table') return 0;
+    // Σ of the chunks' bounds. The rounding of combining the chunks' sums is within the
+    // ROUNDING_SLACK · Σ|V| that each chunk's bound holds; the factor covers this sum's own.
+    let bound = 0;
+    for (const delta of this.dot.float64s(deltas, ROW_CHUNKS)) bound += delta;
+    return bound * (1 + 2 ** -40);
   }
 
   /** Scratch for `blocks` blocks; regrown (doubling, the old region left unused) when too small. */
@@ -375,7 +475,7 @@ export class MaskBank {
       fills[position] = this.blockFill(block);
     }
     const acc = this.accumulatorsFor(touchedBlocks);
-    this.runTableDot(blocks, fills, acc);
+    this.runDot('table', { blocks, fills }, acc);
     for (let p = 0; p < indices.length; p++) {
       const index = indices[p] as number;
       const block = Math.floor(index / this.blockSize);

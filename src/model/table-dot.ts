@@ -4,7 +4,7 @@
  * 256-entry subset-sum tables of the vector, then add one table entry per mask byte. The loops
  * run in WebAssembly (src/model/dot-kernel.ts); this file cuts the rows into chunks.
  */
-import { type AccumulateRows, KERNEL_THREADS } from './dot-kernel.js';
+import { type AccumulateRows, type DotKernels, KERNEL_THREADS } from './dot-kernel.js';
 
 /** Byte rows whose tables are built together; totalBytes is a multiple of 4 by construction. */
 export const ROWS_PER_GROUP = 4;
@@ -31,6 +31,7 @@ export function chunkRows(totalBytes: number, chunk: number): [number, number] {
  * regions of blocks·blockSize float64 sums.
  */
 export interface TableDotJob {
+  readonly kind: 'table';
   readonly list: number;
   readonly blocks: number;
   readonly values: number;
@@ -40,24 +41,43 @@ export interface TableDotJob {
 }
 
 /**
- * Chunks [chunkFrom, chunkTo) of a job, on thread `thread`'s table area: partial sums of chunk c
- * at partials + c·n·8 (n = blocks·blockSize), each mask's slot in block order.
+ * A screen job (src/model/screen-kernel.ts): the same fields, plus thread t's scratch at
+ * scratch + t·scratchBytes and each chunk's bound δ_c at deltas + 8c.
  */
-export function tableDotChunks(
-  kernels: readonly AccumulateRows[],
+export interface ScreenJob extends Omit<TableDotJob, 'kind'> {
+  readonly kind: 'screen';
+  readonly scratch: number;
+  readonly scratchBytes: number;
+  readonly deltas: number;
+}
+
+export type DotJob = TableDotJob | ScreenJob;
+
+/**
+ * Chunks [chunkFrom, chunkTo) of a job, on thread `thread`'s table area or scratch: partial sums
+ * of chunk c at partials + c·n·8 (n = blocks·blockSize), each mask's slot in block order.
+ */
+export function dotChunks(
+  kernels: DotKernels,
   buffer: ArrayBufferLike,
-  job: TableDotJob,
+  job: DotJob,
   chunkFrom: number,
   chunkTo: number,
   thread: number,
 ): void {
   const n = job.blocks * job.blockSize;
-  const kernel = kernels[thread] as AccumulateRows;
+  const accumulate = kernels.accumulate[thread] as AccumulateRows;
   for (let c = chunkFrom; c < chunkTo; c++) {
     const [from, to] = chunkRows(job.totalBytes, c);
     const acc = job.partials + c * n * 8;
     new Float64Array(buffer, acc, n).fill(0);
-    kernel(job.list, job.blocks, from, to, job.blockSize, job.values, acc, job.blockSize * 8);
+    const args = [job.list, job.blocks, from, to, job.blockSize, job.values, acc, job.blockSize * 8] as const;
+    if (job.kind === 'table') {
+      accumulate(...args);
+      continue;
+    }
+    const delta = kernels.screen(...args, job.scratch + thread * job.scratchBytes);
+    new Float64Array(buffer, job.deltas + 8 * c, 1)[0] = delta;
   }
 }
 

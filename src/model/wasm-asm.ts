@@ -25,6 +25,7 @@ declare const WebAssembly: {
     module: WasmModule,
     imports: Record<string, Record<string, unknown>>,
   ) => WasmInstance;
+  readonly validate: (bytes: Uint8Array) => boolean;
 };
 export const Wasm = WebAssembly;
 

@@ -141,7 +141,7 @@ test('dotAll writes into a caller buffer and handles an empty bank and zero vect
   assert.throws(() => bank.dotAll(v, new Float64Array(9)), hasCode('E_BAD_ARGUMENT'));
 });
 
-test('dotSubset equals the matching entries of dotAll (nibble and byte-table paths, repeats)', () => {
+test('dotSubset equals the matching entries of dotAll (bit, nibble and byte-table paths, repeats)', () => {
   const masks = randomMasks(SMALL, 21, 300);
   const v = randomVector(SMALL, 4, 'f32');
   for (const blockSize of [undefined, 16]) {
@@ -150,6 +150,7 @@ test('dotSubset equals the matching entries of dotAll (nibble and byte-table pat
     const subsets = [
       [],
       [299],
+      [17, 299],
       [5, 0, 5, 260],
       Array.from({ length: 40 }, (_, i) => i),
       Array.from({ length: 120 }, (_, i) => (i * 37) % 300),
@@ -329,3 +330,121 @@ test('dot products are bit-identical on 1 and 2 threads (worker threads over sha
     multi.threads = 0;
   }, hasCode('E_BAD_ARGUMENT'));
 });
+
+/** Σ|v| (the scale of the screen's rounding allowance). */
+function absSum(v: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) sum += Math.abs(v[i] as number);
+  return sum;
+}
+
+/** Index of the smallest value, the first on ties. */
+function firstArgMin(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if ((values[i] as number) < (values[best] as number)) best = i;
+  return best;
+}
+
+test('the screen stays within its bound of the exact products (block sizes, partial lanes, vector shapes)', () => {
+  const masks = randomMasks(SMALL, 31, 75); // 4 full lanes and one of 11 slots
+  const lenetMasks = Array.from({ length: 40 }, (_, i) => randomHalfMask(LENET, 31, i));
+  const shaped = (layout: MaskLayout, seed: number, shape: string): Float32Array | Float64Array => {
+    const v = randomVector(layout, seed, shape === 'f64' ? 'f64' : 'f32');
+    for (let i = 0; i < v.length; i++) {
+      if (shape === 'heavy-tailed' && i % 97 === 0) v[i] = (v[i] as number) * 1000;
+      if (shape === 'sparse' && Math.floor(i / 256) % 3 !== 0) v[i] = 0; // whole spans of zeros
+      if (shape === 'tiny') v[i] = (v[i] as number) * 1e-30;
+    }
+    return v;
+  };
+  const cases: [MaskLayout, readonly Uint8Array[], number | undefined][] = [
+    [SMALL, masks, 16],
+    [SMALL, masks, 32],
+    [SMALL, masks, undefined],
+    [LENET, lenetMasks, undefined],
+  ];
+  for (const [layout, bankMasks, blockSize] of cases) {
+    const bank = bankOf(layout, bankMasks, blockSize);
+    for (const shape of ['f32', 'f64', 'heavy-tailed', 'sparse', 'tiny']) {
+      const v = shaped(layout, 5, shape);
+      const exact = bank.dotAll(v);
+      const screened = bank.screen(v);
+      assert.ok(screened !== null, `${shape}: finite vectors are screened`);
+      const label = `${layout.totalBits} bits, blockSize ${blockSize ?? 256}, ${shape}`;
+      assert.equal(screened.values.length, bankMasks.length, label);
+      let worst = 0;
+      for (let i = 0; i < exact.length; i++) {
+        worst = Math.max(worst, Math.abs((screened.values[i] as number) - (exact[i] as number)));
+      }
+      assert.ok(worst <= screened.bound, `${label}: error ${worst} above the bound ${screened.bound}`);
+      // 14-bit tables: the bound is a small fraction of the vector's scale, not a vacuous one.
+      assert.ok(
+        screened.bound <= 2e-3 * absSum(v),
+        `${label}: bound ${screened.bound} for Σ|v| ${absSum(v)}`,
+      );
+      assert.ok(screened.bound > 0, `${label}: the tables are rounded, so the bound is positive`);
+    }
+  }
+});
+
+test('the screen is bit-identical on 1 and 2 threads, and refuses what it cannot bound', () => {
+  const masks = Array.from({ length: 130 }, (_, i) => randomHalfMask(LENET, 9, i));
+  const single = bankOf(LENET, masks);
+  single.threads = 1;
+  const multi = new MaskBank(LENET, { threads: 2 });
+  for (const packed of masks) multi.add(packed);
+  const v = randomVector(LENET, 6, 'f32');
+  const a = single.screen(v);
+  const b = multi.screen(v);
+  assert.equal(multi.lastDotThreads, 2, 'the second thread must have taken part');
+  assert.ok(a !== null && b !== null);
+  assert.deepEqual(b.values, a.values);
+  assert.equal(b.bound, a.bound);
+  for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+    const withBad = Float32Array.from(v);
+    withBad[12345] = bad;
+    assert.equal(multi.screen(withBad), null, `a ${bad} in the vector`);
+    assert.equal(multi.screenedArgMin(withBad), null);
+  }
+  const empty = new MaskBank(LENET).screen(v);
+  assert.deepEqual(empty, { values: new Float64Array(0), bound: 0 });
+  assert.throws(() => new MaskBank(LENET).screenedArgMin(v), hasCode('E_NO_MASKS'));
+});
+
+test('screenedArgMin gives the exact argmin: random banks, ties, and masks one bit apart', () => {
+  const base = Array.from({ length: 300 }, (_, i) => randomHalfMask(LENET, 12, i));
+  // Exact ties: mask 250 repeats mask 40. Near ties: mask 260 is mask 41 with one weight bit moved.
+  base[250] = (base[40] as Uint8Array).slice();
+  const near = (base[41] as Uint8Array).slice();
+  near[100] = (near[100] as number) ^ 0b11;
+  base[260] = near;
+  const bank = new MaskBank(LENET);
+  for (const packed of base) bank.add(packed);
+  for (let trial = 0; trial < 12; trial++) {
+    const v = randomVector(LENET, 100 + trial, trial % 2 === 0 ? 'f32' : 'f64');
+    // Steer the minimum onto the tied and near-tied masks in some trials.
+    if (trial % 3 === 1)
+      for (let w = 0; w < v.length; w++)
+        if (!hasBit(base[40] as Uint8Array, w)) v[w] = Math.abs(v[w] as number);
+    if (trial % 3 === 2)
+      for (let w = 0; w < v.length; w++)
+        if (!hasBit(base[41] as Uint8Array, w)) v[w] = Math.abs(v[w] as number);
+    const exact = bank.dotAll(v);
+    const found = bank.screenedArgMin(v);
+    assert.ok(found !== null);
+    assert.equal(found.index, firstArgMin(exact), `trial ${trial}`);
+    assert.equal(firstArgMin(found.values), found.index, 'the returned values have the same argmin');
+    assert.ok(found.rescored >= 1 && found.rescored < 300, `trial ${trial}: ${found.rescored} rescored`);
+    for (let i = 0; i < exact.length; i++) {
+      assert.ok(
+        Math.abs((found.values[i] as number) - (exact[i] as number)) <= found.bound,
+        `trial ${trial} mask ${i}`,
+      );
+    }
+    if (trial % 3 === 1) assert.equal(found.index, 40, 'an exact tie goes to the first index');
+  }
+});
+
+function hasBit(packed: Uint8Array, bit: number): boolean {
+  return ((((packed[bit >>> 3] as number) >>> (bit & 7)) & 1) as number) === 1;
+}

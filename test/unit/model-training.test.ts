@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { makeArchitecture } from '../../src/model/arch.ts';
-import { keepLowerHalf, SupermaskEngine } from '../../src/model/engine.ts';
-import { popcount } from '../../src/model/mask-layout.ts';
+import { argMin, keepLowerHalf, SCREEN_MIN_MASKS, SupermaskEngine } from '../../src/model/engine.ts';
+import { popcount, randomMask } from '../../src/model/mask-layout.ts';
 import { keptCount, kthLargestMagnitude } from '../../src/model/mask-rule.ts';
 import {
   defaultOptimizer,
@@ -366,4 +366,34 @@ test('the fused SIMD kernel (STE, RMSprop, threshold mask) is bit-identical to t
     const expected = weights.map((x, i) => x * ((hostScores[i] as number) >= 0 ? 1 : 0));
     assert.deepEqual(e, expected, `effective weights after step ${step + 1}`);
   }
+});
+
+test('one-shot inference over a large bank screens it and still picks the exact argmin', () => {
+  const engine = newEngine(8);
+  const batch = toyBatches(1, 1)[0] as LabelledBatch;
+  trainMask(engine, 0, toyBatches(1, 6));
+  for (let i = 1; i < SCREEN_MIN_MASKS - 1; i++) engine.addMask(randomMask(engine.layout, 8, i));
+  for (const objective of ['G', 'H'] as const) {
+    const below = engine.inferTask(batch.x, { method: 'one-shot', objective, bprime: 8 });
+    assert.equal(below.gradientBound, 0, `${SCREEN_MIN_MASKS - 1} masks: exact products`);
+    assert.equal(below.task, argMin(engine.alphaGradient(batch.x, 8, objective)));
+  }
+  engine.addMask(randomMask(engine.layout, 8, SCREEN_MIN_MASKS));
+  for (const objective of ['G', 'H'] as const) {
+    for (const bprime of [1, 8, 32]) {
+      const exact = engine.alphaGradient(batch.x, bprime, objective);
+      const screened = engine.inferTask(batch.x, { method: 'one-shot', objective, bprime });
+      const label = `${objective} B'=${bprime}`;
+      assert.ok(screened.gradientBound > 0, `${label}: ${SCREEN_MIN_MASKS} masks are screened`);
+      assert.equal(screened.task, argMin(exact), label);
+      assert.equal(screened.passes, 1);
+      for (let i = 0; i < exact.length; i++) {
+        assert.ok(
+          Math.abs((screened.gradient[i] as number) - (exact[i] as number)) <= screened.gradientBound,
+          label,
+        );
+      }
+    }
+  }
+  engine.dispose();
 });
