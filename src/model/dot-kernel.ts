@@ -17,6 +17,7 @@
  * byte a shift, a mask, one table load, one add.
  */
 import { SupsupError } from '../errors.js';
+import { NIBBLE_DOTS_TYPE, type NibbleDots, nibbleDotsBody } from './nibble-kernel.js';
 import { SCREEN_ROWS_TYPE, type ScreenRows, screenRowsBody } from './screen-kernel.js';
 import {
   addTo,
@@ -333,20 +334,26 @@ function moduleBytes(maxPages: number): Uint8Array {
   const threads = Array.from({ length: KERNEL_THREADS }, (_, t) => t);
   return Uint8Array.from([
     ...MAGIC_AND_VERSION,
-    ...section(1, vec([accumulateType, readType, SCREEN_ROWS_TYPE])),
+    ...section(1, vec([accumulateType, readType, SCREEN_ROWS_TYPE, NIBBLE_DOTS_TYPE])),
     ...section(2, vec([sharedMemoryImport(maxPages)])),
-    ...section(3, vec([...threads.map(() => [0]), [1], [2]])),
+    ...section(3, vec([...threads.map(() => [0]), [1], [2], [3]])),
     ...section(
       7,
       vec([
         ...threads.map((t) => [...name(`accumulate_rows_${t}`), 0x00, ...uleb(t)]),
         [...name('read_v128'), 0x00, ...uleb(KERNEL_THREADS)],
         [...name('screen_rows'), 0x00, ...uleb(KERNEL_THREADS + 1)],
+        [...name('nibble_dots'), 0x00, ...uleb(KERNEL_THREADS + 2)],
       ]),
     ),
     ...section(
       10,
-      vec([...threads.map((t) => accumulateRows(t * TABLE_AREA_BYTES)), readV128Body(), screenRowsBody()]),
+      vec([
+        ...threads.map((t) => accumulateRows(t * TABLE_AREA_BYTES)),
+        readV128Body(),
+        screenRowsBody(),
+        nibbleDotsBody(),
+      ]),
     ),
   ]);
 }
@@ -380,8 +387,15 @@ function instantiate(memory: WasmMemory): Readonly<Record<string, unknown>> {
 
 /** The kernels bound to a dot memory (its own or one posted to a worker thread). */
 export function dotKernels(memory: WasmMemory): DotKernels {
-  const exports = instantiate(memory);
-  return { accumulate: accumulateKernels(exports), screen: exports.screen_rows as ScreenRows };
+  return boundKernels(instantiate(memory));
+}
+
+function boundKernels(exports: Readonly<Record<string, unknown>>): DotKernels {
+  return {
+    accumulate: accumulateKernels(exports),
+    screen: exports.screen_rows as ScreenRows,
+    nibble: exports.nibble_dots as NibbleDots,
+  };
 }
 
 export interface DotKernels {
@@ -389,6 +403,8 @@ export interface DotKernels {
   readonly accumulate: readonly AccumulateRows[];
   /** The quantised screen (src/model/screen-kernel.ts); each thread passes its own scratch. */
   readonly screen: ScreenRows;
+  /** The exact kernel for a few masks (src/model/nibble-kernel.ts), on the calling thread. */
+  readonly nibble: NibbleDots;
 }
 
 function accumulateKernels(exports: Readonly<Record<string, unknown>>): readonly AccumulateRows[] {
@@ -417,7 +433,7 @@ export class DotMemory {
     }
     this.memory = new Wasm.Memory({ initial: 1, maximum: DOT_MEMORY_MAX_PAGES, shared: true });
     const exports = instantiate(this.memory);
-    this.kernels = { accumulate: accumulateKernels(exports), screen: exports.screen_rows as ScreenRows };
+    this.kernels = boundKernels(exports);
     this.readV128 = exports.read_v128 as ReadV128;
     this.allocate(KERNEL_THREADS * TABLE_AREA_BYTES);
   }

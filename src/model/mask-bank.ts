@@ -3,6 +3,7 @@ import { type CertifiedArgMin, certifiedArgMin } from './certified-argmin.js';
 import { DotMemory, KERNEL_THREADS } from './dot-kernel.js';
 import { DotPool } from './dot-pool.js';
 import type { MaskLayout } from './mask-layout.js';
+import { NIBBLE_TABLE_BYTES } from './nibble-kernel.js';
 import { MAX_SCREEN_BITS, screenScratchBytes } from './screen-kernel.js';
 import { combineChunks, type DotJob, dotChunks, ROW_CHUNKS } from './table-dot.js';
 
@@ -39,17 +40,15 @@ const LANE = 16;
 const TABLE_SIZE = 256;
 /**
  * Cost model per byte row, in nanoseconds (measured on lenet-300-100-500, one core, Node 20): the
- * byte-table kernel (WebAssembly) builds four 255-entry tables per four rows, then reads every
- * stored slot of the blocks it walks; the nibble kernel (JavaScript) builds two 15-entry tables per
- * row, then does two lookups per requested mask. The nibble kernel wins below about 4 masks
- * (and for a few masks out of large blocks, in dotSubset).
+ * byte-table kernel builds four 255-entry tables per four rows, then reads every stored slot of
+ * the blocks it walks; the nibble kernel builds two 16-entry tables per row, then does two lookups
+ * per requested mask (both WebAssembly). The nibble kernel wins below about 8 masks, and for up to
+ * about 20 masks out of a block of 256 (dotSubset, the screen's candidates).
  */
 const BYTE_TABLE_BUILD_NS = 37;
 const BYTE_TABLE_PER_SLOT_NS = 0.3;
-const NIBBLE_TABLE_BUILD_NS = 30;
-const NIBBLE_PER_MASK_NS = 2.4;
-/** The bit kernel (JavaScript): one addition per set bit, about 12.5 ns per row of a half-set mask. */
-const BIT_PER_MASK_NS = 12.5;
+const NIBBLE_TABLE_BUILD_NS = 6;
+const NIBBLE_PER_MASK_NS = 4.5;
 /**
  * From this many masks on, subsetCounts counts byte values per position (a histogram); below it,
  * it adds the masks' bytes spread to one bit per nibble (at most 15 per nibble, no overflow).
@@ -92,8 +91,8 @@ export class MaskBank {
   /** Float64 copy of the caller's vector, in the dot memory at valuesAt. */
   private readonly values: Float64Array;
   private readonly valuesAt: number;
-  /** The nibble kernel's two 16-entry tables. */
-  private readonly nibbleTables = new Float64Array(32);
+  /** The nibble kernel's tables, sums and mask addresses, for up to `masks` masks. */
+  private nibbleScratch = { masks: 0, tables: 0, sums: 0, list: 0 };
   private readonly histogram = new Uint32Array(TABLE_SIZE);
   private accumulators = new Float64Array(0);
   /** The table kernel's block list and partial sums, for up to `blocks` blocks. */
@@ -275,32 +274,8 @@ export class MaskBank {
     for (let block = 0; block < listPosition.length; block++) {
       if ((listPosition[block] as number) >= 0) touchedSlots += this.blockFill(block);
     }
-    if (BIT_PER_MASK_NS * indices.length < NIBBLE_TABLE_BUILD_NS + NIBBLE_PER_MASK_NS * indices.length) {
-      this.bitDots(indices, target);
-    } else if (preferNibbles(indices.length, touchedSlots)) this.nibbleDots(indices, target);
+    if (preferNibbles(indices.length, touchedSlots)) this.nibbleDots(indices, target);
     else this.tableDotSubset(indices, listPosition, touchedBlocks, target);
-  }
-
-  /** The bit kernel: each requested mask's set bits, one addition each, in weight order. */
-  private bitDots(indices: ArrayLike<number>, target: Float64Array): void {
-    const values = this.values;
-    const rows = this.layout.totalBytes;
-    for (let p = 0; p < indices.length; p++) {
-      const index = indices[p] as number;
-      const storage = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
-      const slot = slotOffset(index % this.blockSize);
-      let sum = 0;
-      for (let j = 0; j < rows; j++) {
-        let x = storage[rowOffset(this.blockSize, j) + slot] as number;
-        while (x !== 0) {
-          const low = x & -x;
-          sum += values[8 * j + lowestBit(low)] as number;
-          x ^= low;
-        }
-      }
-      target[p] = sum;
-    }
-    this.lastThreads = 1;
   }
 
   /**
@@ -327,7 +302,7 @@ export class MaskBank {
   /** Bytes held by the bank's typed arrays (mask storage, counts and scratch). */
   memoryBytes(): number {
     let bytes = this.bitCounts.byteLength + this.dot.usedBytes;
-    bytes += this.nibbleTables.byteLength + this.histogram.byteLength + this.accumulators.byteLength;
+    bytes += this.histogram.byteLength + this.accumulators.byteLength;
     bytes += this.paddingByteIndices.byteLength + this.paddingByteBits.byteLength;
     return bytes;
   }
@@ -426,34 +401,46 @@ export class MaskBank {
   }
 
   /**
-   * The nibble kernel: for each byte row, the 16 subset sums of its low and high four values, then
-   * two lookups per requested mask. target[p] = Σ_rows (lo[x & 15] + hi[x >> 4]) for mask indices[p].
+   * The nibble kernel (WebAssembly, src/model/nibble-kernel.ts): for each byte row, the 16 subset
+   * sums of its low and high four values, then two lookups per requested mask.
+   * target[p] = Σ_rows (lo[x & 15] + hi[x >> 4]) for mask indices[p].
    */
   private nibbleDots(indices: ArrayLike<number>, target: Float64Array): void {
     const k = indices.length;
-    const storages: Uint8Array[] = new Array<Uint8Array>(k);
-    const offsets = new Int32Array(k);
+    const scratch = this.nibbleScratchFor(k);
+    const list = this.dot.int32s(scratch.list, k);
     for (let p = 0; p < k; p++) {
       const index = indices[p] as number;
-      storages[p] = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
-      offsets[p] = slotOffset(index % this.blockSize);
+      list[p] =
+        (this.blockAt[Math.floor(index / this.blockSize)] as number) + slotOffset(index % this.blockSize);
     }
-    const sums = this.accumulatorsFor(Math.ceil(k / this.blockSize));
-    sums.fill(0, 0, k);
-    const lo = this.nibbleTables;
-    const values = this.values;
-    const rows = this.layout.totalBytes;
-    for (let j = 0; j < rows; j++) {
-      const row = rowOffset(this.blockSize, j);
-      const w = 8 * j;
-      if (!buildNibbleTables(lo, values, w)) continue;
-      for (let p = 0; p < k; p++) {
-        const x = (storages[p] as Uint8Array)[row + (offsets[p] as number)] as number;
-        sums[p] = (sums[p] as number) + ((lo[x & 15] as number) + (lo[16 + (x >>> 4)] as number));
-      }
-    }
-    for (let p = 0; p < k; p++) target[p] = sums[p] as number;
+    const sums = this.dot.float64s(scratch.sums, k);
+    sums.fill(0);
+    this.dot.kernels.nibble(
+      scratch.list,
+      k,
+      this.layout.totalBytes,
+      this.blockSize,
+      this.valuesAt,
+      scratch.sums,
+      scratch.tables,
+    );
+    target.set(sums);
     this.lastThreads = 1;
+  }
+
+  /** The nibble kernel's list, sums and tables for k masks; regrown (doubling) when too small. */
+  private nibbleScratchFor(k: number): MaskBank['nibbleScratch'] {
+    if (this.nibbleScratch.masks >= k) return this.nibbleScratch;
+    const masks = Math.max(k, 2 * this.nibbleScratch.masks, 16);
+    const at = this.dot.allocate(NIBBLE_TABLE_BYTES + 12 * masks);
+    this.nibbleScratch = {
+      masks,
+      tables: at,
+      sums: at + NIBBLE_TABLE_BYTES,
+      list: at + NIBBLE_TABLE_BYTES + 8 * masks,
+    };
+    return this.nibbleScratch;
   }
 
   /**
@@ -780,25 +767,4 @@ function preferNibbles(k: number, slots: number): boolean {
   return (
     NIBBLE_TABLE_BUILD_NS + NIBBLE_PER_MASK_NS * k < BYTE_TABLE_BUILD_NS + BYTE_TABLE_PER_SLOT_NS * slots
   );
-}
-
-/**
- * tables[x] = Σ_{bits t of x} values[w + t] and tables[16 + x] = Σ_{bits t of x} values[w + 4 + t]
- * for x in [0, 16), by doubling. False (tables untouched) when all eight values are zero.
- */
-function buildNibbleTables(tables: Float64Array, values: Float64Array, w: number): boolean {
-  let any = false;
-  for (let t = 0; t < 8; t++) if ((values[w + t] as number) !== 0) any = true;
-  if (!any) return false;
-  tables[0] = 0;
-  tables[16] = 0;
-  for (let t = 0, n = 1; t < 4; t++, n <<= 1) {
-    const a = values[w + t] as number;
-    const b = values[w + 4 + t] as number;
-    for (let x = 0; x < n; x++) {
-      tables[n + x] = (tables[x] as number) + a;
-      tables[16 + n + x] = (tables[16 + x] as number) + b;
-    }
-  }
-  return true;
 }
