@@ -5,6 +5,7 @@ import { randomMask } from '../model/mask-layout.js';
 import type { Objective } from '../model/objectives.js';
 import { defaultOptimizer } from '../model/optimizers.js';
 import { RandomStream } from '../model/prng.js';
+import { relaxedSimd } from '../model/screen-kernel.js';
 import { runPeerScript } from './peer.js';
 
 export interface OneShotBenchConfig {
@@ -50,6 +51,14 @@ export interface OneShotBenchResult {
   readonly dot_threads: number;
   readonly dot_all_1_thread_ms_min: number;
   readonly dot_all_1_thread_ms_p50: number;
+  /**
+   * Whether one-shot screened the bank (ADR 0007), the masks it then computed exactly (median over
+   * the timed runs), the screen alone (bank.screen, best), and which swizzle the screen used.
+   */
+  readonly screened: boolean;
+  readonly exact_masks_p50: number;
+  readonly screen_ms_min: number;
+  readonly screen_swizzle: 'relaxed' | 'plain';
 }
 
 /**
@@ -74,11 +83,17 @@ export function runOneShotBench(
       1,
     );
     const times: number[] = [];
+    const exactMasks: number[] = [];
+    let screened = false;
     let predictMs = 0;
     const warmup = 2;
     for (let r = 0; r < config.repeats + warmup; r++) {
       const started = performance.now();
-      const { task } = engine.inferTask(input, {
+      const {
+        task,
+        gradientBound,
+        exactMasks: exact,
+      } = engine.inferTask(input, {
         method: 'one-shot',
         objective: config.objective,
         bprime: config.bprime,
@@ -87,6 +102,8 @@ export function runOneShotBench(
       engine.predict(input, task);
       if (r >= warmup) {
         times.push(inferred - started);
+        exactMasks.push(exact);
+        screened = gradientBound > 0;
         predictMs += performance.now() - inferred;
       }
       onProgress(r + 1, config.repeats + warmup, 'infer');
@@ -95,13 +112,16 @@ export function runOneShotBench(
     const memory = process.memoryUsage();
     const floor = bankReadFloor(engine, 10);
     const readMs = Math.min(floor.v128, floor.js);
-    const dotThreads = engine.bank.lastDotThreads;
     const threads = engine.bank.threads;
     const dotMs: number[] = [];
     const dotMs1: number[] = [];
+    const screenMs: number[] = [];
+    let dotThreads = 0;
     for (let r = 0; r < config.repeats; r++) {
       engine.bank.threads = threads;
       dotMs.push(...dotAllTimes(engine, 1));
+      dotThreads = engine.bank.lastDotThreads;
+      screenMs.push(...screenTimes(engine, 1));
       engine.bank.threads = 1;
       dotMs1.push(...dotAllTimes(engine, 1));
     }
@@ -131,6 +151,10 @@ export function runOneShotBench(
       dot_threads: dotThreads,
       dot_all_1_thread_ms_min: dotMs1[0] as number,
       dot_all_1_thread_ms_p50: dotMs1[(dotMs1.length - 1) >> 1] as number,
+      screened,
+      exact_masks_p50: [...exactMasks].sort((a, b) => a - b)[(exactMasks.length - 1) >> 1] as number,
+      screen_ms_min: Math.min(...screenMs),
+      screen_swizzle: relaxedSimd() ? 'relaxed' : 'plain',
     };
   } finally {
     engine.dispose();
@@ -159,12 +183,22 @@ function bankReadFloor(engine: SupermaskEngine, rounds: number): { v128: number;
 
 /** Sorted times of dotAll alone over a fixed random vector. */
 function dotAllTimes(engine: SupermaskEngine, rounds: number): number[] {
-  const v = new RandomStream(7, 'probe', 9).fillUniform(new Float32Array(engine.layout.totalBits), 1);
   const out = new Float64Array(engine.bank.size);
+  return bankTimes(engine, rounds, (v) => engine.bank.dotAll(v, out));
+}
+
+/** Sorted times of the bank's screen alone over the same vector. */
+function screenTimes(engine: SupermaskEngine, rounds: number): number[] {
+  const out = new Float64Array(engine.bank.size);
+  return bankTimes(engine, rounds, (v) => engine.bank.screen(v, out));
+}
+
+function bankTimes(engine: SupermaskEngine, rounds: number, run: (v: Float32Array) => unknown): number[] {
+  const v = new RandomStream(7, 'probe', 9).fillUniform(new Float32Array(engine.layout.totalBits), 1);
   const times: number[] = [];
   for (let r = 0; r < rounds + 2; r++) {
     const started = performance.now();
-    engine.bank.dotAll(v, out);
+    run(v);
     if (r >= 2) times.push(performance.now() - started);
   }
   return times.sort((a, b) => a - b);

@@ -6,7 +6,7 @@ import { type PeerResult, runPytorchPeer, runTrainBench } from '../bench/train.j
 import { loadDataset } from '../data/index.js';
 import { type Architecture, makeArchitecture } from '../model/arch.js';
 import { BACKEND_PREFERENCES, type BackendPreference, selectBackend } from '../model/backend.js';
-import type { InferenceMethod, ScoreInit } from '../model/engine.js';
+import { type InferenceMethod, SCREEN_MIN_MASKS, type ScoreInit } from '../model/engine.js';
 import type { MaskRule } from '../model/mask-rule.js';
 import type { Objective } from '../model/objectives.js';
 import { defaultOptimizer, type OptimizerKind } from '../model/optimizers.js';
@@ -159,6 +159,9 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
       `  masks: ${result.mask_bytes_per_task} bytes each, bank ${(result.mask_bank_bytes / 2 ** 20).toFixed(1)} MiB`,
       `  reading the bank once: ${result.bank_read_ms.toFixed(1)} ms (${result.bank_read_gb_per_s.toFixed(1)} GB/s; WebAssembly v128 ${result.bank_read_v128_ms.toFixed(1)} ms, JavaScript ${result.bank_read_js_ms.toFixed(1)} ms); one-shot / read ${result.ratio_oneshot_min_to_read.toFixed(2)} (min), ${result.ratio_oneshot_p50_to_read.toFixed(2)} (p50)`,
       `  dot products alone: ${result.dot_all_ms_min.toFixed(1)} ms on ${result.dot_threads} thread(s), ${result.dot_all_1_thread_ms_min.toFixed(1)} ms on 1 (min)`,
+      result.screened
+        ? `  screened (ADR 0007): the screen alone ${result.screen_ms_min.toFixed(1)} ms (min, ${result.screen_swizzle} swizzle), ${result.exact_masks_p50} mask(s) then computed exactly (median)`
+        : `  not screened (below ${SCREEN_MIN_MASKS} masks): every product exact`,
       `  resident memory ${result.rss_mb.toFixed(0)} MiB`,
       ...peers.map((q) =>
         q.ms_per_batch_min === null

@@ -4,6 +4,7 @@ import {
   installedVersions,
   selectBackend,
 } from '../model/backend.js';
+import { relaxedSimd } from '../model/screen-kernel.js';
 import { OptionReader } from './options.js';
 
 export async function info(raw: Readonly<Record<string, unknown>>): Promise<void> {
@@ -17,6 +18,8 @@ export async function info(raw: Readonly<Record<string, unknown>>): Promise<void
     attempts: backend.attempts,
     wasm: backend.wasm,
     native: backend.native,
+    /** The mask bank's screen (ADR 0007): relaxed where the runtime has relaxed SIMD. */
+    screenSwizzle: relaxedSimd() ? 'i8x16.relaxed_swizzle' : 'i8x16.swizzle',
     tfjs_core: backend.tfjsVersion,
     packages: installedVersions(),
     node: process.version,
@@ -36,6 +39,7 @@ export async function info(raw: Readonly<Record<string, unknown>>): Promise<void
     lines.push(
       `wasm: simd ${backend.wasm.simd ? 'on' : 'off'}, threads ${backend.wasm.threads ? 'on' : 'off'}`,
     );
+  lines.push(`mask bank: WebAssembly SIMD kernels, screen with ${report.screenSwizzle}`);
   if (backend.native)
     lines.push(
       `native: ${backend.native.package}, libtensorflow ${backend.native.libtensorflow ?? '(version unknown)'}, ` +

@@ -48,6 +48,8 @@ export interface TaskInference {
   readonly gradient: Float64Array;
   /** 0 when every value of `gradient` is exact; otherwise the screen's bound (see gradient). */
   readonly gradientBound: number;
+  /** How many values of `gradient` are exact: all of them, or the screen's candidates. */
+  readonly exactMasks: number;
   /** Forward/backward passes used: 1 for one-shot, about log2(k) for binary. */
   readonly passes: number;
 }
@@ -214,7 +216,7 @@ export class SupermaskEngine {
     }
     const gradient = this.alphaGradient(x, options.bprime, options.objective);
     if (options.method === 'one-shot' || gradient.length === 1) {
-      return { task: argMin(gradient), gradient, gradientBound: 0, passes: 1 };
+      return { task: argMin(gradient), gradient, gradientBound: 0, exactMasks: gradient.length, passes: 1 };
     }
     let candidates = Array.from(gradient.keys());
     let g: Float64Array = gradient;
@@ -226,7 +228,7 @@ export class SupermaskEngine {
       g = this.alphaGradient(x, options.bprime, options.objective, candidates);
       passes++;
     }
-    return { task: candidates[0] as number, gradient, gradientBound: 0, passes };
+    return { task: candidates[0] as number, gradient, gradientBound: 0, exactMasks: gradient.length, passes };
   }
 
   /**
@@ -240,7 +242,13 @@ export class SupermaskEngine {
     this.fillAlphaBuffer(x, options.bprime, options.objective, superposed.tensors, superposed.transposed);
     const found = this.bank.screenedArgMin(this.alpha.values);
     if (found === null) return null;
-    return { task: found.index, gradient: found.values, gradientBound: found.bound, passes: 1 };
+    return {
+      task: found.index,
+      gradient: found.values,
+      gradientBound: found.bound,
+      exactMasks: found.rescored,
+      passes: 1,
+    };
   }
 
   /** Class predictions (argmax over all s outputs) of every row of x with mask `task`. */

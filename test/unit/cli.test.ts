@@ -8,7 +8,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = path.join(root, 'src/cli/main.ts');
 
 function supsupd(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], {
+  return supsupdWithFlags([], ...args);
+}
+
+function supsupdWithFlags(nodeFlags: readonly string[], ...args: string[]) {
+  return spawnSync(process.execPath, [...nodeFlags, '--import', 'tsx', cli, ...args], {
     cwd: root,
     encoding: 'utf8',
     timeout: 120_000,
@@ -59,6 +63,20 @@ test('info --json names the backend in use and why the native addon was not take
     assert.equal(failed.ok, false);
     assert.ok((failed.reason ?? '').length > 0, 'a skipped backend must say why');
   }
+});
+
+test('info --json says which swizzle the mask bank screen uses: relaxed where the runtime has relaxed SIMD', () => {
+  const swizzle = (nodeFlags: readonly string[]): string => {
+    const run = supsupdWithFlags(nodeFlags, 'info', '--json', '--backend', 'wasm');
+    assert.equal(run.status, 0, run.stderr);
+    return (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '') as { screenSwizzle: string })
+      .screenSwizzle;
+  };
+  const plain = swizzle([]);
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 22)
+    assert.equal(plain, 'i8x16.swizzle', `Node ${process.version} has no relaxed SIMD by default`);
+  if (major === 20) assert.equal(swizzle(['--experimental-wasm-relaxed-simd']), 'i8x16.relaxed_swizzle');
 });
 
 test('bench split --json: the last stdout line is one JSON object with the required fields', () => {
