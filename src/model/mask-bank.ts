@@ -84,7 +84,9 @@ export class MaskBank {
   private readonly blocks: Uint8Array[] = [];
   /** Each block's address in the dot memory. */
   private readonly blockAt: number[] = [];
+  /** Bit counts of masks [0, countedMasks); the later ones are folded in when counts are read. */
   private readonly bitCounts: Uint32Array;
+  private countedMasks = 0;
   /** Bytes that contain padding bits, and which of their bits are padding. */
   private readonly paddingByteIndices: Int32Array;
   private readonly paddingByteBits: Uint8Array;
@@ -150,7 +152,6 @@ export class MaskBank {
     const block = Math.floor(index / this.blockSize);
     if (block === this.blocks.length) this.allocateBlock();
     writeColumn(this.blocks[block] as Uint8Array, this.blockSize, index % this.blockSize, packed);
-    addBitCounts(this.bitCounts, packed, 1);
     this.maskCount++;
     return index;
   }
@@ -161,7 +162,8 @@ export class MaskBank {
     this.checkPacked(packed);
     const storage = this.blocks[Math.floor(index / this.blockSize)] as Uint8Array;
     const slot = index % this.blockSize;
-    updateBitCountsForReplace(this.bitCounts, storage, this.blockSize, slot, packed);
+    if (index < this.countedMasks)
+      updateBitCountsForReplace(this.bitCounts, storage, this.blockSize, slot, packed);
     writeColumn(storage, this.blockSize, slot, packed);
   }
 
@@ -175,8 +177,26 @@ export class MaskBank {
   /** C[w] = number of masks with bit w set (a copy of the incrementally maintained counts). */
   counts(out?: Uint32Array): Uint32Array {
     const target = this.bitsTarget(out);
-    target.set(this.bitCounts);
+    target.set(this.currentCounts());
     return target;
+  }
+
+  /**
+   * The bit counts, with the masks added since the last call folded in: one at a time (set bits)
+   * for a few, by byte-value histograms for many (2,500 lenet masks loaded at start-up: about
+   * 0.2 s instead of 1.5 s of per-bit increments).
+   */
+  private currentCounts(): Uint32Array {
+    const pending = this.maskCount - this.countedMasks;
+    if (pending === 0) return this.bitCounts;
+    const members = new Uint8Array(this.maskCount);
+    members.fill(1, this.countedMasks);
+    const side = this.slotsByBlock(members, 1);
+    if (side.count >= HISTOGRAM_SUBSET) {
+      addBitsByHistogram(side.storage, side.slots, this.blockSize, this.bitCounts, 1, this.histogram);
+    } else addBitsBySpread(side.storage, side.slots, this.blockSize, this.bitCounts, 1);
+    this.countedMasks = this.maskCount;
+    return this.bitCounts;
   }
 
   /**
@@ -189,7 +209,7 @@ export class MaskBank {
     const useComplement = indices.length > this.maskCount / 2;
     const side = this.slotsByBlock(members, useComplement ? 0 : 1);
     const delta = useComplement ? -1 : 1;
-    if (useComplement) target.set(this.bitCounts);
+    if (useComplement) target.set(this.currentCounts());
     else target.fill(0);
     if (side.count >= HISTOGRAM_SUBSET) {
       addBitsByHistogram(side.storage, side.slots, this.blockSize, target, delta, this.histogram);
@@ -601,13 +621,24 @@ function paddingBits(layout: MaskLayout): { byteIndices: Int32Array; bits: Uint8
   return { byteIndices: Int32Array.from(byIndex.keys()), bits: Uint8Array.from(byIndex.values()) };
 }
 
+/** Writes a mask's bytes into its slot, a group of four rows at a time (totalBytes is a multiple of 4). */
 function writeColumn(storage: Uint8Array, blockSize: number, slot: number, packed: Uint8Array): void {
-  for (let j = 0; j < packed.length; j++) storage[storageOffset(blockSize, j, slot)] = packed[j] as number;
+  for (let j = 0, at = slotOffset(slot); j < packed.length; j += 4, at += 4 * blockSize) {
+    storage[at] = packed[j] as number;
+    storage[at + LANE] = packed[j + 1] as number;
+    storage[at + 2 * LANE] = packed[j + 2] as number;
+    storage[at + 3 * LANE] = packed[j + 3] as number;
+  }
 }
 
 function readColumn(storage: Uint8Array, blockSize: number, slot: number, totalBytes: number): Uint8Array {
   const packed = new Uint8Array(totalBytes);
-  for (let j = 0; j < totalBytes; j++) packed[j] = storage[storageOffset(blockSize, j, slot)] as number;
+  for (let j = 0, at = slotOffset(slot); j < totalBytes; j += 4, at += 4 * blockSize) {
+    packed[j] = storage[at] as number;
+    packed[j + 1] = storage[at + LANE] as number;
+    packed[j + 2] = storage[at + 2 * LANE] as number;
+    packed[j + 3] = storage[at + 3 * LANE] as number;
+  }
   return packed;
 }
 
@@ -641,13 +672,6 @@ function addByteBits(counts: Uint32Array, firstBit: number, byte: number, delta:
     const bit = firstBit + lowestBit(rest);
     counts[bit] = (counts[bit] as number) + delta;
     rest &= rest - 1;
-  }
-}
-
-function addBitCounts(counts: Uint32Array, packed: Uint8Array, delta: number): void {
-  for (let j = 0; j < packed.length; j++) {
-    const byte = packed[j] as number;
-    if (byte !== 0) addByteBits(counts, 8 * j, byte, delta);
   }
 }
 

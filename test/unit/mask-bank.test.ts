@@ -194,6 +194,35 @@ test('counts() equals the naive sum after adds and after replace', () => {
   );
 });
 
+test('counts() folds in masks added since it was last read, replaced ones included (histogram and per-mask paths)', () => {
+  const masks = randomMasks(SMALL, 14, 40);
+  const replacements = randomMasks(SMALL, 15, 3);
+  const bank = new MaskBank(SMALL, { blockSize: 16 });
+  const current = masks.slice(0, 30);
+  for (const packed of current) bank.add(packed);
+  bank.replace(25, replacements[0] as Uint8Array); // not counted yet
+  current[25] = replacements[0] as Uint8Array;
+  assert.deepEqual(bank.counts(), naiveCounts(SMALL, current), '30 pending masks: the histogram fold');
+  for (const packed of masks.slice(30, 35)) {
+    bank.add(packed);
+    current.push(packed);
+  }
+  bank.replace(32, replacements[1] as Uint8Array); // pending
+  bank.replace(3, replacements[2] as Uint8Array); // counted
+  current[32] = replacements[1] as Uint8Array;
+  current[3] = replacements[2] as Uint8Array;
+  const most = Array.from({ length: 30 }, (_, i) => i + 2);
+  assert.deepEqual(
+    bank.subsetCounts(most),
+    naiveCounts(
+      SMALL,
+      most.map((i) => current[i] as Uint8Array),
+    ),
+    'a large subset is counted as counts() minus the rest: 5 pending masks folded one by one',
+  );
+  assert.deepEqual(bank.counts(), naiveCounts(SMALL, current));
+});
+
 test('counts() returns a copy', () => {
   const bank = bankOf(SMALL, randomMasks(SMALL, 1, 3));
   const copy = bank.counts();
