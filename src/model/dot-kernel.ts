@@ -17,6 +17,7 @@
  * byte a shift, a mask, one table load, one add.
  */
 import { SupsupError } from '../errors.js';
+import { eachListedBlock } from './block-list.js';
 import { NIBBLE_DOTS_TYPE, type NibbleDots, nibbleDotsBody } from './nibble-kernel.js';
 import { SCREEN_ROWS_TYPE, type ScreenRows, screenRowsBody } from './screen-kernel.js';
 import {
@@ -29,7 +30,9 @@ import {
   I32_ADD,
   I32_GE_U,
   I32_MUL,
+  I32_SHL,
   i32Const,
+  indexAddress,
   MAGIC_AND_VERSION,
   memarg,
   name,
@@ -53,7 +56,6 @@ import {
 const I32_LOAD = 0x28;
 const F64_LOAD = 0x2b;
 const F64_STORE = 0x39;
-const I32_SHL = 0x74;
 const F64_ADD = 0xa0;
 
 /** Bytes of one thread's four 256-entry float64 tables. */
@@ -195,58 +197,18 @@ function accumulateRows(tables: number): number[] {
       [...[0, 1, 2, 3].flatMap(fourSlots), ...addTo(p, i32Const(64)), ...addTo(a, i32Const(128))],
     ),
   ];
-  const accumulate = [
-    ...i32Const(0),
-    ...set(b),
-    ...whileNot(
-      [...get(b), ...get(blocks), I32_GE_U],
-      [
-        ...get(list),
-        ...get(b),
-        ...i32Const(3),
-        I32_SHL,
-        I32_ADD,
-        ...set(entry),
-        // p = base + row · stride (the group's first word); end = p + 64 · lanes
-        ...get(entry),
-        I32_LOAD,
-        ...memarg(2, 0),
-        ...get(row),
-        ...get(stride),
-        I32_MUL,
-        I32_ADD,
-        ...tee(p),
-        ...get(entry),
-        I32_LOAD,
-        ...memarg(2, 4),
-        ...i32Const(6),
-        I32_SHL,
-        I32_ADD,
-        ...set(end),
-        ...get(acc),
-        ...get(b),
-        ...get(accStride),
-        I32_MUL,
-        I32_ADD,
-        ...set(a),
-        ...slotLanes,
-        ...addTo(b, i32Const(1)),
-      ],
-    ),
-  ];
+  // p = base + row · stride (the group's first word); end = p + 64 · lanes
+  const accumulate = eachListedBlock(
+    { list, blocks, b, entry, row, stride, p, lanesFrom: p, lanesEnd: end },
+    [...get(acc), ...get(b), ...get(accStride), I32_MUL, I32_ADD, ...set(a), ...slotLanes],
+  );
   const code = [
     ...get(rowFrom),
     ...set(row),
     ...whileNot(
       [...get(row), ...get(rowTo), I32_GE_U],
       [
-        // vp = values + 64 · row (eight float64 values per byte row)
-        ...get(values),
-        ...get(row),
-        ...i32Const(6),
-        I32_SHL,
-        I32_ADD,
-        ...set(vp),
+        ...indexAddress(vp, values, row, 6), // eight float64 values per byte row
         ...nonZero,
         IF,
         0x40,

@@ -20,12 +20,15 @@ import {
   I32_ADD,
   I32_GE_U,
   I32_MUL,
+  I32_SHL,
   i32Const,
+  indexAddress,
   memarg,
   set,
   simd,
   V128,
   V128_STORE,
+  v128Const,
   whileNot,
 } from './wasm-asm.js';
 
@@ -50,13 +53,11 @@ const F64_LOAD = 0x2b;
 const F64_STORE = 0x39;
 const I32_LOAD8_U = 0x2d;
 const I32_AND = 0x71;
-const I32_SHL = 0x74;
 const I32_SHR_U = 0x76;
 const F64_ADD = 0xa0;
 const V128_AND = 0x4e;
 const F64X2_SPLAT = 0x14;
 const F64X2_ADD = 0xf0;
-const V128_CONST = 0x0c;
 
 const [LIST, COUNT, ROWS, STRIDE, VALUES, OUT, TABLES] = [0, 1, 2, 3, 4, 5, 6];
 const [J, VP, ROW_OFFSET, P, END_P, X, OP] = [7, 8, 9, 10, 11, 12, 13];
@@ -65,21 +66,41 @@ const [HIGH_LANE_MASK, SPLAT] = [14, 15];
 const PAIRS = 16; // 16..23: one nibble's 16 sums as float64 pairs
 const V128_LOCALS = 10;
 
-/** The 16 sums of nibble h of the row at vp, stored at tables + 128h. */
-function nibbleTable(h: number): number[] {
+/**
+ * The 16 subset sums T[e] = Σ_{bits t of e} v[t] of the four float64 at `vp` + `offset`, into the
+ * eight f64x2 locals pairs..pairs+7 (pair k holds T[2k], T[2k+1]), by doubling: pair 0 = (0, v[0]),
+ * then pairs [2^t, 2^(t+1)) = pairs [0, 2^t) + v[t + 1]. `highLane` holds the v128 mask that keeps
+ * the high float64 lane; `splat` is a scratch v128 local.
+ */
+export function subsetSumPairs(
+  vp: number,
+  offset: number,
+  pairs: number,
+  highLane: number,
+  splat: number,
+): number[] {
   const splatValue = (k: number): number[] => [
-    ...get(VP),
+    ...get(vp),
     F64_LOAD,
-    ...memarg(3, 32 * h + 8 * k),
+    ...memarg(3, offset + 8 * k),
     ...simd(F64X2_SPLAT),
   ];
-  const code = [...splatValue(0), ...get(HIGH_LANE_MASK), ...simd(V128_AND), ...set(PAIRS)]; // (0, a)
+  const code = [...splatValue(0), ...get(highLane), ...simd(V128_AND), ...set(pairs)];
   for (let t = 0; t < 3; t++) {
-    code.push(...splatValue(t + 1), ...set(SPLAT));
+    code.push(...splatValue(t + 1), ...set(splat));
     for (let k = 0; k < 1 << t; k++) {
-      code.push(...get(PAIRS + k), ...get(SPLAT), ...simd(F64X2_ADD), ...set(PAIRS + (1 << t) + k));
+      code.push(...get(pairs + k), ...get(splat), ...simd(F64X2_ADD), ...set(pairs + (1 << t) + k));
     }
   }
+  return code;
+}
+
+/** The v128 constant that keeps the high float64 lane. */
+export const HIGH_LANE_BYTES = [...new Array<number>(8).fill(0), ...new Array<number>(8).fill(0xff)];
+
+/** The 16 sums of nibble h of the row at vp, stored at tables + 128h. */
+function nibbleTable(h: number): number[] {
+  const code = subsetSumPairs(VP, 32 * h, PAIRS, HIGH_LANE_MASK, SPLAT);
   for (let k = 0; k < 8; k++) {
     code.push(...get(TABLES), ...get(PAIRS + k), ...simd(V128_STORE), ...memarg(4, 128 * h + 16 * k));
   }
@@ -139,21 +160,14 @@ function maskLookups(): number[] {
 /** nibble_dots (see the top of this file). */
 export function nibbleDotsBody(): number[] {
   const code = [
-    ...simd(V128_CONST),
-    ...new Array<number>(8).fill(0),
-    ...new Array<number>(8).fill(0xff),
+    ...v128Const(HIGH_LANE_BYTES),
     ...set(HIGH_LANE_MASK),
     ...i32Const(0),
     ...set(J),
     ...whileNot(
       [...get(J), ...get(ROWS), I32_GE_U],
       [
-        ...get(VALUES),
-        ...get(J),
-        ...i32Const(6),
-        I32_SHL,
-        I32_ADD,
-        ...set(VP),
+        ...indexAddress(VP, VALUES, J, 6),
         ...nibbleTable(0),
         ...nibbleTable(1),
         // row offset: ⌊j/4⌋·4·stride + (j mod 4)·16

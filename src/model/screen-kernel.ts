@@ -24,6 +24,9 @@
  * pairs (block base address, lanes to walk). `scratch` holds SCREEN_TABLE_BYTES of tables, then
  * 64 bytes of integer sums per lane of the widest block (stride / 16 lanes).
  */
+
+import { eachListedBlock } from './block-list.js';
+import { HIGH_LANE_BYTES, subsetSumPairs } from './nibble-kernel.js';
 import {
   addTo,
   END,
@@ -34,7 +37,9 @@ import {
   I32_ADD,
   I32_GE_U,
   I32_MUL,
+  I32_SHL,
   i32Const,
+  indexAddress,
   MAGIC_AND_VERSION,
   memarg,
   section,
@@ -44,6 +49,7 @@ import {
   V128,
   V128_LOAD,
   V128_STORE,
+  v128Const,
   Wasm,
   whileNot,
 } from './wasm-asm.js';
@@ -94,11 +100,8 @@ export type ScreenRows = (
   scratch: number,
 ) => number;
 
-const I32_LOAD = 0x28;
-const F64_LOAD = 0x2b;
 const I32_LT_U = 0x49;
 const I32_SUB = 0x6b;
-const I32_SHL = 0x74;
 const SELECT = 0x1b;
 const F64_GT = 0x64;
 const F64_ADD = 0xa0;
@@ -108,7 +111,6 @@ const F64_MAX = 0xa5;
 const F64_CONVERT_I32_U = 0xb8;
 const IF = 0x04;
 
-const V128_CONST = 0x0c;
 const I8X16_SHUFFLE = 0x0d;
 /**
  * i8x16.relaxed_swizzle where this WebAssembly has relaxed SIMD (Node ≥ 22, or Node 20 run with
@@ -149,7 +151,7 @@ const F64X2_MAX = 0xf5;
 const F64X2_CONVERT_LOW_I32X4_S = 0xfe;
 
 const f64Const = (value: number): number[] => [0x44, ...new Uint8Array(new Float64Array([value]).buffer)];
-const v128Zero = (): number[] => [...simd(V128_CONST), ...new Array<number>(16).fill(0)];
+const v128Zero = (): number[] => v128Const(new Array<number>(16).fill(0));
 const shuffle = (lanes: readonly number[]): number[] => [...simd(I8X16_SHUFFLE), ...lanes];
 const vLoad = (offset: number): number[] => [...simd(V128_LOAD), ...memarg(4, offset)];
 const vStore = (offset: number): number[] => [...simd(V128_STORE), ...memarg(4, offset)];
@@ -207,7 +209,7 @@ function spanMaximum(): number[] {
     ...whileNot(
       [...get(I), ...get(STOP), I32_GE_U],
       [
-        ...rowPointer(),
+        ...indexAddress(VP, VALUES, I, 6), // the row's eight float64 values
         ...[W0, W1, W2, W3].flatMap((w, k) => [...get(VP), ...vLoad(16 * k), ...set(w)]),
         ...get(ABSV),
         ...[W0, W1, W2, W3].flatMap((w) => [...get(w), ...simd(F64X2_ABS), ...simd(F64X2_ADD)]),
@@ -236,43 +238,14 @@ function spanMaximum(): number[] {
   ];
 }
 
-/** vp = values + 64 · i: the row's eight float64 values. */
-function rowPointer(): number[] {
-  return [...get(VALUES), ...get(I), ...i32Const(6), I32_SHL, I32_ADD, ...set(VP)];
-}
-
 /**
  * The tables of nibble h of the row at vp, at tp: high bytes at 16h, low bytes at 32 + 16h. The 16
  * subset sums are eight float64 pairs built by doubling; y = T·inv is rounded to an integer by
  * adding 1.5·2^52 (round to nearest even, as f64.nearest), whose low 32 bits are then y.
  */
 function nibbleTables(h: number): number[] {
-  const splatValue = (k: number): number[] => [
-    ...get(VP),
-    F64_LOAD,
-    ...memarg(3, 32 * h + 8 * k),
-    ...simd(F64X2_SPLAT),
-  ];
   const pairs = Array.from({ length: 8 }, (_, k) => T_PAIRS + k);
-  const code = [
-    // pair 0 = (0, a)
-    ...splatValue(0),
-    ...get(HIGH_LANE_MASK),
-    ...simd(V128_AND),
-    ...set(pairs[0] as number),
-  ];
-  // doubling: pairs [2^t, 2^(t+1)) = pairs [0, 2^t) + splat(value t + 1)
-  for (let t = 0; t < 3; t++) {
-    code.push(...splatValue(t + 1), ...set(W0));
-    for (let k = 0; k < 1 << t; k++) {
-      code.push(
-        ...get(pairs[k] as number),
-        ...get(W0),
-        ...simd(F64X2_ADD),
-        ...set(pairs[(1 << t) + k] as number),
-      );
-    }
-  }
+  const code = subsetSumPairs(VP, 32 * h, T_PAIRS, HIGH_LANE_MASK, W0);
   // y rounded; the low words of pairs (2j, 2j + 1) are entries 4j..4j+3 of an i32x4
   for (const k of pairs)
     code.push(...get(k), ...get(INVV), ...simd(F64X2_MUL), ...get(MAGICV), ...simd(F64X2_ADD), ...set(k));
@@ -306,7 +279,7 @@ function spanTables(): number[] {
     ...whileNot(
       [...get(I), ...get(STOP), I32_GE_U],
       [
-        ...rowPointer(),
+        ...indexAddress(VP, VALUES, I, 6), // the row's eight float64 values
         ...nibbleTables(0),
         ...nibbleTables(1),
         ...addTo(TP, i32Const(64)),
@@ -372,35 +345,32 @@ function laneRow(r: number): number[] {
  */
 function quadLanes(): number[] {
   return [
-    ...get(LACC),
-    ...set(AP),
     ...get(P),
     ...set(MP),
-    ...whileNot(
-      [...get(AP), ...get(LANE_END), I32_GE_U],
-      [
-        ...get(AP),
-        ...vLoad(0),
-        ...set(HA),
-        ...get(AP),
-        ...vLoad(16),
-        ...set(HB),
-        ...get(AP),
-        ...vLoad(32),
-        ...set(LA),
-        ...get(AP),
-        ...vLoad(48),
-        ...set(LB),
-        ...laneRow(0),
-        ...laneRow(1),
-        ...laneRow(2),
-        ...laneRow(3),
-        ...[HA, HB, LA, LB].flatMap((local, k) => [...get(AP), ...get(local), ...vStore(16 * k)]),
-        ...addTo(AP, i32Const(64)),
-        ...addTo(MP, i32Const(64)),
-      ],
-    ),
+    ...eachLane([
+      ...loadLaneSums([HA, HB, LA, LB]),
+      ...laneRow(0),
+      ...laneRow(1),
+      ...laneRow(2),
+      ...laneRow(3),
+      ...[HA, HB, LA, LB].flatMap((local, k) => [...get(AP), ...get(local), ...vStore(16 * k)]),
+      ...addTo(MP, i32Const(64)),
+    ]),
   ];
+}
+
+/** `body` for each lane of the block, ap at its sums: lacc + 64·lane, up to lane_end. */
+function eachLane(body: readonly number[]): number[] {
+  return [
+    ...get(LACC),
+    ...set(AP),
+    ...whileNot([...get(AP), ...get(LANE_END), I32_GE_U], [...body, ...addTo(AP, i32Const(64))]),
+  ];
+}
+
+/** The lane's first sums (16 bytes each, from ap) into the given locals. */
+function loadLaneSums(locals: readonly number[]): number[] {
+  return locals.flatMap((local, k) => [...get(AP), ...vLoad(16 * k), ...set(local)]);
 }
 
 /**
@@ -444,111 +414,72 @@ function flushLanes(): number[] {
     ...get(UNIT),
     ...simd(F64X2_SPLAT),
     ...set(S),
-    ...get(LACC),
-    ...set(AP),
-    ...whileNot(
-      [...get(AP), ...get(LANE_END), I32_GE_U],
-      [
-        ...get(AP),
-        ...vLoad(0),
-        ...set(HA),
-        ...get(AP),
-        ...vLoad(16),
-        ...set(HB),
-        // even masks' low sums: la − (lb << 8); lo (masks 0–7) and hi (8–15) in mask order
-        ...get(AP),
-        ...vLoad(32),
-        ...get(AP),
-        ...vLoad(48),
-        ...tee(LB),
-        ...i32Const(8),
-        ...simd(I16X8_SHL),
-        ...simd(I16X8_SUB),
-        ...tee(LA),
-        ...get(LB),
-        ...shuffle(interleaveLow),
-        ...set(LO),
-        ...get(LA),
-        ...get(LB),
-        ...shuffle(interleaveHigh),
-        ...set(HI),
-        ...quarter(0, HA, LO, false),
-        ...quarter(1, HA, LO, true),
-        ...quarter(2, HB, HI, false),
-        ...quarter(3, HB, HI, true),
-        ...[0, 16, 32, 48].flatMap((offset) => [...get(AP), ...v128Zero(), ...vStore(offset)]),
-        ...addTo(AP, i32Const(64)),
-        ...addTo(FP, i32Const(128)),
-      ],
-    ),
+    ...eachLane([
+      ...loadLaneSums([HA, HB]),
+      // even masks' low sums: la − (lb << 8); lo (masks 0–7) and hi (8–15) in mask order
+      ...get(AP),
+      ...vLoad(32),
+      ...get(AP),
+      ...vLoad(48),
+      ...tee(LB),
+      ...i32Const(8),
+      ...simd(I16X8_SHL),
+      ...simd(I16X8_SUB),
+      ...tee(LA),
+      ...get(LB),
+      ...shuffle(interleaveLow),
+      ...set(LO),
+      ...get(LA),
+      ...get(LB),
+      ...shuffle(interleaveHigh),
+      ...set(HI),
+      ...quarter(0, HA, LO, false),
+      ...quarter(1, HA, LO, true),
+      ...quarter(2, HB, HI, false),
+      ...quarter(3, HB, HI, true),
+      ...[0, 16, 32, 48].flatMap((offset) => [...get(AP), ...v128Zero(), ...vStore(offset)]),
+      ...addTo(FP, i32Const(128)),
+    ]),
   ];
 }
 
 /** The span's lookups and flush, block by block. */
 function spanBlocks(): number[] {
-  return [
-    ...i32Const(0),
-    ...set(B),
+  // p = base + start · stride; the lane sums end at lacc + 64 · lanes
+  const locals = { list: LIST, blocks: BLOCKS, b: B, entry: ENTRY, row: START, stride: STRIDE, p: P };
+  return eachListedBlock({ ...locals, lanesFrom: LACC, lanesEnd: LANE_END }, [
+    ...get(SCRATCH),
+    ...set(TP),
+    // q_end = p + (stop − start) · stride: the span's quads of this block
+    ...get(P),
+    ...get(STOP),
+    ...get(START),
+    I32_SUB,
+    ...get(STRIDE),
+    I32_MUL,
+    I32_ADD,
+    ...set(Q_END),
     ...whileNot(
-      [...get(B), ...get(BLOCKS), I32_GE_U],
+      [...get(P), ...get(Q_END), I32_GE_U],
       [
-        ...get(LIST),
-        ...get(B),
-        ...i32Const(3),
-        I32_SHL,
-        I32_ADD,
-        ...tee(ENTRY),
-        I32_LOAD,
-        ...memarg(2, 0),
-        ...get(START),
+        ...quadLanes(),
+        ...get(P),
         ...get(STRIDE),
-        I32_MUL,
+        ...i32Const(2),
+        I32_SHL,
         I32_ADD,
         ...set(P),
-        // lane sums end at lacc + 64 · lanes
-        ...get(LACC),
-        ...get(ENTRY),
-        I32_LOAD,
-        ...memarg(2, 4),
-        ...i32Const(6),
-        I32_SHL,
-        I32_ADD,
-        ...set(LANE_END),
-        ...get(SCRATCH),
-        ...set(TP),
-        // q_end = p + (stop − start) · stride: the span's quads of this block
-        ...get(P),
-        ...get(STOP),
-        ...get(START),
-        I32_SUB,
-        ...get(STRIDE),
-        I32_MUL,
-        I32_ADD,
-        ...set(Q_END),
-        ...whileNot(
-          [...get(P), ...get(Q_END), I32_GE_U],
-          [
-            ...quadLanes(),
-            ...get(P),
-            ...get(STRIDE),
-            ...i32Const(2),
-            I32_SHL,
-            I32_ADD,
-            ...set(P),
-            ...addTo(TP, i32Const(256)),
-          ],
-        ),
-        ...get(ACC),
-        ...get(B),
-        ...get(ACC_STRIDE),
-        I32_MUL,
-        I32_ADD,
-        ...set(FP),
-        ...flushLanes(),
-        ...addTo(B, i32Const(1)),
+        ...addTo(TP, i32Const(256)),
       ],
     ),
-  ];
+    ...get(ACC),
+    ...get(B),
+    ...get(ACC_STRIDE),
+    I32_MUL,
+    I32_ADD,
+    ...set(FP),
+    ...flushLanes(),
+  ]);
 }
 
 /** screen_rows (see the top of this file). */
@@ -564,9 +495,7 @@ export function screenRowsBody(): number[] {
     ...f64Const(MAGIC),
     ...simd(F64X2_SPLAT),
     ...set(MAGICV),
-    ...simd(V128_CONST),
-    ...new Array<number>(8).fill(0),
-    ...new Array<number>(8).fill(0xff),
+    ...v128Const(HIGH_LANE_BYTES),
     ...set(HIGH_LANE_MASK),
     ...i32Const(0xff),
     ...simd(I16X8_SPLAT),

@@ -114,7 +114,26 @@ export const memarg = (alignLog2: number, offset: number): number[] => [...uleb(
 
 export const I32_ADD = 0x6a;
 export const I32_MUL = 0x6c;
+export const I32_SHL = 0x74;
 export const I32_GE_U = 0x4f;
+/** SIMD opcode (after the 0xfd prefix) of a 16-byte constant. */
+export const V128_CONST = 0x0c;
+
+/** out ← base + (index << log2Size): the address of element `index` of an array at `base`. */
+export const indexAddress = (out: number, base: number, index: number, log2Size: number): number[] => [
+  ...get(base),
+  ...get(index),
+  ...i32Const(log2Size),
+  I32_SHL,
+  I32_ADD,
+  ...set(out),
+];
+
+/** A v128 constant from its 16 bytes. */
+export const v128Const = (bytes: readonly number[]): number[] => {
+  if (bytes.length !== 16) throw new RangeError('a v128 constant has 16 bytes');
+  return [...simd(V128_CONST), ...bytes];
+};
 export const BR = 0x0c;
 export const BR_IF = 0x0d;
 export const END = 0x0b;
