@@ -169,8 +169,7 @@ export class SupermaskEngine {
     const k = subset === undefined ? this.bank.size : subset.length;
     if (k === 0) throw new SupsupError('E_NO_MASKS', 'task inference needs at least one mask');
     if (subset === undefined) {
-      const superposed = this.superposedWeights();
-      this.fillAlphaBuffer(x, bprime, objective, superposed.tensors, superposed.transposed);
+      this.fillAlphaForAll(x, bprime, objective);
       return this.bank.dotAll(this.alpha.values);
     }
     this.withEffectiveFromCounts(this.bank.subsetCounts(subset), k, (effective) =>
@@ -210,14 +209,8 @@ export class SupermaskEngine {
 
   /** Infers the task of a batch (spec §4.3 one-shot, §4.4 binary). */
   inferTask(x: Float32Array, options: InferenceOptions): TaskInference {
-    if (options.method === 'one-shot' && this.bank.size >= SCREEN_MIN_MASKS) {
-      const screened = this.screenedOneShot(x, options);
-      if (screened !== null) return screened;
-    }
+    if (options.method === 'one-shot' || this.bank.size === 1) return this.oneShot(x, options);
     const gradient = this.alphaGradient(x, options.bprime, options.objective);
-    if (options.method === 'one-shot' || gradient.length === 1) {
-      return { task: argMin(gradient), gradient, gradientBound: 0, exactMasks: gradient.length, passes: 1 };
-    }
     let candidates = Array.from(gradient.keys());
     let g: Float64Array = gradient;
     let passes = 1;
@@ -232,23 +225,28 @@ export class SupermaskEngine {
   }
 
   /**
-   * One-shot inference through the bank's quantised screen (ADR 0007): the same task as exact
-   * products of every mask would give, with only the masks the screen cannot rule out computed
-   * exactly. null where the screen cannot bound its error (then the exact path runs).
+   * One-shot inference: argmin of ∂Obj/∂α over every mask. From SCREEN_MIN_MASKS masks on, through
+   * the bank's quantised screen (ADR 0007): the same task as exact products of every mask would
+   * give, with only the masks the screen cannot rule out computed exactly; where the screen cannot
+   * bound its error, or below that size, every product is exact.
    */
-  private screenedOneShot(x: Float32Array, options: InferenceOptions): TaskInference | null {
+  private oneShot(x: Float32Array, options: InferenceOptions): TaskInference {
     this.assertOpen();
+    if (this.bank.size === 0) throw new SupsupError('E_NO_MASKS', 'task inference needs at least one mask');
+    this.fillAlphaForAll(x, options.bprime, options.objective);
+    const found = this.bank.size >= SCREEN_MIN_MASKS ? this.bank.screenedArgMin(this.alpha.values) : null;
+    if (found !== null) {
+      const { index: task, values: gradient, bound: gradientBound, rescored: exactMasks } = found;
+      return { task, gradient, gradientBound, exactMasks, passes: 1 };
+    }
+    const gradient = this.bank.dotAll(this.alpha.values);
+    return { task: argMin(gradient), gradient, gradientBound: 0, exactMasks: gradient.length, passes: 1 };
+  }
+
+  /** V for the uniform superposition of every mask (the superposed weights are cached). */
+  private fillAlphaForAll(x: Float32Array, bprime: number, objective: Objective): void {
     const superposed = this.superposedWeights();
-    this.fillAlphaBuffer(x, options.bprime, options.objective, superposed.tensors, superposed.transposed);
-    const found = this.bank.screenedArgMin(this.alpha.values);
-    if (found === null) return null;
-    return {
-      task: found.index,
-      gradient: found.values,
-      gradientBound: found.bound,
-      exactMasks: found.rescored,
-      passes: 1,
-    };
+    this.fillAlphaBuffer(x, bprime, objective, superposed.tensors, superposed.transposed);
   }
 
   /** Class predictions (argmax over all s outputs) of every row of x with mask `task`. */

@@ -284,6 +284,7 @@ export class MaskBank {
 
   /** dotSubset's products over the loaded vector, by the cheapest of the three kernels. */
   private subsetDots(indices: ArrayLike<number>, target: Float64Array): void {
+    if (indices.length === 0) return;
     const listPosition = new Int32Array(this.blocks.length).fill(-1);
     let touchedBlocks = 0;
     for (let p = 0; p < indices.length; p++) {
