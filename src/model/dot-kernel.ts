@@ -24,6 +24,7 @@ import {
   addTo,
   BR_IF,
   END,
+  f64Const,
   functionBody,
   get,
   I32,
@@ -44,7 +45,7 @@ import {
   tee,
   uleb,
   V128,
-  V128_LOAD,
+  v128Load,
   vec,
   WASM32_MAX_PAGES,
   Wasm,
@@ -80,7 +81,6 @@ function lookup(tables: number, row: number, word: number, lane: number): number
 }
 
 const F64_NE = 0x62;
-const f64Zero = (): number[] => [0x44, 0, 0, 0, 0, 0, 0, 0, 0];
 const F64 = 0x7c;
 const IF = 0x04;
 
@@ -103,7 +103,7 @@ function accumulateRows(tables: number): number[] {
         I32_ADD,
         F64_LOAD,
         ...memarg(3, 0),
-        ...f64Zero(),
+        ...f64Const(0),
         F64_NE,
         BR_IF,
         2,
@@ -119,7 +119,7 @@ function accumulateRows(tables: number): number[] {
   const buildTable = (r: number): number[] => [
     ...i32Const(tables + 2048 * r),
     ...tee(tr),
-    ...f64Zero(),
+    ...f64Const(0),
     F64_STORE,
     ...memarg(3, 0),
     // n: bytes in the table so far (8 · 2^t); the value of bit t is values[8(row + r) + t].
@@ -259,8 +259,7 @@ function readV128Body(): number[] {
     ...chains.flatMap((chain, c) => [
       ...get(chain),
       ...get(from),
-      ...simd(V128_LOAD),
-      ...memarg(4, 16 * c),
+      ...v128Load(16 * c),
       ...simd(V128_XOR),
       ...set(chain),
     ]),

@@ -361,15 +361,7 @@ export class MaskBank {
       blockSize: this.blockSize,
       totalBytes: this.layout.totalBytes,
     };
-    const scratchBytes = screenScratchBytes(this.blockSize);
-    if (kind === 'screen' && this.screenScratch === 0) {
-      this.screenScratch = this.dot.allocate(KERNEL_THREADS * scratchBytes + 8 * ROW_CHUNKS);
-    }
-    const deltas = this.screenScratch + KERNEL_THREADS * scratchBytes;
-    const job: DotJob =
-      kind === 'table'
-        ? { kind, ...common }
-        : { kind, ...common, scratch: this.screenScratch, scratchBytes, deltas };
+    const job: DotJob = kind === 'table' ? { kind, ...common } : { kind, ...common, ...this.screenAreas() };
     const pool = n * this.layout.totalBytes >= PARALLEL_MIN_BYTES ? DotPool.get(this.threadCount) : null;
     if (pool?.run(this.dot, job)) {
       this.lastThreads = pool.threads;
@@ -378,12 +370,25 @@ export class MaskBank {
       this.lastThreads = 1;
     }
     combineChunks(this.dot.float64s(scratch.partials, ROW_CHUNKS * n), n, acc);
-    if (kind === 'table') return 0;
+    if (job.kind === 'table') return 0;
     // Σ of the chunks' bounds. The rounding of combining the chunks' sums is within the
     // ROUNDING_SLACK · Σ|V| that each chunk's bound holds; the factor covers this sum's own.
     let bound = 0;
-    for (const delta of this.dot.float64s(deltas, ROW_CHUNKS)) bound += delta;
+    for (const delta of this.dot.float64s(job.deltas, ROW_CHUNKS)) bound += delta;
     return bound * (1 + 2 ** -40);
+  }
+
+  /** The screen's per-thread scratch and its chunks' bounds, allocated on first use. */
+  private screenAreas(): { scratch: number; scratchBytes: number; deltas: number } {
+    const scratchBytes = screenScratchBytes(this.blockSize);
+    if (this.screenScratch === 0) {
+      this.screenScratch = this.dot.allocate(KERNEL_THREADS * scratchBytes + 8 * ROW_CHUNKS);
+    }
+    return {
+      scratch: this.screenScratch,
+      scratchBytes,
+      deltas: this.screenScratch + KERNEL_THREADS * scratchBytes,
+    };
   }
 
   /** Scratch for `blocks` blocks; regrown (doubling, the old region left unused) when too small. */

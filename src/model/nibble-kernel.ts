@@ -27,8 +27,8 @@ import {
   set,
   simd,
   V128,
-  V128_STORE,
   v128Const,
+  v128Store,
   whileNot,
 } from './wasm-asm.js';
 
@@ -102,7 +102,7 @@ export const HIGH_LANE_BYTES = [...new Array<number>(8).fill(0), ...new Array<nu
 function nibbleTable(h: number): number[] {
   const code = subsetSumPairs(VP, 32 * h, PAIRS, HIGH_LANE_MASK, SPLAT);
   for (let k = 0; k < 8; k++) {
-    code.push(...get(TABLES), ...get(PAIRS + k), ...simd(V128_STORE), ...memarg(4, 128 * h + 16 * k));
+    code.push(...get(TABLES), ...get(PAIRS + k), ...v128Store(128 * h + 16 * k));
   }
   return code;
 }

@@ -3,7 +3,7 @@
  * A_m ≈ Σ_w V[w]·M_m[w] for every mask, 16 masks per instruction, with a bound δ such that
  * |A_m − g_m| ≤ δ for every mask m and every float64 evaluation g_m of the exact sum.
  *
- * screen_rows_t(list, blocks, rowFrom, rowTo, stride, values, acc, accStride, scratch) → δ of the
+ * screen_rows(list, blocks, rowFrom, rowTo, stride, values, acc, accStride, scratch) → δ of the
  * rows: the byte rows [rowFrom, rowTo) (multiples of 4) are cut into spans of SPAN_ROWS rows. For
  * each span:
  *  1. unit = max over its nibbles n and subsets e of |T_n(e)| / (62·256), where
@@ -31,6 +31,7 @@ import {
   addTo,
   END,
   F64,
+  f64Const,
   functionBody,
   get,
   I32,
@@ -41,15 +42,14 @@ import {
   i32Const,
   indexAddress,
   MAGIC_AND_VERSION,
-  memarg,
   section,
   set,
   simd,
   tee,
   V128,
-  V128_LOAD,
-  V128_STORE,
   v128Const,
+  v128Load,
+  v128Store,
   Wasm,
   whileNot,
 } from './wasm-asm.js';
@@ -150,11 +150,8 @@ const F64X2_MIN = 0xf4;
 const F64X2_MAX = 0xf5;
 const F64X2_CONVERT_LOW_I32X4_S = 0xfe;
 
-const f64Const = (value: number): number[] => [0x44, ...new Uint8Array(new Float64Array([value]).buffer)];
 const v128Zero = (): number[] => v128Const(new Array<number>(16).fill(0));
 const shuffle = (lanes: readonly number[]): number[] => [...simd(I8X16_SHUFFLE), ...lanes];
-const vLoad = (offset: number): number[] => [...simd(V128_LOAD), ...memarg(4, offset)];
-const vStore = (offset: number): number[] => [...simd(V128_STORE), ...memarg(4, offset)];
 
 // Locals after the nine i32 parameters.
 const [LIST, BLOCKS, ROW_FROM, ROW_TO, STRIDE, VALUES, ACC, ACC_STRIDE, SCRATCH] = [
@@ -204,29 +201,22 @@ function spanMaximum(): number[] {
   return [
     ...v128Zero(),
     ...set(MAXV),
-    ...get(START),
-    ...set(I),
-    ...whileNot(
-      [...get(I), ...get(STOP), I32_GE_U],
-      [
-        ...indexAddress(VP, VALUES, I, 6), // the row's eight float64 values
-        ...[W0, W1, W2, W3].flatMap((w, k) => [...get(VP), ...vLoad(16 * k), ...set(w)]),
-        ...get(ABSV),
-        ...[W0, W1, W2, W3].flatMap((w) => [...get(w), ...simd(F64X2_ABS), ...simd(F64X2_ADD)]),
-        ...set(ABSV),
-        ...pairSums(F64X2_MAX, POSV),
-        ...pairSums(F64X2_MIN, NEGV),
-        ...get(MAXV),
-        ...get(POSV),
-        ...simd(F64X2_MAX),
-        ...v128Zero(),
-        ...get(NEGV),
-        ...simd(F64X2_SUB),
-        ...simd(F64X2_MAX),
-        ...set(MAXV),
-        ...addTo(I, i32Const(1)),
-      ],
-    ),
+    ...eachSpanRow([
+      ...[W0, W1, W2, W3].flatMap((w, k) => [...get(VP), ...v128Load(16 * k), ...set(w)]),
+      ...get(ABSV),
+      ...[W0, W1, W2, W3].flatMap((w) => [...get(w), ...simd(F64X2_ABS), ...simd(F64X2_ADD)]),
+      ...set(ABSV),
+      ...pairSums(F64X2_MAX, POSV),
+      ...pairSums(F64X2_MIN, NEGV),
+      ...get(MAXV),
+      ...get(POSV),
+      ...simd(F64X2_MAX),
+      ...v128Zero(),
+      ...get(NEGV),
+      ...simd(F64X2_SUB),
+      ...simd(F64X2_MAX),
+      ...set(MAXV),
+    ]),
     ...get(MAXV),
     ...simd(F64X2_EXTRACT_LANE),
     0,
@@ -258,13 +248,19 @@ function nibbleTables(h: number): number[] {
   code.push(...words(2), ...words(3), ...simd(I16X8_NARROW_I32X4_S), ...set(W1)); // entries 8–15
   const highBytes = (w: number): number[] => [...get(w), ...i32Const(8), ...simd(I16X8_SHR_S)];
   const lowBytes = (w: number): number[] => [...get(w), ...get(LOW_BYTE_MASK), ...simd(V128_AND)];
-  code.push(...get(TP), ...highBytes(W0), ...highBytes(W1), ...simd(I8X16_NARROW_I16X8_S), ...vStore(16 * h));
+  code.push(
+    ...get(TP),
+    ...highBytes(W0),
+    ...highBytes(W1),
+    ...simd(I8X16_NARROW_I16X8_S),
+    ...v128Store(16 * h),
+  );
   code.push(
     ...get(TP),
     ...lowBytes(W0),
     ...lowBytes(W1),
     ...simd(I8X16_NARROW_I16X8_U),
-    ...vStore(32 + 16 * h),
+    ...v128Store(32 + 16 * h),
   );
   return code;
 }
@@ -274,17 +270,18 @@ function spanTables(): number[] {
   return [
     ...get(SCRATCH),
     ...set(TP),
+    ...eachSpanRow([...nibbleTables(0), ...nibbleTables(1), ...addTo(TP, i32Const(64))]),
+  ];
+}
+
+/** `body` for each byte row i of the span [start, stop), vp at the row's eight float64 values. */
+function eachSpanRow(body: readonly number[]): number[] {
+  return [
     ...get(START),
     ...set(I),
     ...whileNot(
       [...get(I), ...get(STOP), I32_GE_U],
-      [
-        ...indexAddress(VP, VALUES, I, 6), // the row's eight float64 values
-        ...nibbleTables(0),
-        ...nibbleTables(1),
-        ...addTo(TP, i32Const(64)),
-        ...addTo(I, i32Const(1)),
-      ],
+      [...indexAddress(VP, VALUES, I, 6), ...body, ...addTo(I, i32Const(1))],
     ),
   ];
 }
@@ -293,7 +290,7 @@ function spanTables(): number[] {
 function laneRow(r: number): number[] {
   const lookUp = (table: number, index: number): number[] => [
     ...get(TP),
-    ...vLoad(64 * r + table),
+    ...v128Load(64 * r + table),
     ...get(index),
     ...simd(I8X16_SWIZZLE),
   ];
@@ -312,7 +309,7 @@ function laneRow(r: number): number[] {
   ];
   return [
     ...get(MP),
-    ...vLoad(16 * r),
+    ...v128Load(16 * r),
     ...tee(VEC),
     ...get(NIB),
     ...simd(V128_AND),
@@ -353,7 +350,7 @@ function quadLanes(): number[] {
       ...laneRow(1),
       ...laneRow(2),
       ...laneRow(3),
-      ...[HA, HB, LA, LB].flatMap((local, k) => [...get(AP), ...get(local), ...vStore(16 * k)]),
+      ...[HA, HB, LA, LB].flatMap((local, k) => [...get(AP), ...get(local), ...v128Store(16 * k)]),
       ...addTo(MP, i32Const(64)),
     ]),
   ];
@@ -370,7 +367,7 @@ function eachLane(body: readonly number[]): number[] {
 
 /** The lane's first sums (16 bytes each, from ap) into the given locals. */
 function loadLaneSums(locals: readonly number[]): number[] {
-  return locals.flatMap((local, k) => [...get(AP), ...vLoad(16 * k), ...set(local)]);
+  return locals.flatMap((local, k) => [...get(AP), ...v128Load(16 * k), ...set(local)]);
 }
 
 /**
@@ -395,14 +392,14 @@ function flushLanes(): number[] {
   const addPair = (offset: number, upper: boolean): number[] => [
     ...get(FP),
     ...get(FP),
-    ...vLoad(offset),
+    ...v128Load(offset),
     ...get(VEC),
     ...(upper ? [...get(VEC), ...shuffle(upperPair)] : []),
     ...simd(F64X2_CONVERT_LOW_I32X4_S),
     ...get(S),
     ...simd(F64X2_MUL),
     ...simd(F64X2_ADD),
-    ...vStore(offset),
+    ...v128Store(offset),
   ];
   const quarter = (q: number, h: number, l: number, high: boolean): number[] => [
     ...quarterY(h, l, high),
@@ -418,9 +415,9 @@ function flushLanes(): number[] {
       ...loadLaneSums([HA, HB]),
       // even masks' low sums: la − (lb << 8); lo (masks 0–7) and hi (8–15) in mask order
       ...get(AP),
-      ...vLoad(32),
+      ...v128Load(32),
       ...get(AP),
-      ...vLoad(48),
+      ...v128Load(48),
       ...tee(LB),
       ...i32Const(8),
       ...simd(I16X8_SHL),
@@ -437,7 +434,7 @@ function flushLanes(): number[] {
       ...quarter(1, HA, LO, true),
       ...quarter(2, HB, HI, false),
       ...quarter(3, HB, HI, true),
-      ...[0, 16, 32, 48].flatMap((offset) => [...get(AP), ...v128Zero(), ...vStore(offset)]),
+      ...[0, 16, 32, 48].flatMap((offset) => [...get(AP), ...v128Zero(), ...v128Store(offset)]),
       ...addTo(FP, i32Const(128)),
     ]),
   ];
@@ -515,7 +512,7 @@ export function screenRowsBody(): number[] {
     ...set(LANE_END),
     ...whileNot(
       [...get(AP), ...get(LANE_END), I32_GE_U],
-      [...get(AP), ...v128Zero(), ...vStore(0), ...addTo(AP, i32Const(16))],
+      [...get(AP), ...v128Zero(), ...v128Store(0), ...addTo(AP, i32Const(16))],
     ),
     ...get(ROW_FROM),
     ...set(START),

@@ -23,15 +23,14 @@ import {
   I32_GE_U,
   i32Const,
   MAGIC_AND_VERSION,
-  memarg,
   name,
   PAGE_BYTES,
   section,
   set,
   simd,
   V128,
-  V128_LOAD,
-  V128_STORE,
+  v128Load,
+  v128Store,
   vec,
   Wasm,
   type WasmInstance,
@@ -41,20 +40,13 @@ import {
 
 const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
 /** v128.load / v128.store at (base + i), 16-byte aligned. */
-const load = (base: number, i: number): number[] => [
-  ...get(base),
-  ...get(i),
-  I32_ADD,
-  ...simd(V128_LOAD),
-  ...memarg(4, 0),
-];
+const load = (base: number, i: number): number[] => [...get(base), ...get(i), I32_ADD, ...v128Load(0)];
 const store = (base: number, i: number, value: number[]): number[] => [
   ...get(base),
   ...get(i),
   I32_ADD,
   ...value,
-  ...simd(V128_STORE),
-  ...memarg(4, 0),
+  ...v128Store(0),
 ];
 const splat = (local: number): number[] => [...get(local), ...simd(0x13)];
 const F32X4_GE = 0x46;

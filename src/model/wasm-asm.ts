@@ -129,6 +129,16 @@ export const indexAddress = (out: number, base: number, index: number, log2Size:
   ...set(out),
 ];
 
+/** An f64.const instruction. */
+export const f64Const = (value: number): number[] => [
+  0x44,
+  ...new Uint8Array(new Float64Array([value]).buffer),
+];
+
+/** v128.load / v128.store of the 16 bytes at (address on the stack) + offset, 16-byte aligned. */
+export const v128Load = (offset: number): number[] => [...simd(V128_LOAD), ...memarg(4, offset)];
+export const v128Store = (offset: number): number[] => [...simd(V128_STORE), ...memarg(4, offset)];
+
 /** A v128 constant from its 16 bytes. */
 export const v128Const = (bytes: readonly number[]): number[] => {
   if (bytes.length !== 16) throw new RangeError('a v128 constant has 16 bytes');
