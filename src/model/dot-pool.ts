@@ -5,9 +5,9 @@ import type { ForwardJob } from './host-forward.js';
 import { type DotJob, dotChunks, ROW_CHUNKS } from './table-dot.js';
 import type { WasmMemory } from './wasm-asm.js';
 
-/** A helper's share of a table dot product: whole row chunks [chunkFrom, chunkTo). */
+/** A helper's share of a dot job (the exact table kernel or the screen): whole row chunks [chunkFrom, chunkTo). */
 export interface DotShare {
-  readonly kind: 'table-dot';
+  readonly kind: 'dot';
   readonly seq: number;
   readonly memory: WasmMemory;
   readonly job: DotJob;
@@ -108,7 +108,7 @@ export class DotPool {
     const seq = ++this.seq;
     this.helpers.forEach((helper, i) => {
       const share: DotShare = {
-        kind: 'table-dot',
+        kind: 'dot',
         seq,
         memory: dot.memory,
         job,

@@ -123,12 +123,7 @@ function maskLookups(): number[] {
     ...set(P),
     ...get(OUT),
     ...set(OP),
-    ...get(LIST),
-    ...get(COUNT),
-    ...i32Const(2),
-    I32_SHL,
-    I32_ADD,
-    ...set(END_P),
+    ...indexAddress(END_P, LIST, COUNT, 2),
     ...whileNot(
       [...get(P), ...get(END_P), I32_GE_U],
       [

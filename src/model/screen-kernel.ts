@@ -38,7 +38,6 @@ import {
   I32_ADD,
   I32_GE_U,
   I32_MUL,
-  I32_SHL,
   i32Const,
   indexAddress,
   MAGIC_AND_VERSION,
@@ -460,12 +459,7 @@ function spanBlocks(): number[] {
       [...get(P), ...get(Q_END), I32_GE_U],
       [
         ...quadLanes(),
-        ...get(P),
-        ...get(STRIDE),
-        ...i32Const(2),
-        I32_SHL,
-        I32_ADD,
-        ...set(P),
+        ...indexAddress(P, P, STRIDE, 2), // the next quad
         ...addTo(TP, i32Const(256)),
       ],
     ),
@@ -504,12 +498,7 @@ export function screenRowsBody(): number[] {
     // zero the lane sums of the widest block: stride / 16 lanes of 64 bytes
     ...get(LACC),
     ...set(AP),
-    ...get(LACC),
-    ...get(STRIDE),
-    ...i32Const(2),
-    I32_SHL,
-    I32_ADD,
-    ...set(LANE_END),
+    ...indexAddress(LANE_END, LACC, STRIDE, 2),
     ...whileNot(
       [...get(AP), ...get(LANE_END), I32_GE_U],
       [...get(AP), ...v128Zero(), ...v128Store(0), ...addTo(AP, i32Const(16))],
