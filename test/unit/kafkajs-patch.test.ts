@@ -2,8 +2,10 @@
  * patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package) rewrites how kafkajs
  * encodes produced records: one exact allocation per record with its headers written inline, varints
  * written in place, 32-bit varlongs without Long arithmetic, and a linear grouping of messages by
- * partition. These tests hold the patched encoder to the Kafka record format written out here from
- * the protocol spec, and to kafkajs's own (unpatched) decoder.
+ * partition; an uncompressed batch written in one pass into one buffer (no encoder per record), and
+ * CRC32C eight bytes at a time. These tests hold the patched encoder to the Kafka record format
+ * written out here from the protocol spec, to kafkajs's own (unpatched) decoder, to kafkajs's general
+ * batch path byte for byte, and the CRC to a bitwise one.
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -193,4 +195,162 @@ test('messages are grouped by partition in their order, in one pass', () => {
     groupMessagesPerPartition({ topic: 't', partitionMetadata: [], messages, partitioner: () => 0 }),
     {},
   );
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// One-pass uncompressed batches and the slicing-by-8 CRC32C
+
+type PartitionMessage = Omit<RecordInput, 'offsetDelta' | 'timestampDelta'> & { timestamp?: number | string };
+interface EntryInput {
+  readonly partition: number;
+  readonly messages: readonly PartitionMessage[];
+  readonly dateNow: number;
+  readonly firstTimestamp: number | string;
+  readonly maxTimestamp: number | string;
+  readonly producerId: unknown;
+  readonly producerEpoch: number;
+  readonly firstSequence: number;
+  readonly transactional: boolean;
+}
+interface GeneralEncoder extends KafkaEncoder {
+  writeInt32(value: number): GeneralEncoder;
+  writeEncoder(value: KafkaEncoder): GeneralEncoder;
+  size(): number;
+}
+
+const { RecordBatch, uncompressedPartitionEntry } = require('kafkajs/src/protocol/recordBatch/v0') as {
+  RecordBatch(input: Record<string, unknown>): Promise<GeneralEncoder>;
+  uncompressedPartitionEntry(input: EntryInput): KafkaEncoder | null;
+};
+const Encoder = require('kafkajs/src/protocol/encoder') as new () => GeneralEncoder;
+const Long = require('kafkajs/src/utils/long') as {
+  fromInt(value: number): unknown;
+  fromValue(value: unknown): unknown;
+};
+const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C/crc32C') as (buffer: Buffer) => number;
+
+/** CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) one bit at a time. */
+function bitwiseCrc32C(buffer: Buffer): number {
+  let crc = 0xffffffff;
+  for (const byte of buffer) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** kafkajs's general path: one Record encoder per message, RecordBatch over them, the entry around it. */
+async function generalEntry(input: EntryInput): Promise<Buffer> {
+  const records = input.messages.map((message, i) =>
+    Record({
+      key: message.key,
+      value: message.value,
+      headers: message.headers,
+      offsetDelta: i,
+      timestampDelta: Number(message.timestamp || input.dateNow) - Number(input.firstTimestamp),
+    }),
+  );
+  const batch = await RecordBatch({
+    records,
+    firstTimestamp: input.firstTimestamp,
+    maxTimestamp: input.maxTimestamp,
+    producerId: input.producerId,
+    producerEpoch: input.producerEpoch,
+    firstSequence: input.firstSequence,
+    transactional: input.transactional,
+    lastOffsetDelta: records.length - 1,
+  });
+  return new Encoder().writeInt32(input.partition).writeInt32(batch.size()).writeEncoder(batch).buffer;
+}
+
+function entryInput(messages: readonly PartitionMessage[], overrides: Partial<EntryInput> = {}): EntryInput {
+  return {
+    partition: 3,
+    messages,
+    dateNow: 1_764_900_000_000,
+    firstTimestamp: 1_764_900_000_000,
+    maxTimestamp: 1_764_900_000_000,
+    producerId: Long.fromInt(-1),
+    producerEpoch: 0,
+    firstSequence: 0,
+    transactional: false,
+    ...overrides,
+  };
+}
+
+test('the patched CRC32C is the Castagnoli CRC of every length, eight bytes at a time', () => {
+  assert.equal(crc32C(Buffer.from('123456789')), 0xe3069283, 'the standard check value');
+  let seed = 7;
+  const bytes = Buffer.alloc(1031);
+  for (let i = 0; i < bytes.length; i++) {
+    seed = (seed * 1_103_515_245 + 12_345) >>> 0;
+    bytes[i] = seed >>> 24;
+  }
+  for (let length = 0; length <= bytes.length; length += length < 40 ? 1 : 97) {
+    for (const start of [0, 1, 3]) {
+      const slice = bytes.subarray(start, start + length);
+      assert.equal(crc32C(slice), bitwiseCrc32C(slice), `length ${slice.length} at ${start}`);
+    }
+  }
+});
+
+test('an uncompressed partition entry written in one pass is byte for byte kafkajs’s general encoding', async () => {
+  const results: PartitionMessage[] = Array.from({ length: 300 }, (_, i) => ({
+    key: `bench-in/0/${i}`,
+    value: `{"id":"bench-in/0/${i}","task":0,"prediction":${i % 10},"confidence":0.9${i}}`,
+    headers: { 'x-source': `bench-in/0/${i}`, 'content-type': 'application/json' },
+  }));
+  const mixed: PartitionMessage[] = CASES.map(({ offsetDelta, timestampDelta, ...message }, i) => ({
+    ...message,
+    timestamp: 1_764_900_000_000 + timestampDelta + i,
+  }));
+  const cases: Array<[string, EntryInput]> = [
+    ['300 results as the daemon sends them', entryInput(results)],
+    [
+      'keys, values and headers of every kind, own timestamps',
+      entryInput(mixed, { maxTimestamp: 1_764_900_000_000 + 2 ** 35 }),
+    ],
+    [
+      'string timestamps (kafkajs messages carry them as strings)',
+      entryInput([{ value: 'a', timestamp: '1764900000005' }, { value: 'b' }], {
+        firstTimestamp: '1764900000005',
+        maxTimestamp: '1764900000005',
+      }),
+    ],
+    [
+      'idempotent and transactional fields',
+      entryInput([{ key: 'k', value: '' }], {
+        producerId: Long.fromValue(77),
+        producerEpoch: 2,
+        firstSequence: 40,
+        transactional: true,
+        partition: 0,
+      }),
+    ],
+  ];
+  for (const [name, input] of cases) {
+    const fast = uncompressedPartitionEntry(input);
+    assert.ok(fast !== null, name);
+    const expected = await generalEntry(input);
+    assert.deepEqual(fast.buffer, expected, name);
+    assert.equal(fast.buf.length, expected.length, `${name}: one buffer of the entry's exact size`);
+    // The stored CRC covers the batch from its attributes to its end.
+    const batch = fast.buffer.subarray(8);
+    assert.equal(batch.readUInt32BE(17), bitwiseCrc32C(batch.subarray(21)), `${name}: CRC`);
+  }
+});
+
+test('a message the one-pass encoder does not take goes the general way, with its error', async () => {
+  const input = entryInput([{ value: 'ok' }, { value: 7 as unknown as string }]);
+  assert.equal(uncompressedPartitionEntry(input), null);
+  await assert.rejects(generalEntry(input), TypeError);
+  assert.equal(uncompressedPartitionEntry(entryInput([])), null, 'no messages');
+  const nullHeader = entryInput([{ value: 'v', headers: { h: null as unknown as string } }]);
+  assert.equal(uncompressedPartitionEntry(nullHeader), null, 'a null header value');
+  const request = produceV3({
+    acks: -1,
+    timeout: 1000,
+    topicData: [{ topic: 't', partitions: [{ partition: 0, messages: nullHeader.messages as never }] }],
+  });
+  await assert.rejects(request.encode(), TypeError, 'the produce request fails as kafkajs does');
 });
