@@ -5,11 +5,22 @@ import type { ForwardJob } from './host-forward.js';
 import { type DotJob, dotChunks, ROW_CHUNKS } from './table-dot.js';
 import type { WasmMemory } from './wasm-asm.js';
 
+/**
+ * A shared memory as posted to a helper: its number, and the memory itself only when the helper
+ * does not hold it at its current size yet. Cloning a memory into a message and instantiating
+ * kernels on it took about 0.1 ms per job, a fifth of the forward pass's own time for a LeNet
+ * micro-batch; a helper keeps each memory and its kernels until told to forget it.
+ */
+export interface PostedMemory {
+  readonly id: number;
+  readonly memory?: WasmMemory;
+}
+
 /** A helper's share of a dot job (the exact table kernel or the screen): whole row chunks [chunkFrom, chunkTo). */
 export interface DotShare {
   readonly kind: 'dot';
   readonly seq: number;
-  readonly memory: WasmMemory;
+  readonly memory: PostedMemory;
   readonly job: DotJob;
   readonly chunkFrom: number;
   readonly chunkTo: number;
@@ -20,16 +31,38 @@ export interface DotShare {
 export interface ForwardShare {
   readonly kind: 'forward';
   readonly seq: number;
-  readonly memory: WasmMemory;
+  readonly memory: PostedMemory;
   readonly job: ForwardJob;
   readonly rowFrom: number;
   readonly rowTo: number;
 }
 
+/** Tells a helper that a memory was collected here: it drops its copy and that copy's kernels. */
+export interface ForgetMemory {
+  readonly kind: 'forget';
+  readonly id: number;
+}
+
+const memoryIds = new WeakMap<WasmMemory, number>();
+let lastMemoryId = 0;
+const collectedMemories = new FinalizationRegistry<number>((id) => DotPool.forgetEverywhere(id));
+
+/** A memory's number, the same for as long as it lives. */
+function memoryId(memory: WasmMemory): number {
+  let id = memoryIds.get(memory);
+  if (id === undefined) {
+    id = ++lastMemoryId;
+    memoryIds.set(memory, id);
+    collectedMemories.register(memory, id);
+  }
+  return id;
+}
+
 /**
  * Splits the table kernel of a dot product over worker threads, synchronously: the caller posts
  * each helper its share (whole row chunks, see ROW_CHUNKS; blocks, vector, tables and partial
- * sums are in the bank's shared WebAssembly memory, posted with the job), computes the first share itself, then blocks in Atomics.wait until every
+ * sums are in the bank's shared WebAssembly memory, posted to a helper once, see PostedMemory),
+ * computes the first share itself, then blocks in Atomics.wait until every
  * helper has stored the job number. Results are bit-identical to one thread, since the chunks and
  * the order they are added in do not depend on the thread count.
  *
@@ -41,6 +74,8 @@ interface Helper {
   readonly worker: Worker;
   /** [0]: last finished job, [1]: ready flag, [2]: error flag. */
   readonly control: Int32Array;
+  /** The memories this helper holds, by number, with the byte length each had when posted. */
+  readonly memories: Map<number, number>;
 }
 
 const START_TIMEOUT_MS = 20_000;
@@ -90,6 +125,29 @@ export class DotPool {
     return this.helpers.length + 1;
   }
 
+  /** Every pool's helpers drop memory `id` (it was collected on this thread). */
+  static forgetEverywhere(id: number): void {
+    for (const pool of DotPool.pools.values()) {
+      for (const helper of pool?.helpers ?? []) {
+        if (helper.memories.delete(id))
+          helper.worker.postMessage({ kind: 'forget', id } satisfies ForgetMemory);
+      }
+    }
+  }
+
+  /**
+   * `memory` for `helper`'s next job: the number alone when the helper already holds it at its
+   * current size. After a grow it is posted again, so that the helper never depends on when its own
+   * copy learns of the new size.
+   */
+  private static posted(helper: Helper, memory: WasmMemory): PostedMemory {
+    const id = memoryId(memory);
+    const bytes = memory.buffer.byteLength;
+    if (helper.memories.get(id) === bytes) return { id };
+    helper.memories.set(id, bytes);
+    return { id, memory };
+  }
+
   /** The pool once every helper said it is ready; null (helpers terminated) if one failed or timed out. */
   private static whenStarted(helpers: readonly Helper[]): DotPool | null {
     for (const helper of helpers) {
@@ -110,7 +168,7 @@ export class DotPool {
       const share: DotShare = {
         kind: 'dot',
         seq,
-        memory: dot.memory,
+        memory: DotPool.posted(helper, dot.memory),
         job,
         chunkFrom: first(i + 1),
         chunkTo: first(i + 2),
@@ -140,7 +198,7 @@ export class DotPool {
       const share: ForwardShare = {
         kind: 'forward',
         seq,
-        memory,
+        memory: DotPool.posted(helper, memory),
         job,
         rowFrom: bounds[i + 1] as number,
         rowTo: bounds[i + 2] as number,
@@ -189,7 +247,7 @@ function spawnHelpers(count: number): Helper[] | null {
       const worker = startHelper(control);
       worker.unref();
       worker.on('error', () => Atomics.store(control, 2, 1));
-      helpers.push({ worker, control });
+      helpers.push({ worker, control, memories: new Map() });
     }
     return helpers;
   } catch {

@@ -1,21 +1,48 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { dotKernels } from './dot-kernel.js';
-import type { DotShare, ForwardShare } from './dot-pool.js';
-import { gemmKernel } from './gemm-kernel.js';
+import { type DotKernels, dotKernels } from './dot-kernel.js';
+import type { DotShare, ForgetMemory, ForwardShare, PostedMemory } from './dot-pool.js';
+import { type Gemm, gemmKernel } from './gemm-kernel.js';
 import { forwardRows } from './host-forward.js';
 import { dotChunks } from './table-dot.js';
+import type { WasmMemory } from './wasm-asm.js';
 
 /** A DotPool helper: runs its share of each posted job, then stores the job number and wakes the caller. */
 const control = (workerData as { control: Int32Array }).control;
 
-parentPort?.on('message', (share: DotShare | ForwardShare) => {
+/** A memory this helper holds, with the kernels instantiated on it so far (tens of µs each). */
+interface HeldMemory {
+  readonly memory: WasmMemory;
+  gemm?: Gemm;
+  dot?: DotKernels;
+}
+
+const held = new Map<number, HeldMemory>();
+
+/** The memory of a job: the posted one (new, or grown since), else the one held under its number. */
+function memoryOf(posted: PostedMemory): HeldMemory {
+  if (posted.memory !== undefined) {
+    const entry: HeldMemory = { memory: posted.memory };
+    held.set(posted.id, entry);
+    return entry;
+  }
+  const entry = held.get(posted.id);
+  if (entry === undefined) throw new Error(`memory ${posted.id} was never posted to this helper`);
+  return entry;
+}
+
+parentPort?.on('message', (share: DotShare | ForwardShare | ForgetMemory) => {
+  if (share.kind === 'forget') {
+    held.delete(share.id);
+    return;
+  }
   try {
-    // A posted memory arrives as a new object each time: kernels are instantiated per job (tens of µs).
+    const entry = memoryOf(share.memory);
     if (share.kind === 'forward') {
-      forwardRows(gemmKernel(share.memory), share.job, share.rowFrom, share.rowTo);
+      entry.gemm ??= gemmKernel(entry.memory);
+      forwardRows(entry.gemm, share.job, share.rowFrom, share.rowTo);
     } else {
-      const kernels = dotKernels(share.memory);
-      dotChunks(kernels, share.memory.buffer, share.job, share.chunkFrom, share.chunkTo, share.thread);
+      entry.dot ??= dotKernels(entry.memory);
+      dotChunks(entry.dot, entry.memory.buffer, share.job, share.chunkFrom, share.chunkTo, share.thread);
     }
   } catch {
     Atomics.store(control, 2, 1);

@@ -111,6 +111,25 @@ test('host forward: a block split over two threads gives the logits of one threa
   }
 });
 
+test('a helper keeps a posted memory between jobs and computes on it after it grew', () => {
+  // Each new task's weights take a new slot, which grows the shared memory: the helper must compute
+  // its rows on the grown memory, not on what it held before the grow.
+  const forward = HostForward.create(WIDE, 4, 2);
+  assert.ok(forward !== null);
+  const x = uniform(9, 0, BLOCK_ROWS * WIDE.inputs, 1);
+  for (let round = 0; round < 2; round++) {
+    for (let task = 0; task < 4; task++) {
+      const layers = randomLayers(20 + task, WIDE);
+      assert.deepEqual(
+        forward.logits(x, BLOCK_ROWS, task, () => layers),
+        referenceLogits(x, BLOCK_ROWS, layers, WIDE),
+        `task ${task}, round ${round}`,
+      );
+      assert.equal(forward.lastThreads, 2, `task ${task}, round ${round}: the helper took part`);
+    }
+  }
+});
+
 test('host forward: weights are cached per task, least recently used evicted, forget() refills', () => {
   const forward = HostForward.create(ARCH, 2, 1);
   assert.ok(forward !== null);
