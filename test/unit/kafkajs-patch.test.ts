@@ -149,7 +149,9 @@ test('a patched produce request decodes, with kafkajs’s own decoder, to the me
     timeout: 30_000,
     topicData: [{ topic: 'results', partitions: [{ partition: 4, messages }] }],
   });
-  const decoder = new Decoder((await request.encode()).buffer);
+  const encoded = await request.encode();
+  assert.equal(encoded.buf.length, encoded.buffer.length, 'one buffer of the request size');
+  const decoder = new Decoder(encoded.buffer);
   assert.equal(decoder.readInt16(), -1, 'null transactional id');
   assert.equal(decoder.readInt16(), -1, 'acks');
   assert.equal(decoder.readInt32(), 30_000);
@@ -353,4 +355,37 @@ test('a message the one-pass encoder does not take goes the general way, with it
     topicData: [{ topic: 't', partitions: [{ partition: 0, messages: nullHeader.messages as never }] }],
   });
   await assert.rejects(request.encode(), TypeError, 'the produce request fails as kafkajs does');
+});
+
+const frameRequest = require('kafkajs/src/protocol/request') as (input: {
+  correlationId: number;
+  clientId: string | null;
+  request: { apiKey: number; apiVersion: number; encode(): Promise<KafkaEncoder> };
+}) => Promise<KafkaEncoder>;
+
+test('a framed request is its size, header and payload, in one buffer of that size', async () => {
+  const payload = await produceV3({
+    acks: 1,
+    timeout: 500,
+    topicData: [{ topic: 'results', partitions: [{ partition: 0, messages: [{ key: 'k', value: 'v' }] }] }],
+  }).encode();
+  for (const clientId of ['supsupd', 'ü-client', null]) {
+    const framed = await frameRequest({
+      correlationId: 77,
+      clientId,
+      request: { apiKey: 0, apiVersion: 3, encode: async () => payload },
+    });
+    const id = clientId === null ? null : Buffer.from(clientId, 'utf8');
+    const header = Buffer.alloc(10 + (id?.length ?? 0));
+    header.writeInt16BE(0, 0);
+    header.writeInt16BE(3, 2);
+    header.writeInt32BE(77, 4);
+    header.writeInt16BE(id === null ? -1 : id.length, 8);
+    id?.copy(header, 10);
+    const body = Buffer.concat([header, payload.buffer]);
+    const size = Buffer.alloc(4);
+    size.writeInt32BE(body.length, 0);
+    assert.deepEqual(framed.buffer, Buffer.concat([size, body]), `client id ${clientId}`);
+    assert.equal(framed.buf.length, 4 + body.length, `client id ${clientId}: one buffer of that size`);
+  }
 });
