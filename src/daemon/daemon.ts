@@ -10,7 +10,7 @@ import { retry } from '../retry.js';
 import { compareOffsets } from '../store/offsets.js';
 import { RedisStore } from '../store/redis-store.js';
 import type { MaskStore } from '../store/types.js';
-import { decodeRecord } from '../stream/record-codec.js';
+import { AlignedCopies, decodeRecord } from '../stream/record-codec.js';
 import type { Sink, Source, SourceBatch } from '../stream/types.js';
 import { failpoint } from './failpoints.js';
 import { buildCommit, restoreState } from './state.js';
@@ -85,6 +85,8 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   private source: Source | null = null;
   private stale = false;
+  /** Aligned-copy arenas of batches handled before, for the next ones (see handle). */
+  private readonly spareCopies: AlignedCopies[] = [];
   private readonly log: Logger;
   /** Aborted by stop(): ends in-place retry waits. */
   private readonly stopSignal = new AbortController();
@@ -273,6 +275,19 @@ export class Daemon {
   }
 
   private async handle(batch: SourceBatch): Promise<void> {
+    // The aligned copies of a batch's unaligned float32 values are dead once it is handled: records
+    // never outlive handleBatch (the learner copies their rows, results and observations keep no
+    // vector). Each batch in flight has its own copies; after it they are reused.
+    const copies = this.spareCopies.pop() ?? new AlignedCopies();
+    try {
+      await this.handleBatch(batch, copies);
+    } finally {
+      copies.reset();
+      this.spareCopies.push(copies);
+    }
+  }
+
+  private async handleBatch(batch: SourceBatch, copies: AlignedCopies): Promise<void> {
     // A failed state write left the in-memory model ahead of the store: start again from the store.
     if (this.stale) await this.reload();
     const key = `${batch.topic}/${batch.partition}`;
@@ -284,7 +299,7 @@ export class Daemon {
     const valid: InputRecord[] = [];
     const letters: DeadLetter[] = [];
     for (const raw of batch.records) {
-      const outcome = decodeRecord(raw, limits);
+      const outcome = decodeRecord(raw, limits, copies);
       if (outcome.ok) valid.push(outcome.record);
       else letters.push(outcome.letter);
     }

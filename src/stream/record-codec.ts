@@ -112,10 +112,14 @@ export function validateRecordLimits(limits: RecordLimits): void {
  * Decodes one raw record. Never throws for any record (only for invalid `limits`, a programming
  * error): undecodable records come back as `{ ok: false, letter }`.
  */
-export function decodeRecord(raw: RawRecord, limits: RecordLimits): DecodeOutcome {
+export function decodeRecord(
+  raw: RawRecord,
+  limits: RecordLimits,
+  copies: AlignedCopies = sharedCopies,
+): DecodeOutcome {
   validateRecordLimits(limits);
   try {
-    return decodeUnchecked(raw, limits);
+    return decodeUnchecked(raw, limits, copies);
   } catch (error) {
     // Not reachable by design; a safety net so a decoder bug dead-letters one record instead of
     // crash-looping the partition.
@@ -228,7 +232,7 @@ export function deadLetterFor(raw: RawRecord, reason: string, detail: string): D
 // ---------------------------------------------------------------------------------------------------------------
 // Decoding
 
-function decodeUnchecked(raw: RawRecord, limits: RecordLimits): DecodeOutcome {
+function decodeUnchecked(raw: RawRecord, limits: RecordLimits, copies: AlignedCopies): DecodeOutcome {
   const value = raw.value;
   if (value === null || value === undefined) {
     return reject(raw, 'E_RECORD_SCHEMA', 'value is null (a tombstone), expected a record');
@@ -244,7 +248,7 @@ function decodeUnchecked(raw: RawRecord, limits: RecordLimits): DecodeOutcome {
   const contentType = contentTypeOf(raw.headers);
   if (contentType === CONTENT_TYPE_JSON) return decodeJson(raw, value, limits);
   if (contentType === CONTENT_TYPE_FLOAT32 || contentType === CONTENT_TYPE_OCTET_STREAM) {
-    return decodeFloat32(raw, value, limits);
+    return decodeFloat32(raw, value, limits, copies);
   }
   return reject(
     raw,
@@ -266,7 +270,12 @@ function decodeJson(raw: RawRecord, value: Buffer, limits: RecordLimits): Decode
   return accept(raw, recordId, x, y === undefined ? undefined : y + 0);
 }
 
-function decodeFloat32(raw: RawRecord, value: Buffer, limits: RecordLimits): DecodeOutcome {
+function decodeFloat32(
+  raw: RawRecord,
+  value: Buffer,
+  limits: RecordLimits,
+  copies: AlignedCopies,
+): DecodeOutcome {
   const expected = limits.dim * 4;
   if (value.length !== expected) {
     return reject(
@@ -275,7 +284,7 @@ function decodeFloat32(raw: RawRecord, value: Buffer, limits: RecordLimits): Dec
       `float32 value has ${value.length} bytes, expected ${expected} (${limits.dim} little-endian float32)`,
     );
   }
-  const x = float32View(value, limits.dim);
+  const x = float32View(value, limits.dim, copies);
   for (let i = 0; i < x.length; i++) {
     // x - x is 0 for finite values and NaN for NaN and ±Infinity (no call per value).
     const v = x[i] as number;
@@ -307,13 +316,13 @@ function decodeFloat32(raw: RawRecord, value: Buffer, limits: RecordLimits): Dec
  * The value's float32s without a copy when the bytes sit at a 4-byte-aligned offset of their
  * buffer on a little-endian host (a view over the fetch buffer: it lives as long as the record);
  * otherwise an aligned copy (a Buffer slice at an odd byteOffset cannot back a Float32Array), cut
- * from a shared slab.
+ * from `copies`.
  */
-function float32View(value: Buffer, dim: number): Float32Array {
+function float32View(value: Buffer, dim: number, copies: AlignedCopies): Float32Array {
   if (LITTLE_ENDIAN_HOST && value.byteOffset % 4 === 0) {
     return new Float32Array(value.buffer, value.byteOffset, dim);
   }
-  if (LITTLE_ENDIAN_HOST) return alignedCopies.copy(value, dim);
+  if (LITTLE_ENDIAN_HOST) return copies.copy(value, dim);
   const x = new Float32Array(dim);
   for (let i = 0; i < dim; i++) x[i] = value.readFloatLE(i * 4);
   return x;
@@ -323,30 +332,49 @@ function float32View(value: Buffer, dim: number): Float32Array {
 const SLAB_FLOATS = 65_536;
 
 /**
- * Aligned copies of float32 values carved one after the other out of 256 KiB slabs: one
- * allocation per slab instead of one zeroed ArrayBuffer per record (a quarter of the decoder's time
- * went there). A record's array keeps its slab alive; records live for one chunk (the learner
- * copies rows into its batch and replay buffer), so slabs are collected chunk by chunk.
+ * Aligned copies of float32 values carved one after the other out of slabs: one allocation per slab
+ * instead of one zeroed ArrayBuffer per record (a quarter of the decoder's time went there). A
+ * record's array keeps its slab alive.
+ *
+ * Without `reset`, a full slab is left to the records cut from it and a new one of 256 KiB is
+ * taken. An owner that knows when every array handed out is dead calls `reset`: carving starts
+ * again at the beginning of the newest slab, which is first made as large as everything copied
+ * since the last reset. So a daemon that resets after each chunk copies into the same memory chunk
+ * after chunk, instead of taking a fresh 256 KiB for every 80 records (each fresh ArrayBuffer
+ * brings V8's next external-memory garbage collection closer, and its pages must be faulted in).
  */
-class SlabCopies {
+export class AlignedCopies {
   private floats = new Float32Array(0);
   private bytes = new Uint8Array(0);
   private used = 0;
+  /** Floats copied since the last reset. */
+  private copied = 0;
 
   copy(value: Uint8Array, dim: number): Float32Array {
-    if (this.used + dim > this.floats.length) {
-      this.floats = new Float32Array(Math.max(SLAB_FLOATS, dim));
-      this.bytes = new Uint8Array(this.floats.buffer);
-      this.used = 0;
-    }
+    if (this.used + dim > this.floats.length) this.newSlab(Math.max(SLAB_FLOATS, dim));
     this.bytes.set(value, this.used * 4);
     const x = this.floats.subarray(this.used, this.used + dim);
     this.used += dim;
+    this.copied += dim;
     return x;
+  }
+
+  /** Carves from the start again; no array handed out before may be in use any more. */
+  reset(): void {
+    if (this.copied > this.floats.length) this.newSlab(this.copied);
+    this.used = 0;
+    this.copied = 0;
+  }
+
+  private newSlab(floats: number): void {
+    this.floats = new Float32Array(floats);
+    this.bytes = new Uint8Array(this.floats.buffer);
+    this.used = 0;
   }
 }
 
-const alignedCopies = new SlabCopies();
+/** The copies of callers that do not own theirs: never reset, a fresh slab whenever one is full. */
+const sharedCopies = new AlignedCopies();
 
 function accept(raw: RawRecord, id: string, x: Float32Array, y: number | undefined): DecodeOutcome {
   const record: InputRecord =

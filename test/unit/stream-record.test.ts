@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RandomStream } from '../../src/model/prng.ts';
 import {
+  AlignedCopies,
   DEAD_LETTER_VALUE_CAP,
   type DecodeOutcome,
   decodeRecord,
@@ -129,6 +130,42 @@ describe('decodeRecord: valid records', () => {
     assert.equal(record.x.buffer, value.buffer);
     assert.equal(record.x.byteOffset, value.byteOffset);
     assert.equal(record.x.length, 4);
+  });
+
+  test('unaligned values: copies carved one after another, kept until the owner resets them', () => {
+    const binary = { 'content-type': 'application/x-float32' };
+    const dim = 1000;
+    const limits = { ...LIMITS, dim };
+    const values = Array.from({ length: 300 }, (_, r) =>
+      float32Le(Array.from({ length: dim }, (_, i) => r + i / 8)),
+    );
+    assert.ok(
+      values.every((v) => v.byteOffset % 4 !== 0),
+      'every test value is unaligned',
+    );
+    const copies = new AlignedCopies();
+    const chunk = (): InputRecord[] => values.map((v) => ok(decodeRecord(raw(v, binary), limits, copies)));
+    const first = chunk();
+    // Without a reset, every array keeps its own values: 300 copies over several 256 KiB slabs.
+    first.forEach((record, r) => {
+      assert.equal(record.x[0], r, `record ${r}`);
+      assert.equal(record.x[dim - 1], r + (dim - 1) / 8, `record ${r}`);
+    });
+    assert.ok(new Set(first.map((r) => r.x.buffer)).size > 1, 'the first chunk took several slabs');
+    // After a reset the next chunk fits one slab, as large as the last chunk needed, and the one
+    // after that reuses it: no new memory in the steady state.
+    copies.reset();
+    const second = chunk();
+    const slab = second[0]?.x.buffer;
+    assert.ok(
+      second.every((r) => r.x.buffer === slab),
+      'the second chunk is in one slab',
+    );
+    assert.equal(slab?.byteLength, 300 * dim * 4);
+    copies.reset();
+    const third = chunk();
+    assert.ok(third.every((r, i) => r.x.buffer === slab && r.x.byteOffset === i * dim * 4));
+    third.forEach((record, r) => assert.equal(record.x[dim - 1], r + (dim - 1) / 8));
   });
 
   test('binary: application/octet-stream alias, id from the key, else the default', () => {
