@@ -165,7 +165,7 @@ describe('decodeRecord: valid records', () => {
     copies.reset();
     const third = chunk();
     assert.ok(third.every((r, i) => r.x.buffer === slab && r.x.byteOffset === i * dim * 4));
-    third.forEach((record, r) => assert.equal(record.x[dim - 1], r + (dim - 1) / 8));
+    for (const [r, record] of third.entries()) assert.equal(record.x[dim - 1], r + (dim - 1) / 8);
   });
 
   test('binary: application/octet-stream alias, id from the key, else the default', () => {
