@@ -389,3 +389,50 @@ test('a framed request is its size, header and payload, in one buffer of that si
     assert.equal(framed.buf.length, 4 + body.length, `client id ${clientId}: one buffer of that size`);
   }
 });
+
+test('fetched records decode to the offsets, timestamps and headers kafkajs gives, by number or by Long', async () => {
+  const base = 1_764_900_000_000;
+  const messages: PartitionMessage[] = [
+    {
+      value: 'a',
+      timestamp: base,
+      headers: { h: 'one', ['__proto__']: 'p', constructor: 'c' } as HeaderInput,
+    },
+    { value: 'b', timestamp: base + 5, headers: { h: ['two', 'three'], y: '7' } },
+    // A delta past a 4-byte varint takes the Long path.
+    { value: 'c', timestamp: base + 2 ** 30 },
+    { value: 'd', timestamp: base - 1 },
+  ];
+  const entry = uncompressedPartitionEntry(
+    entryInput(messages, { firstTimestamp: base - 1, maxTimestamp: base + 2 ** 30 }),
+  );
+  assert.ok(entry !== null);
+  for (const firstOffset of [0n, 41n, 999_999_999_999_999n, 2n ** 62n + 3n]) {
+    const batch = Buffer.from(entry.buffer.subarray(8));
+    batch.writeBigInt64BE(firstOffset, 0);
+    const { records } = await decodeRecordBatch(new Decoder(batch));
+    assert.deepEqual(
+      records.map((r) => [r.offset, r.timestamp]),
+      messages.map((m, i) => [String(firstOffset + BigInt(i)), String(m.timestamp)]),
+      `first offset ${firstOffset}`,
+    );
+    const [first, second] = records;
+    assert.ok(first !== undefined && second !== undefined);
+    assert.deepEqual(Object.keys(first.headers), ['h', '__proto__', 'constructor']);
+    assert.equal(String(first.headers.h), 'one');
+    assert.equal(Object.getPrototypeOf(first.headers), Object.prototype, 'a header cannot set the prototype');
+    // kafkajs reads an inherited property as a value already there: such a header becomes a pair.
+    for (const [name, sent] of [
+      ['__proto__', 'p'],
+      ['constructor', 'c'],
+    ] as const) {
+      const pair = Object.getOwnPropertyDescriptor(first.headers, name)?.value as unknown[];
+      assert.ok(Array.isArray(pair) && pair.length === 2 && String(pair[1]) === sent, name);
+    }
+    assert.deepEqual(
+      (second.headers.h as Buffer[]).map(String),
+      ['two', 'three'],
+      'a repeated header: its values in order',
+    );
+  }
+});
