@@ -453,11 +453,39 @@ describe('offsets', () => {
     assert.equal(compareOffsets('10', '9'), 1);
     assert.equal(compareOffsets('0', '0'), 0);
     assert.equal(compareOffsets('9223372036854775807', '9223372036854775806'), 1);
+    // Against BigInt, over pairs of lengths 1 to 18, equal and different.
+    let seed = 3;
+    const digits = (length: number): string => {
+      let text = '';
+      for (let i = 0; i < length; i++) {
+        seed = (seed * 1_103_515_245 + 12_345) >>> 0;
+        text += i === 0 && length > 1 ? String(1 + (seed % 9)) : String(seed % 10);
+      }
+      return text;
+    };
+    for (let trial = 0; trial < 2000; trial++) {
+      const a = digits(1 + (trial % 18));
+      const b = trial % 3 === 0 ? a : digits(1 + ((trial * 7) % 18));
+      const expected = BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0;
+      assert.equal(compareOffsets(a, b), expected, `${a} ${b}`);
+    }
   });
 
   test('only canonical decimal offsets in [0, 2^63) are accepted', () => {
     for (const good of ['0', '1', '42', '9223372036854775807']) assert.equal(isOffset(good), true, good);
-    for (const bad of ['', '-1', '01', '+1', '1.0', '1e3', ' 1', '9223372036854775808', 'abc', 5]) {
+    for (const bad of [
+      '',
+      '-1',
+      '01',
+      '+1',
+      '1.0',
+      '1e3',
+      ' 1',
+      '9223372036854775808',
+      '9999999999999999999',
+      'abc',
+      5,
+    ]) {
       assert.equal(isOffset(bad), false, String(bad));
     }
     assert.equal(parseOffset('9007199254740993'), 9007199254740993n);
