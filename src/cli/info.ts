@@ -6,6 +6,7 @@ import {
 } from '../model/backend.js';
 import { relaxedSimd } from '../model/screen-kernel.js';
 import { OptionReader } from './options.js';
+import { relaxedSimdState } from './relaxed-simd.js';
 
 export async function info(raw: Readonly<Record<string, unknown>>): Promise<void> {
   const r = new OptionReader(raw);
@@ -20,6 +21,8 @@ export async function info(raw: Readonly<Record<string, unknown>>): Promise<void
     native: backend.native,
     /** The mask bank's screen (ADR 0007): relaxed where the runtime has relaxed SIMD. */
     screenSwizzle: relaxedSimd() ? 'i8x16.relaxed_swizzle' : 'i8x16.swizzle',
+    /** How relaxed SIMD came to be on or off (src/cli/relaxed-simd.ts). */
+    relaxedSimd: relaxedSimdState(),
     tfjs_core: backend.tfjsVersion,
     packages: installedVersions(),
     node: process.version,
@@ -39,7 +42,9 @@ export async function info(raw: Readonly<Record<string, unknown>>): Promise<void
     lines.push(
       `wasm: simd ${backend.wasm.simd ? 'on' : 'off'}, threads ${backend.wasm.threads ? 'on' : 'off'}`,
     );
-  lines.push(`mask bank: WebAssembly SIMD kernels, screen with ${report.screenSwizzle}`);
+  lines.push(
+    `mask bank: WebAssembly SIMD kernels, screen with ${report.screenSwizzle} (relaxed SIMD: ${report.relaxedSimd})`,
+  );
   if (backend.native)
     lines.push(
       `native: ${backend.native.package}, libtensorflow ${backend.native.libtensorflow ?? '(version unknown)'}, ` +

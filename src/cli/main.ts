@@ -4,6 +4,7 @@ import { errorMessage, isSupsupError } from '../errors.js';
 import { benchColdStart, benchDaemon, benchOneShot, benchProtocol, benchTrain } from './bench.js';
 import { demo } from './demo.js';
 import { info } from './info.js';
+import { enableRelaxedSimd } from './relaxed-simd.js';
 import { run } from './run.js';
 
 const BACKEND_HELP = 'tfjs backend: auto|tensorflow|wasm|cpu';
@@ -171,6 +172,7 @@ function buildProgram(): Command {
 
 async function main(): Promise<void> {
   try {
+    enableRelaxedSimd();
     await buildProgram().parseAsync(process.argv);
   } catch (error) {
     const code = isSupsupError(error) ? error.code : 'E_INTERNAL';

@@ -8,15 +8,16 @@
  * each span:
  *  1. unit = max over its nibbles n and subsets e of |T_n(e)| / (62·256), where
  *     T_n(e) = Σ_{bits k of e} V[4n + k] (a nibble is four weights);
- *  2. each T_n(e) is rounded to y = round(T_n(e)/unit), |y| ≤ 15,872, stored as a signed high byte
- *     ⌊y/256⌋ ∈ [−62, 62] and an unsigned low byte y mod 256 (16-entry tables, one per nibble);
+ *  2. each T_n(e) is rounded to y = round(T_n(e)/unit), |y| ≤ 15,872, stored as a high byte
+ *     ⌊y/256⌋ + 64 ∈ [2, 126] (biased) and a low byte y mod 256 (16-entry tables, one per nibble);
  *  3. for every lane of 16 masks of every listed block, each row's 16 mask bytes are split into
- *     their two nibbles and looked up with i8x16.swizzle: the two high bytes are added in i8
- *     (|sum| ≤ 124) and widened into i16 sums, the low bytes are added as whole i16 lanes plus the
- *     same lanes shifted right by 8 (the even bytes' sum is the difference, exact below 257 terms);
- *  4. the lane's integer sums Y_m = 256·H_m + L_m (exact) are added to the mask's float64
- *     accumulator as Y_m·unit, and δ grows by the span's rows · unit (each of a row's two nibbles
- *     is off by at most unit/2 for every mask).
+ *     their two nibbles and looked up with i8x16.swizzle: the two high bytes are added in u8
+ *     (≤ 252); that sum and each low byte are accumulated as whole i16 lanes into one sum and,
+ *     shifted right by 8, into another (the even bytes' sum is the difference of the two, exact
+ *     below 257 terms);
+ *  4. the lane's integer sums Y_m = 256·(H_m − 128·rows) + L_m (exact) are added to the mask's
+ *     float64 accumulator as Y_m·unit, and δ grows by the span's rows · unit (each of a row's two
+ *     nibbles is off by at most unit/2 for every mask).
  * The float64 rounding of A, of the tables' sums and of any exact kernel's sum is covered by adding
  * ROUNDING_SLACK · Σ|V| to δ. Masks are stored in lanes of 16 (mask-bank.ts): the group starting at
  * byte row `row` of a block begins at base + row·stride and holds 64 bytes per lane, row by row.
@@ -59,6 +60,12 @@ export const SPAN_ROWS = 128;
 export const SCREEN_TABLE_BYTES = SPAN_ROWS * 64;
 /** The largest |y|: 62 · 256, so that a high byte is in [−62, 62] and two of them fit an i8. */
 const Y_MAX = 62 * 256;
+/**
+ * Added to every high byte, so that it is in [2, 126] and a row's two add in u8 (≤ 252): they are
+ * then summed like the low bytes, without widening.
+ */
+const HIGH_BIAS = 64;
+const HIGH_BIAS_WORDS = Array.from({ length: 16 }, (_, k) => (k % 2 === 0 ? HIGH_BIAS : 0));
 /**
  * δ's allowance for float64 rounding, times Σ|V|: a float64 sum of n terms is within about
  * n · 2^−53 · Σ|terms| of the real sum, so this covers any summation order of up to
@@ -112,30 +119,30 @@ const IF = 0x04;
 
 const I8X16_SHUFFLE = 0x0d;
 /**
- * i8x16.relaxed_swizzle where this WebAssembly has relaxed SIMD (Node ≥ 22, or Node 20 run with
- * --experimental-wasm-relaxed-simd), else i8x16.swizzle. The indices are nibbles (0–15), where both
- * give the same bytes; the relaxed one saves V8 a saturating add per lookup (about 15 % of the
- * screen's time, ADR 0007).
+ * i8x16.relaxed_swizzle where this WebAssembly has relaxed SIMD (Node ≥ 22, or Node 20 with
+ * --experimental-wasm-relaxed-simd, which the CLI sets: src/cli/relaxed-simd.ts), else
+ * i8x16.swizzle. The indices are nibbles (0–15), where both give the same bytes; the relaxed one
+ * saves V8 a saturating add and a constant's address per lookup (about 15 % of the screen's time,
+ * ADR 0007). Asked when a kernel module is built, not when this file is loaded.
  */
-const I8X16_SWIZZLE = relaxedSimd() ? 0x100 : 0x0e;
+function swizzleOpcode(): number {
+  return relaxedSimd() ? 0x100 : 0x0e;
+}
 const I8X16_SPLAT = 0x0f;
 const F64X2_SPLAT = 0x14;
 const V128_AND = 0x4e;
-const I8X16_SHR_U = 0x6d;
 const I8X16_ADD = 0x6e;
-const I16X8_EXTEND_LOW_I8X16_S = 0x87;
-const I16X8_EXTEND_HIGH_I8X16_S = 0x88;
 const I16X8_SHL = 0x8b;
 const I16X8_SHR_U = 0x8d;
 const I16X8_ADD = 0x8e;
 const I16X8_SUB = 0x91;
-const I32X4_EXTEND_LOW_I16X8_S = 0xa7;
-const I32X4_EXTEND_HIGH_I16X8_S = 0xa8;
 const I32X4_EXTEND_LOW_I16X8_U = 0xa9;
 const I32X4_EXTEND_HIGH_I16X8_U = 0xaa;
 const I32X4_SHL = 0xab;
 const I32X4_ADD = 0xae;
 const I16X8_SPLAT = 0x10;
+const I32X4_SPLAT = 0x11;
+const I32X4_SUB = 0xb1;
 const F64X2_EXTRACT_LANE = 0x21;
 const I8X16_NARROW_I16X8_S = 0x65;
 const I8X16_NARROW_I16X8_U = 0x66;
@@ -167,7 +174,8 @@ const [W0, W1, W2, W3, W4, POSV, NEGV, MAXV, ABSV, INVV, MAGICV, HIGH_LANE_MASK,
   37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49,
 ];
 const T_PAIRS = 50; // 50..57: the 16 subset sums of a nibble, as float64 pairs
-const V128_LOCALS = 31;
+const BIASV = 58;
+const V128_LOCALS = 32;
 
 /** Lanes of two f64x2 operands: the first lanes of both, the second lanes of both, the low words. */
 const LOW_LANES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
@@ -245,7 +253,13 @@ function nibbleTables(h: number): number[] {
   ];
   code.push(...words(0), ...words(1), ...simd(I16X8_NARROW_I32X4_S), ...set(W0)); // entries 0–7
   code.push(...words(2), ...words(3), ...simd(I16X8_NARROW_I32X4_S), ...set(W1)); // entries 8–15
-  const highBytes = (w: number): number[] => [...get(w), ...i32Const(8), ...simd(I16X8_SHR_S)];
+  const highBytes = (w: number): number[] => [
+    ...get(w),
+    ...i32Const(8),
+    ...simd(I16X8_SHR_S),
+    ...v128Const(HIGH_BIAS_WORDS),
+    ...simd(I16X8_ADD),
+  ];
   const lowBytes = (w: number): number[] => [...get(w), ...get(LOW_BYTE_MASK), ...simd(V128_AND)];
   code.push(
     ...get(TP),
@@ -286,25 +300,25 @@ function eachSpanRow(body: readonly number[]): number[] {
 }
 
 /** One row r of a lane: its 16 mask bytes at mp + 16r, the row's tables at tp + 64r. */
-function laneRow(r: number): number[] {
+function laneRow(r: number, swizzle: number): number[] {
   const lookUp = (table: number, index: number): number[] => [
     ...get(TP),
     ...v128Load(64 * r + table),
     ...get(index),
-    ...simd(I8X16_SWIZZLE),
+    ...simd(swizzle),
   ];
-  const lowBytes = (table: number, index: number): number[] => [
-    ...lookUp(table, index),
+  // the u8 vector on the stack into a pair of sums: whole i16 lanes into a, odd bytes into b
+  const byteSums = (a: number, b: number): number[] => [
     ...tee(L),
-    ...get(LA),
+    ...get(a),
     ...simd(I16X8_ADD),
-    ...set(LA),
+    ...set(a),
     ...get(L),
     ...i32Const(8),
     ...simd(I16X8_SHR_U),
-    ...get(LB),
+    ...get(b),
     ...simd(I16X8_ADD),
-    ...set(LB),
+    ...set(b),
   ];
   return [
     ...get(MP),
@@ -315,23 +329,18 @@ function laneRow(r: number): number[] {
     ...set(LO),
     ...get(VEC),
     ...i32Const(4),
-    ...simd(I8X16_SHR_U),
+    ...simd(I16X8_SHR_U), // V8's i8x16.shr_u builds its byte mask on every use
+    ...get(NIB),
+    ...simd(V128_AND),
     ...set(HI),
     ...lookUp(0, LO),
     ...lookUp(16, HI),
     ...simd(I8X16_ADD),
-    ...tee(S),
-    ...simd(I16X8_EXTEND_LOW_I8X16_S),
-    ...get(HA),
-    ...simd(I16X8_ADD),
-    ...set(HA),
-    ...get(S),
-    ...simd(I16X8_EXTEND_HIGH_I8X16_S),
-    ...get(HB),
-    ...simd(I16X8_ADD),
-    ...set(HB),
-    ...lowBytes(32, LO),
-    ...lowBytes(48, HI),
+    ...byteSums(HA, HB),
+    ...lookUp(32, LO),
+    ...byteSums(LA, LB),
+    ...lookUp(48, HI),
+    ...byteSums(LA, LB),
   ];
 }
 
@@ -339,16 +348,16 @@ function laneRow(r: number): number[] {
  * For every lane of the block, its four rows of the quad at p: the lane's sums (ha, hb, la, lb:
  * 64 bytes at lacc + 64·lane) are loaded, added to and stored back.
  */
-function quadLanes(): number[] {
+function quadLanes(swizzle: number): number[] {
   return [
     ...get(P),
     ...set(MP),
     ...eachLane([
       ...loadLaneSums([HA, HB, LA, LB]),
-      ...laneRow(0),
-      ...laneRow(1),
-      ...laneRow(2),
-      ...laneRow(3),
+      ...laneRow(0, swizzle),
+      ...laneRow(1, swizzle),
+      ...laneRow(2, swizzle),
+      ...laneRow(3, swizzle),
       ...[HA, HB, LA, LB].flatMap((local, k) => [...get(AP), ...get(local), ...v128Store(16 * k)]),
       ...addTo(MP, i32Const(64)),
     ]),
@@ -371,22 +380,43 @@ function loadLaneSums(locals: readonly number[]): number[] {
 
 /**
  * Adds each lane's Y_m · unit to its 16 float64 accumulators at fp + 128·lane and zeroes its sums.
- * Y_m = 256·H_m + L_m, with H in ha (masks 0–7), hb (8–15), and L of the even masks in
- * la − (lb << 8), of the odd ones in lb.
+ * Y_m = 256·H_m + L_m − 256 · 2·HIGH_BIAS · rows: the pairs (ha, hb) and (la, lb) hold the biased
+ * high and the low sums, the even masks' in a − (b << 8), the odd ones' in b (u16).
  */
 function flushLanes(): number[] {
   const interleaveLow = [0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23];
   const interleaveHigh = interleaveLow.map((lane) => lane + 8);
   const upperPair = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+  // The pair of sums at ap + offset as u16 in mask order: masks 0–7 into lo, 8–15 into hi.
+  const inMaskOrder = (offset: number, lo: number, hi: number): number[] => [
+    ...get(AP),
+    ...v128Load(offset),
+    ...get(AP),
+    ...v128Load(offset + 16),
+    ...tee(LB),
+    ...i32Const(8),
+    ...simd(I16X8_SHL),
+    ...simd(I16X8_SUB),
+    ...tee(LA),
+    ...get(LB),
+    ...shuffle(interleaveLow),
+    ...set(lo),
+    ...get(LA),
+    ...get(LB),
+    ...shuffle(interleaveHigh),
+    ...set(hi),
+  ];
   // Y of masks 4q..4q+3 as i32x4, from the high sums `h` and the low sums `l` (u16, masks in order).
   const quarterY = (h: number, l: number, high: boolean): number[] => [
     ...get(h),
-    ...simd(high ? I32X4_EXTEND_HIGH_I16X8_S : I32X4_EXTEND_LOW_I16X8_S),
+    ...simd(high ? I32X4_EXTEND_HIGH_I16X8_U : I32X4_EXTEND_LOW_I16X8_U),
     ...i32Const(8),
     ...simd(I32X4_SHL),
     ...get(l),
     ...simd(high ? I32X4_EXTEND_HIGH_I16X8_U : I32X4_EXTEND_LOW_I16X8_U),
     ...simd(I32X4_ADD),
+    ...get(BIASV),
+    ...simd(I32X4_SUB),
   ];
   const addPair = (offset: number, upper: boolean): number[] => [
     ...get(FP),
@@ -410,25 +440,17 @@ function flushLanes(): number[] {
     ...get(UNIT),
     ...simd(F64X2_SPLAT),
     ...set(S),
+    // the biases of the span's rows: two high bytes per row
+    ...get(STOP),
+    ...get(START),
+    I32_SUB,
+    ...i32Const(256 * 2 * HIGH_BIAS),
+    I32_MUL,
+    ...simd(I32X4_SPLAT),
+    ...set(BIASV),
     ...eachLane([
-      ...loadLaneSums([HA, HB]),
-      // even masks' low sums: la − (lb << 8); lo (masks 0–7) and hi (8–15) in mask order
-      ...get(AP),
-      ...v128Load(32),
-      ...get(AP),
-      ...v128Load(48),
-      ...tee(LB),
-      ...i32Const(8),
-      ...simd(I16X8_SHL),
-      ...simd(I16X8_SUB),
-      ...tee(LA),
-      ...get(LB),
-      ...shuffle(interleaveLow),
-      ...set(LO),
-      ...get(LA),
-      ...get(LB),
-      ...shuffle(interleaveHigh),
-      ...set(HI),
+      ...inMaskOrder(0, HA, HB),
+      ...inMaskOrder(32, LO, HI),
       ...quarter(0, HA, LO, false),
       ...quarter(1, HA, LO, true),
       ...quarter(2, HB, HI, false),
@@ -440,7 +462,7 @@ function flushLanes(): number[] {
 }
 
 /** The span's lookups and flush, block by block. */
-function spanBlocks(): number[] {
+function spanBlocks(swizzle: number): number[] {
   // p = base + start · stride; the lane sums end at lacc + 64 · lanes
   const locals = { list: LIST, blocks: BLOCKS, b: B, entry: ENTRY, row: START, stride: STRIDE, p: P };
   return eachListedBlock({ ...locals, lanesFrom: LACC, lanesEnd: LANE_END }, [
@@ -458,7 +480,7 @@ function spanBlocks(): number[] {
     ...whileNot(
       [...get(P), ...get(Q_END), I32_GE_U],
       [
-        ...quadLanes(),
+        ...quadLanes(swizzle),
         ...indexAddress(P, P, STRIDE, 2), // the next quad
         ...addTo(TP, i32Const(256)),
       ],
@@ -475,6 +497,7 @@ function spanBlocks(): number[] {
 
 /** screen_rows (see the top of this file). */
 export function screenRowsBody(): number[] {
+  const swizzle = swizzleOpcode();
   const code = [
     ...i32Const(15),
     ...simd(I8X16_SPLAT),
@@ -545,7 +568,7 @@ export function screenRowsBody(): number[] {
         F64_ADD,
         ...set(DELTA),
         ...spanTables(),
-        ...spanBlocks(),
+        ...spanBlocks(swizzle),
         END,
         ...get(STOP),
         ...set(START),

@@ -8,14 +8,19 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = path.join(root, 'src/cli/main.ts');
 
 function supsupd(...args: string[]) {
-  return supsupdWithFlags([], ...args);
+  return supsupdWithEnv({}, [], ...args);
 }
 
-function supsupdWithFlags(nodeFlags: readonly string[], ...args: string[]) {
+function supsupdWithEnv(
+  env: Readonly<Record<string, string>>,
+  nodeFlags: readonly string[],
+  ...args: string[]
+) {
   return spawnSync(process.execPath, [...nodeFlags, '--import', 'tsx', cli, ...args], {
     cwd: root,
     encoding: 'utf8',
     timeout: 120_000,
+    env: { ...process.env, ...env },
   });
 }
 
@@ -65,18 +70,30 @@ test('info --json names the backend in use and why the native addon was not take
   }
 });
 
-test('info --json says which swizzle the mask bank screen uses: relaxed where the runtime has relaxed SIMD', () => {
-  const swizzle = (nodeFlags: readonly string[]): string => {
-    const run = supsupdWithFlags(nodeFlags, 'info', '--json', '--backend', 'wasm');
+test('info --json: the screen uses relaxed SIMD unless SUPSUPD_RELAXED_SIMD=off, and says how', () => {
+  const screen = (env: Record<string, string>, nodeFlags: readonly string[] = []) => {
+    const run = supsupdWithEnv(env, nodeFlags, 'info', '--json', '--backend', 'wasm');
     assert.equal(run.status, 0, run.stderr);
-    return (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '') as { screenSwizzle: string })
-      .screenSwizzle;
+    const { screenSwizzle, relaxedSimd } = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '') as {
+      screenSwizzle: string;
+      relaxedSimd: string;
+    };
+    return { screenSwizzle, relaxedSimd };
   };
-  const plain = swizzle([]);
   const major = Number(process.versions.node.split('.')[0]);
-  if (major < 22)
-    assert.equal(plain, 'i8x16.swizzle', `Node ${process.version} has no relaxed SIMD by default`);
-  if (major === 20) assert.equal(swizzle(['--experimental-wasm-relaxed-simd']), 'i8x16.relaxed_swizzle');
+  const relaxed = 'i8x16.relaxed_swizzle';
+  // Node 20 – 21 have relaxed SIMD behind a V8 flag, which the CLI sets; Node ≥ 22 has it already.
+  assert.deepEqual(screen({}), { screenSwizzle: relaxed, relaxedSimd: major < 22 ? 'enabled' : 'runtime' });
+  const off = screen({ SUPSUPD_RELAXED_SIMD: 'off' });
+  if (major < 22) assert.deepEqual(off, { screenSwizzle: 'i8x16.swizzle', relaxedSimd: 'off' });
+  if (major === 20) {
+    const flagged = screen({ SUPSUPD_RELAXED_SIMD: 'off' }, ['--experimental-wasm-relaxed-simd']);
+    assert.deepEqual(flagged, { screenSwizzle: relaxed, relaxedSimd: 'runtime' });
+  }
+  const bad = supsupdWithEnv({ SUPSUPD_RELAXED_SIMD: 'yes' }, [], 'info', '--json');
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stdout, '');
+  assert.match(bad.stderr, /E_CONFIG: SUPSUPD_RELAXED_SIMD must be one of auto\|off, got 'yes'/);
 });
 
 test('bench split --json: the last stdout line is one JSON object with the required fields', () => {

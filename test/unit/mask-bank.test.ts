@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { SupsupError } from '../../src/errors.ts';
 import { makeArchitecture } from '../../src/model/arch.ts';
 import { MaskBank } from '../../src/model/mask-bank.ts';
@@ -7,6 +10,7 @@ import {
   bytesOfWords,
   type MaskLayout,
   maskLayout,
+  popcount,
   randomMask as randomHalfMask,
 } from '../../src/model/mask-layout.ts';
 import { RandomStream, randomBits } from '../../src/model/prng.ts';
@@ -14,6 +18,7 @@ import { RandomStream, randomBits } from '../../src/model/prng.ts';
 /** Padded layers: 20·13 = 260 → 288 bits, 13·7 = 91 → 96, 7·11 = 77 → 96. */
 const SMALL = maskLayout(makeArchitecture({ inputs: 20, hidden: [13, 7], outputs: 11 }));
 const LENET = maskLayout(makeArchitecture({ arch: 'lenet', outputs: 500 }));
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 function isPadding(layout: MaskLayout, bit: number): boolean {
   for (let l = 0; l < layout.sizes.length; l++) {
@@ -477,3 +482,75 @@ test('screenedArgMin gives the exact argmin: random banks, ties, and masks one b
 function hasBit(packed: Uint8Array, bit: number): boolean {
   return ((((packed[bit >>> 3] as number) >>> (bit & 7)) & 1) as number) === 1;
 }
+
+/** A mask with the non-padding bits that `keep` selects. */
+function maskOf(layout: MaskLayout, keep: (bit: number) => boolean): Uint8Array {
+  const packed = new Uint8Array(layout.totalBytes);
+  for (let bit = 0; bit < layout.totalBits; bit++)
+    if (!isPadding(layout, bit) && keep(bit))
+      packed[bit >>> 3] = (packed[bit >>> 3] as number) | (1 << (bit & 7));
+  return packed;
+}
+
+test("the screen's integer sums hold at the ends of its tables, over whole spans", () => {
+  // With every weight ±1, each nibble's table spans exactly ±15,872 units, so its entries are exact:
+  // a mask of all ones adds the largest (or smallest) high byte twice on every row of a span.
+  const evenNibble = (bit: number): boolean => (bit >>> 2) % 2 === 0;
+  const masks = [
+    maskOf(LENET, () => true),
+    maskOf(LENET, () => false),
+    maskOf(LENET, evenNibble),
+    maskOf(LENET, (bit) => !evenNibble(bit)),
+    maskOf(LENET, (bit) => (bit >>> 3) % 2 === 0),
+  ];
+  const bank = bankOf(LENET, masks);
+  const vectors: Record<string, (bit: number) => number> = {
+    'all +1': () => 1,
+    'all -1': () => -1,
+    'nibbles of +1 and -1': (bit) => (evenNibble(bit) ? 1 : -1),
+  };
+  for (const [name, value] of Object.entries(vectors)) {
+    const v = new Float32Array(LENET.totalBits);
+    for (let bit = 0; bit < v.length; bit++) if (!isPadding(LENET, bit)) v[bit] = value(bit);
+    const exact = bank.dotAll(v);
+    const screened = bank.screen(v);
+    assert.ok(screened !== null);
+    for (let i = 0; i < masks.length; i++) {
+      const error = Math.abs((screened.values[i] as number) - (exact[i] as number));
+      assert.ok(error <= 1e-6, `${name}, mask ${i}: ${screened.values[i]} against ${exact[i]}`);
+      assert.ok(error <= screened.bound, `${name}, mask ${i}: beyond the bound`);
+    }
+  }
+  assert.equal(bank.dotAll(new Float32Array(LENET.totalBits).fill(1))[0], popcount(masks[0] as Uint8Array));
+});
+
+test('the screen gives the same bits with i8x16.relaxed_swizzle as with i8x16.swizzle', () => {
+  const script = `
+    import { maskLayout, randomMask } from './src/model/mask-layout.ts';
+    import { makeArchitecture } from './src/model/arch.ts';
+    import { MaskBank } from './src/model/mask-bank.ts';
+    import { RandomStream } from './src/model/prng.ts';
+    import { relaxedSimd } from './src/model/screen-kernel.ts';
+    const layout = maskLayout(makeArchitecture({ arch: 'lenet', outputs: 500 }));
+    const bank = new MaskBank(layout, { blockSize: 32 });
+    for (let m = 0; m < 70; m++) bank.add(randomMask(layout, 3, m));
+    const v = new RandomStream(4, 'probe', 0).fillUniform(new Float32Array(layout.totalBits), 1);
+    const screened = bank.screen(v);
+    console.log(JSON.stringify({ relaxed: relaxedSimd(), values: [...screened.values], bound: screened.bound }));`;
+  const run = (nodeFlags: readonly string[]) => {
+    const child = spawnSync(
+      process.execPath,
+      [...nodeFlags, '--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: ROOT, encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    return JSON.parse(child.stdout.trim()) as { relaxed: boolean; values: number[]; bound: number };
+  };
+  const relaxed = run(['--experimental-wasm-relaxed-simd']);
+  assert.equal(relaxed.relaxed, true, `Node ${process.version} validates relaxed SIMD with the flag`);
+  const plain = run([]);
+  if (Number(process.versions.node.split('.')[0]) < 22) assert.equal(plain.relaxed, false);
+  assert.deepEqual(plain.values, relaxed.values);
+  assert.equal(plain.bound, relaxed.bound);
+  assert.ok(relaxed.values.length === 70 && relaxed.bound > 0);
+});
