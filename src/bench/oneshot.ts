@@ -15,6 +15,12 @@ export interface OneShotBenchConfig {
   readonly bprime: number;
   readonly objective: Objective;
   readonly repeats: number;
+  /**
+   * Untimed inferences first. V8 runs WebAssembly in its baseline compiler until a function has
+   * used a budget of work, then swaps in optimised code: tfjs's small kernels get there only after
+   * about ten to twenty calls, so a short warm-up times a mix of both.
+   */
+  readonly warmup: number;
   readonly seed: number;
   /** Threads for the dot products (default: the bank's default, the cores available up to 4). */
   readonly threads?: number;
@@ -86,7 +92,7 @@ export function runOneShotBench(
     const exactMasks: number[] = [];
     let screened = false;
     let predictMs = 0;
-    const warmup = 2;
+    const { warmup } = config;
     for (let r = 0; r < config.repeats + warmup; r++) {
       const started = performance.now();
       const {

@@ -112,6 +112,7 @@ export async function benchOneShot(raw: RawOptions): Promise<void> {
     bprime: r.integer('bprime', 1, 1, 65536),
     objective: r.choice<Objective>('objective', ['H', 'G'], 'H'),
     repeats: r.integer('repeats', 20, 1, 100_000),
+    warmup: r.integer('warmup', 20, 0, 100_000),
     seed: r.integer('seed', 1, 0, 0xffffffff),
     threads: r.optionalInteger('threads', 1),
   };

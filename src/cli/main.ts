@@ -94,6 +94,11 @@ function buildProgram(): Command {
     .option('--bprime <n>', "B'", '1')
     .option('--objective <obj>', 'H|G', 'H')
     .option('--repeats <n>', 'timed repetitions', '20')
+    .option(
+      '--warmup <n>',
+      'untimed inferences first (V8 optimises WebAssembly after a budget of calls)',
+      '20',
+    )
     .option('--threads <n>', 'threads for the dot products (default: the cores available, at most 4)')
     .option(
       '--peer',
