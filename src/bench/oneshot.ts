@@ -216,8 +216,9 @@ function addRandomMasks(
   seed: number,
   onAdded: (done: number) => void,
 ): void {
+  const packed = new Uint8Array(engine.layout.totalBytes); // reused: the bank keeps a copy
   for (let m = 0; m < count; m++) {
-    engine.addMask(randomMask(engine.layout, seed, m));
+    engine.addMask(randomMask(engine.layout, seed, m, packed));
     if (m % 100 === 99 || m === count - 1) onAdded(m + 1);
   }
 }

@@ -16,14 +16,20 @@ export class AlphaVector {
   private readonly arena: SimdArena | null;
   /** Per layer, where the gradient is staged in the arena (zero past the layer's size). */
   private readonly staged: readonly Float32Array[];
+  /** Where setRankOne stages its two factors: the widest fanIn and fanOut. */
+  private readonly rows: Float32Array;
+  private readonly columns: Float32Array;
 
   constructor(layout: MaskLayout, weights: readonly Float32Array[]) {
     this.layout = layout;
-    this.arena = SimdArena.create([layout.totalBits, ...layout.sizes, ...layout.sizes]);
+    const widest = (side: 0 | 1): number => Math.max(...layout.shapes.map((shape) => shape[side]));
+    const factors = [widest(0), widest(1)];
+    this.arena = SimdArena.create([layout.totalBits, ...layout.sizes, ...layout.sizes, ...factors]);
     if (this.arena === null) {
       this.values = new Float32Array(layout.totalBits);
       this.weights = weights;
       this.staged = [];
+      [this.rows, this.columns] = factors.map((n) => new Float32Array(n)) as [Float32Array, Float32Array];
       return;
     }
     const arena = this.arena;
@@ -34,6 +40,36 @@ export class AlphaVector {
       return copy;
     });
     this.staged = layout.sizes.map((size) => arena.allocate(size));
+    [this.rows, this.columns] = factors.map((n) => arena.allocate(n)) as [Float32Array, Float32Array];
+  }
+
+  /**
+   * V for layer l of one input row, from the layer's input a (fanIn values) and the gradient d of
+   * its outputs (fanOut): V = (aᵀ·d) ⊙ W without forming aᵀ·d. Each entry is rounded as the
+   * matMul-then-tf.mul path rounds it, ((a[i]·d[j]) + 0)·W[i, j] (a sum that starts at +0), so V
+   * is bit for bit setLayer's.
+   */
+  setRankOne(l: number, a: Float32Array, d: Float32Array): void {
+    const [fanIn, fanOut] = this.layout.shapes[l] as readonly [number, number];
+    if (a.length !== fanIn || d.length !== fanOut) {
+      throw new RangeError(`AlphaVector.setRankOne: layer ${l} takes ${fanIn} and ${fanOut} values`);
+    }
+    const offset = this.layout.bitOffsets[l] as number;
+    const w = this.weights[l] as Float32Array;
+    const out = this.values.subarray(offset, offset + w.length);
+    if (this.arena === null) {
+      for (let i = 0; i < fanIn; i++) {
+        const ai = a[i] as number;
+        for (let j = 0, p = i * fanOut; j < fanOut; j++, p++)
+          out[p] = (Math.fround(ai * (d[j] as number)) + 0) * (w[p] as number);
+      }
+      return;
+    }
+    const rows = this.rows.subarray(0, fanIn);
+    const columns = this.columns.subarray(0, fanOut);
+    rows.set(a);
+    columns.set(d);
+    this.arena.rankOne(out, rows, columns, w);
   }
 
   /** V for layer l from that layer's gradient ∂Obj/∂W̃_l (fanIn·fanOut values, row-major). */

@@ -102,18 +102,33 @@ export function popcount(packed: Uint8Array): number {
 /**
  * A random mask with each weight on with probability 1/2: the bits of stream (seed, 'randomMasks',
  * index), padding bits cleared. Used for the new-task rule's padding masks and for benchmarks.
+ * Written into `out` (layout.totalBytes, overwritten) where given, so that a caller making
+ * thousands of masks can reuse one buffer; else into a new array.
  */
-export function randomMask(layout: MaskLayout, seed: number, index: number): Uint8Array {
+export function randomMask(
+  layout: MaskLayout,
+  seed: number,
+  index: number,
+  out = new Uint8Array(layout.totalBytes),
+): Uint8Array {
+  if (out.length !== layout.totalBytes) {
+    throw new RangeError(`randomMask: out must hold ${layout.totalBytes} bytes, not ${out.length}`);
+  }
+  out.fill(0);
   const stream = new RandomStream(seed, 'randomMasks', index);
-  const words = new Uint32Array(layout.totalBits / 32);
   for (let l = 0; l < layout.sizes.length; l++) {
-    const base = (layout.bitOffsets[l] as number) / 32;
+    const base = (layout.bitOffsets[l] as number) / 8;
     const size = layout.sizes[l] as number;
     for (let w = 0; w * 32 < size; w++) {
       const valid = Math.min(32, size - w * 32);
       const bits = stream.nextUint32();
-      words[base + w] = valid === 32 ? bits : (bits & ((1 << valid) - 1)) >>> 0;
+      const word = valid === 32 ? bits : (bits & ((1 << valid) - 1)) >>> 0;
+      const at = base + 4 * w;
+      out[at] = word & 0xff;
+      out[at + 1] = (word >>> 8) & 0xff;
+      out[at + 2] = (word >>> 16) & 0xff;
+      out[at + 3] = word >>> 24;
     }
   }
-  return bytesOfWords(words);
+  return out;
 }

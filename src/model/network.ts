@@ -84,22 +84,37 @@ export class MaskedMlp {
     dLogits: tf.Tensor2D,
     transposed: BackwardTransposes = {},
   ): tf.Tensor2D[] {
-    const layers = effective.length;
-    const grads: tf.Tensor2D[] = new Array<tf.Tensor2D>(layers);
-    let delta: tf.Tensor2D = dLogits;
-    for (let l = layers - 1; l >= 0; l--) {
+    return this.backwardDeltas(trace, effective, dLogits, transposed).map((delta, l) => {
       const inputT =
         l === 0 && transposed.inputT !== undefined
           ? transposed.inputT
           : tf.transpose(trace.inputs[l] as tf.Tensor2D);
-      grads[l] = tf.matMul(inputT, delta);
+      return tf.matMul(inputT, delta);
+    });
+  }
+
+  /**
+   * δ_l = ∂Obj/∂(outputs of layer l) for every layer, from δ_last = ∂Obj/∂logits:
+   * δ_l = (δ_{l+1} · W̃_{l+1}ᵀ) ⊙ 1[a_l > 0]. The weight gradients are h_lᵀ · δ_l; with one row, a
+   * caller forms them as outer products (AlphaVector.setRankOne). Call inside tf.tidy.
+   */
+  backwardDeltas(
+    trace: ForwardTrace,
+    effective: readonly tf.Tensor2D[],
+    dLogits: tf.Tensor2D,
+    transposed: BackwardTransposes = {},
+  ): tf.Tensor2D[] {
+    const deltas: tf.Tensor2D[] = new Array<tf.Tensor2D>(effective.length);
+    let delta: tf.Tensor2D = dLogits;
+    for (let l = effective.length - 1; l >= 0; l--) {
+      deltas[l] = delta;
       if (l > 0) {
         const weightT = transposed.effectiveT?.[l] ?? tf.transpose(effective[l] as tf.Tensor2D);
         const back = tf.matMul(delta, weightT);
         delta = tf.mul<tf.Tensor2D>(back, tf.step(trace.hiddenPre[l - 1] as tf.Tensor2D));
       }
     }
-    return grads;
+    return deltas;
   }
 
   /**

@@ -10,19 +10,27 @@
  *   v ← v·α + (g·g)·(1−α)                RMSprop, PyTorch form
  *   p ← p − (g·lr) / (√v + ε)
  *   e ← w · 1[p ≥ 0]                     the next step's effective weights W ⊙ M
+ *
+ * rank_one(out, a, d, w, fanIn, fanOut): out[i·fanOut + j] ← ((a[i]·d[j]) + 0)·w[i·fanOut + j], the
+ * task-inference vector V = (aᵀ·d) ⊙ W of one input row (alpha-vector.ts): the outer product as a
+ * matMul with an inner dimension of 1 rounds it (its sum starts at +0, which turns −0 into +0).
  */
 
 import {
   addTo,
   compiledOnce,
+  END,
   F32,
   functionBody,
   get,
   I32,
   I32_ADD,
   I32_GE_U,
+  I32_MUL,
   i32Const,
+  indexAddress,
   MAGIC_AND_VERSION,
+  memarg,
   name,
   PAGE_BYTES,
   section,
@@ -56,6 +64,11 @@ const F32X4_ADD = 0xe4;
 const F32X4_SUB = 0xe5;
 const F32X4_MUL = 0xe6;
 const F32X4_DIV = 0xe7;
+const F32_LOAD = 0x2a;
+const F32_STORE = 0x38;
+const F32_ADD = 0x92;
+const F32_MUL = 0x94;
+const I32_AND = 0x71;
 
 /** `body` for i = 0, 16, 32, … while i < bytes (local i starts at 0). */
 function overVectors(i: number, bytes: number, body: readonly number[]): number[] {
@@ -146,6 +159,79 @@ function multiply(): number[] {
   return functionBody([[1, I32]], code);
 }
 
+/** rank_one (see the top of this file); the rows of out and w need no alignment. */
+function rankOne(): number[] {
+  const [out, a, d, w, fanIn, fanOut] = [0, 1, 2, 3, 4, 5];
+  const [aEnd, dp, vectorsEnd, dEnd, ai] = [6, 7, 8, 9, 10];
+  const [av, zero] = [11, 12];
+  const unaligned = memarg(0, 0);
+  // out[p] ← ((a·d[dp]) + 0)·w[p], one lane (f32) or four (f32x4); then p, w and dp move on
+  const step = (lanes: 1 | 4): number[] => {
+    const [load, store, mul, add] =
+      lanes === 4
+        ? [simd(0x00), simd(0x0b), simd(F32X4_MUL), simd(F32X4_ADD)]
+        : [[F32_LOAD], [F32_STORE], [F32_MUL], [F32_ADD]];
+    return [
+      ...get(out),
+      ...get(lanes === 4 ? av : ai),
+      ...get(dp),
+      ...load,
+      ...unaligned,
+      ...mul,
+      ...(lanes === 4 ? get(zero) : f32Const(0)),
+      ...add,
+      ...get(w),
+      ...load,
+      ...unaligned,
+      ...mul,
+      ...store,
+      ...unaligned,
+      ...[out, w, dp].flatMap((pointer) => addTo(pointer, i32Const(4 * lanes))),
+    ];
+  };
+  const code = [
+    ...f32Const(0),
+    ...simd(0x13),
+    ...set(zero),
+    ...indexAddress(aEnd, a, fanIn, 2),
+    ...indexAddress(dEnd, d, fanOut, 2),
+    // the whole vectors of a row end at d + 4·(fanOut − fanOut mod 4)
+    ...get(fanOut),
+    ...i32Const(-4),
+    I32_AND,
+    ...i32Const(4),
+    I32_MUL,
+    ...get(d),
+    I32_ADD,
+    ...set(vectorsEnd),
+    ...whileNot(
+      [...get(a), ...get(aEnd), I32_GE_U],
+      [
+        ...get(a),
+        F32_LOAD,
+        ...memarg(2, 0),
+        ...set(ai),
+        ...splat(ai),
+        ...set(av),
+        ...get(d),
+        ...set(dp),
+        ...whileNot([...get(dp), ...get(vectorsEnd), I32_GE_U], step(4)),
+        ...whileNot([...get(dp), ...get(dEnd), I32_GE_U], step(1)),
+        ...addTo(a, i32Const(4)),
+      ],
+    ),
+    END,
+  ];
+  return functionBody(
+    [
+      [4, I32],
+      [1, F32],
+      [2, V128],
+    ],
+    code,
+  );
+}
+
 function moduleBytes(): Uint8Array {
   const rmspropType = [
     0x60,
@@ -153,19 +239,21 @@ function moduleBytes(): Uint8Array {
     0,
   ];
   const multiplyType = [0x60, ...vec([[I32], [I32], [I32], [I32]]), 0];
+  const rankOneType = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), 0];
   return Uint8Array.from([
     ...MAGIC_AND_VERSION,
-    ...section(1, vec([rmspropType, multiplyType])),
+    ...section(1, vec([rmspropType, multiplyType, rankOneType])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
-    ...section(3, vec([[0], [1]])),
+    ...section(3, vec([[0], [1], [2]])),
     ...section(
       7,
       vec([
         [...name('threshold_rmsprop'), 0x00, 0x00],
         [...name('multiply'), 0x00, 0x01],
+        [...name('rank_one'), 0x00, 0x02],
       ]),
     ),
-    ...section(10, vec([thresholdRmsprop(), multiply()])),
+    ...section(10, vec([thresholdRmsprop(), multiply(), rankOne()])),
   ]);
 }
 
@@ -183,6 +271,7 @@ export type ThresholdRmsprop = (
 ) => void;
 
 type Multiply = (out: number, a: number, b: number, bytes: number) => void;
+type RankOne = (out: number, a: number, d: number, w: number, fanIn: number, fanOut: number) => void;
 
 /** The compiled module, or null where WebAssembly SIMD is unavailable. */
 const simdModule = compiledOnce(moduleBytes);
@@ -196,12 +285,14 @@ export class SimdArena {
   readonly thresholdRmsprop: ThresholdRmsprop;
   private readonly memory: WasmMemory;
   private readonly multiplyKernel: Multiply;
+  private readonly rankOneKernel: RankOne;
   private used = 0;
 
   private constructor(memory: WasmMemory, instance: WasmInstance) {
     this.memory = memory;
     this.thresholdRmsprop = instance.exports.threshold_rmsprop as ThresholdRmsprop;
     this.multiplyKernel = instance.exports.multiply as Multiply;
+    this.rankOneKernel = instance.exports.rank_one as RankOne;
   }
 
   /**
@@ -223,6 +314,21 @@ export class SimdArena {
       throw new RangeError('SimdArena.multiply: the last vector of out runs past the memory');
     }
     this.multiplyKernel(out.byteOffset, a.byteOffset, b.byteOffset, bytes);
+  }
+
+  /**
+   * out[i·d.length + j] ← ((a[i]·d[j]) + 0)·w[i·d.length + j] over w's a.length × d.length values,
+   * for arrays of this arena (see rank_one at the top of this file).
+   */
+  rankOne(out: Float32Array, a: Float32Array, d: Float32Array, w: Float32Array): void {
+    for (const array of [out, a, d, w]) {
+      if (array.buffer !== this.memory.buffer)
+        throw new RangeError('SimdArena.rankOne takes arrays of its own memory');
+    }
+    if (w.length !== a.length * d.length || out.length < w.length) {
+      throw new RangeError('SimdArena.rankOne: w must hold a.length × d.length values, out at least that');
+    }
+    this.rankOneKernel(out.byteOffset, a.byteOffset, d.byteOffset, w.byteOffset, a.length, d.length);
   }
 
   /** An arena for arrays of the given lengths, or null without WebAssembly SIMD. */

@@ -554,3 +554,28 @@ test('the screen gives the same bits with i8x16.relaxed_swizzle as with i8x16.sw
   assert.equal(plain.bound, relaxed.bound);
   assert.ok(relaxed.values.length === 70 && relaxed.bound > 0);
 });
+
+test('randomMask: the stream’s words per layer, padding cleared; the same bytes into a reused buffer', () => {
+  for (const layout of [SMALL, LENET]) {
+    const reused = new Uint8Array(layout.totalBytes);
+    for (const index of [0, 1, 7]) {
+      const wordsPerLayer = layout.sizes.map((size) => Math.ceil(size / 32));
+      const stream = randomBits(2, 'randomMasks', index, 32 * wordsPerLayer.reduce((a, b) => a + b, 0));
+      const words = new Uint32Array(layout.totalBits / 32);
+      let next = 0;
+      layout.sizes.forEach((size, l) => {
+        for (let w = 0; w < (wordsPerLayer[l] as number); w++) {
+          const valid = Math.min(32, size - 32 * w);
+          const bits = stream[next++] as number;
+          words[(layout.bitOffsets[l] as number) / 32 + w] = valid === 32 ? bits : bits & ((1 << valid) - 1);
+        }
+      });
+      const expected = bytesOfWords(words);
+      assert.deepEqual(randomHalfMask(layout, 2, index), expected);
+      reused.fill(0xff);
+      assert.equal(randomHalfMask(layout, 2, index, reused), reused);
+      assert.deepEqual(reused, expected);
+    }
+    assert.throws(() => randomHalfMask(layout, 2, 0, new Uint8Array(layout.totalBytes + 4)), RangeError);
+  }
+});

@@ -3,12 +3,13 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 // Autograd is only the reference here; the engine writes its gradients by hand.
 import '@tensorflow/tfjs';
+import { AlphaVector } from '../../src/model/alpha-vector.ts';
 import { makeArchitecture } from '../../src/model/arch.ts';
 import { SupermaskEngine } from '../../src/model/engine.ts';
-import { randomMask, unpackLayer } from '../../src/model/mask-layout.ts';
+import { maskLayout, randomMask, unpackLayer } from '../../src/model/mask-layout.ts';
 import { type MaskRule, maskOfScores, scoreGradient } from '../../src/model/mask-rule.ts';
 import { MaskedMlp } from '../../src/model/network.ts';
-import { entropyObjective, superfluousObjective } from '../../src/model/objectives.ts';
+import { entropyObjective, objectiveGradient, superfluousObjective } from '../../src/model/objectives.ts';
 import { defaultOptimizer } from '../../src/model/optimizers.ts';
 import { RandomStream } from '../../src/model/prng.ts';
 import { kaimingUniformScores, signedConstantWeights } from '../../src/model/weights.ts';
@@ -264,4 +265,32 @@ test('classify uses the mask as it is now: replaced more times than the weight c
     assert.deepEqual(Array.from(engine.predict(x, task)), backendPredictions(engine.bank.get(task)));
   }
   engine.dispose();
+});
+
+test('one input row: V from the factors (setRankOne) is the matMul path’s V bit for bit', () => {
+  const base = signedConstantWeights(arch, 3);
+  const net = new MaskedMlp(arch, base);
+  const layout = maskLayout(arch);
+  const fromMatMul = new AlphaVector(layout, base.layers);
+  const fromFactors = new AlphaVector(layout, base.layers);
+  for (const objective of ['H', 'G'] as const) {
+    tf.tidy(() => {
+      const eff = net.weights.map((w, l) =>
+        tf.mul(w, tf.tensor2d(unpackLayer(layout, randomMask(layout, 3, l), l), w.shape)),
+      ) as tf.Tensor2D[];
+      const trace = net.forward(tf.tensor2d(randomInput(1, 7), [1, arch.inputs]), eff);
+      const { dLogits } = objectiveGradient(objective, trace.logits, arch.realClasses);
+      net.backward(trace, eff, dLogits).forEach((g, l) => {
+        fromMatMul.setLayer(l, g.dataSync() as Float32Array);
+      });
+      net.backwardDeltas(trace, eff, dLogits).forEach((d, l) => {
+        const input = (trace.inputs[l] as tf.Tensor2D).dataSync() as Float32Array;
+        fromFactors.setRankOne(l, input, d.dataSync() as Float32Array);
+      });
+    });
+    const bits = (v: Float32Array): Uint32Array => new Uint32Array(v.buffer, v.byteOffset, v.length);
+    assert.deepEqual(bits(fromFactors.values), bits(fromMatMul.values), `objective ${objective}`);
+    assert.ok(fromMatMul.values.some((v) => v !== 0));
+  }
+  net.dispose();
 });
