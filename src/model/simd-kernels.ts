@@ -37,6 +37,8 @@ import {
   set,
   simd,
   V128,
+  V128_LOAD,
+  V128_STORE,
   v128Load,
   v128Store,
   vec,
@@ -56,7 +58,8 @@ const store = (base: number, i: number, value: number[]): number[] => [
   ...value,
   ...v128Store(0),
 ];
-const splat = (local: number): number[] => [...get(local), ...simd(0x13)];
+const F32X4_SPLAT = 0x13;
+const splat = (local: number): number[] => [...get(local), ...simd(F32X4_SPLAT)];
 const F32X4_GE = 0x46;
 const V128_AND = 0x4e;
 const F32X4_SQRT = 0xe3;
@@ -90,10 +93,10 @@ function thresholdRmsprop(): number[] {
     ...splat(eps),
     ...set(veps),
     ...f32Const(1),
-    ...simd(0x13),
+    ...simd(F32X4_SPLAT),
     ...set(one),
     ...f32Const(0),
-    ...simd(0x13),
+    ...simd(F32X4_SPLAT),
     ...set(zero),
     ...overVectors(i, bytes, [
       // gv = g·w; g ← gv
@@ -169,7 +172,7 @@ function rankOne(): number[] {
   const step = (lanes: 1 | 4): number[] => {
     const [load, store, mul, add] =
       lanes === 4
-        ? [simd(0x00), simd(0x0b), simd(F32X4_MUL), simd(F32X4_ADD)]
+        ? [simd(V128_LOAD), simd(V128_STORE), simd(F32X4_MUL), simd(F32X4_ADD)]
         : [[F32_LOAD], [F32_STORE], [F32_MUL], [F32_ADD]];
     return [
       ...get(out),
@@ -191,7 +194,7 @@ function rankOne(): number[] {
   };
   const code = [
     ...f32Const(0),
-    ...simd(0x13),
+    ...simd(F32X4_SPLAT),
     ...set(zero),
     ...indexAddress(aEnd, a, fanIn, 2),
     ...indexAddress(dEnd, d, fanOut, 2),
