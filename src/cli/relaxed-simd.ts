@@ -11,7 +11,7 @@ import { relaxedSimd } from '../model/screen-kernel.js';
  */
 export type RelaxedSimdState = 'runtime' | 'enabled' | 'off' | 'unavailable';
 
-export const RELAXED_SIMD_ENV = 'SUPSUPD_RELAXED_SIMD';
+const RELAXED_SIMD_ENV = 'SUPSUPD_RELAXED_SIMD';
 const SETTINGS = ['auto', 'off'] as const;
 const V8_FLAG = '--experimental-wasm-relaxed-simd';
 

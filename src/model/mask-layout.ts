@@ -76,14 +76,16 @@ export function unpackLayer(layout: MaskLayout, packed: Uint8Array, layer: numbe
 /** Little-endian bytes of a word array, independent of the host's byte order. */
 export function bytesOfWords(words: Uint32Array): Uint8Array {
   const out = new Uint8Array(words.length * 4);
-  for (let w = 0; w < words.length; w++) {
-    const v = words[w] as number;
-    out[4 * w] = v & 0xff;
-    out[4 * w + 1] = (v >>> 8) & 0xff;
-    out[4 * w + 2] = (v >>> 16) & 0xff;
-    out[4 * w + 3] = v >>> 24;
-  }
+  for (let w = 0; w < words.length; w++) setWordBytes(out, 4 * w, words[w] as number);
   return out;
+}
+
+/** The 32-bit word's four bytes, little-endian, at out[at..at+3]. */
+function setWordBytes(out: Uint8Array, at: number, word: number): void {
+  out[at] = word & 0xff;
+  out[at + 1] = (word >>> 8) & 0xff;
+  out[at + 2] = (word >>> 16) & 0xff;
+  out[at + 3] = word >>> 24;
 }
 
 /** Number of set bits in a packed mask. */
@@ -122,12 +124,7 @@ export function randomMask(
     for (let w = 0; w * 32 < size; w++) {
       const valid = Math.min(32, size - w * 32);
       const bits = stream.nextUint32();
-      const word = valid === 32 ? bits : (bits & ((1 << valid) - 1)) >>> 0;
-      const at = base + 4 * w;
-      out[at] = word & 0xff;
-      out[at + 1] = (word >>> 8) & 0xff;
-      out[at + 2] = (word >>> 16) & 0xff;
-      out[at + 3] = word >>> 24;
+      setWordBytes(out, base + 4 * w, valid === 32 ? bits : (bits & ((1 << valid) - 1)) >>> 0);
     }
   }
   return out;

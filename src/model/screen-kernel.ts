@@ -58,7 +58,10 @@ import {
 export const SPAN_ROWS = 128;
 /** Bytes of one thread's tables: 64 per row of a span. */
 export const SCREEN_TABLE_BYTES = SPAN_ROWS * 64;
-/** The largest |y|: 62 · 256, so that a high byte is in [−62, 62] and two of them fit an i8. */
+/**
+ * The largest |y|: 62 · 256, so that a high byte is in [−62, 62], in [2, 126] once biased by
+ * HIGH_BIAS, and a row's two biased high bytes fit a u8.
+ */
 const Y_MAX = 62 * 256;
 /**
  * Added to every high byte, so that it is in [2, 126] and a row's two add in u8 (≤ 252): they are
