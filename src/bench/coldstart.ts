@@ -1,14 +1,14 @@
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { encodeMask, storedMaskChecksum } from '../codec/mask-codec.js';
 import { Daemon } from '../daemon/daemon.js';
 import type { DaemonSnapshot } from '../daemon/state.js';
 import { DEFAULT_LEARNER } from '../discovery/learner.js';
 import { PAPER_POLICY } from '../discovery/policy.js';
 import { silentLogger } from '../logger.js';
-import { type Architecture, architectureKey } from '../model/arch.js';
-import { encodeMask, storedMaskChecksum } from '../model/mask-codec.js';
-import { maskLayout, randomMask } from '../model/mask-layout.js';
-import { defaultOptimizer } from '../model/optimizers.js';
+import { maskLayout, randomMask } from '../model/bank/mask-layout.js';
+import { type Architecture, architectureKey } from '../model/network/arch.js';
+import { defaultOptimizer } from '../model/training/optimizers.js';
 import { RedisStore } from '../store/redis-store.js';
 import type { MaskWrite, TaskMeta } from '../store/types.js';
 import type { Sink } from '../stream/types.js';

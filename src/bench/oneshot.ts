@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import type { Architecture } from '../model/arch.js';
+import { randomMask } from '../model/bank/mask-layout.js';
 import { SupermaskEngine } from '../model/engine.js';
-import { randomMask } from '../model/mask-layout.js';
-import type { Objective } from '../model/objectives.js';
-import { defaultOptimizer } from '../model/optimizers.js';
-import { RandomStream } from '../model/prng.js';
-import { relaxedSimd } from '../model/screen-kernel.js';
+import { relaxedSimd } from '../model/kernels/screen-kernel.js';
+import type { Architecture } from '../model/network/arch.js';
+import { RandomStream } from '../model/network/prng.js';
+import type { Objective } from '../model/training/objectives.js';
+import { defaultOptimizer } from '../model/training/optimizers.js';
 import { runPeerScript } from './peer.js';
 
 export interface OneShotBenchConfig {

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { Dataset } from '../data/images.js';
 import { makeTasks, type TaskView } from '../data/tasks.js';
-import type { Architecture } from '../model/arch.js';
 import { type InferenceMethod, type ScoreInit, SupermaskEngine } from '../model/engine.js';
-import type { MaskRule } from '../model/mask-rule.js';
-import type { Objective } from '../model/objectives.js';
-import type { OptimizerConfig } from '../model/optimizers.js';
+import type { Architecture } from '../model/network/arch.js';
+import type { MaskRule } from '../model/training/mask-rule.js';
+import type { Objective } from '../model/training/objectives.js';
+import type { OptimizerConfig } from '../model/training/optimizers.js';
 import { BatchSampler, evaluationBatches } from './sampler.js';
 
 export type Scenario = 'permuted' | 'rotated' | 'split';

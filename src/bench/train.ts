@@ -1,9 +1,9 @@
-import type { Architecture } from '../model/arch.js';
 import { SupermaskEngine } from '../model/engine.js';
-import type { MaskRule } from '../model/mask-rule.js';
-import type { OptimizerConfig } from '../model/optimizers.js';
-import { RandomStream } from '../model/prng.js';
-import type { LabelledBatch, StepProfile } from '../model/trainer.js';
+import type { Architecture } from '../model/network/arch.js';
+import { RandomStream } from '../model/network/prng.js';
+import type { MaskRule } from '../model/training/mask-rule.js';
+import type { OptimizerConfig } from '../model/training/optimizers.js';
+import type { LabelledBatch, StepProfile } from '../model/training/trainer.js';
 import { runPeerScript } from './peer.js';
 
 export interface TrainBenchConfig {

@@ -4,12 +4,12 @@ import { runOneShotBench, runOneShotPeer } from '../bench/oneshot.js';
 import { type ProtocolConfig, runProtocol, type Scenario } from '../bench/protocol.js';
 import { type PeerResult, runPytorchPeer, runTrainBench } from '../bench/train.js';
 import { loadDataset } from '../data/index.js';
-import { type Architecture, makeArchitecture } from '../model/arch.js';
-import { BACKEND_PREFERENCES, type BackendPreference, selectBackend } from '../model/backend.js';
 import { type InferenceMethod, SCREEN_MIN_MASKS, type ScoreInit } from '../model/engine.js';
-import type { MaskRule } from '../model/mask-rule.js';
-import type { Objective } from '../model/objectives.js';
-import { defaultOptimizer, type OptimizerKind } from '../model/optimizers.js';
+import { type Architecture, makeArchitecture } from '../model/network/arch.js';
+import { BACKEND_PREFERENCES, type BackendPreference, selectBackend } from '../model/network/backend.js';
+import type { MaskRule } from '../model/training/mask-rule.js';
+import type { Objective } from '../model/training/objectives.js';
+import { defaultOptimizer, type OptimizerKind } from '../model/training/optimizers.js';
 import { OptionReader } from './options.js';
 import { Progress } from './progress.js';
 

@@ -1,10 +1,10 @@
+import { relaxedSimd } from '../model/kernels/screen-kernel.js';
 import {
   BACKEND_PREFERENCES,
   type BackendPreference,
   installedVersions,
   selectBackend,
-} from '../model/backend.js';
-import { relaxedSimd } from '../model/screen-kernel.js';
+} from '../model/network/backend.js';
 import { OptionReader } from './options.js';
 import { relaxedSimdState } from './relaxed-simd.js';
 

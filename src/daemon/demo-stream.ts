@@ -1,6 +1,6 @@
 import { loadDataset } from '../data/index.js';
 import { makeTasks } from '../data/tasks.js';
-import { RandomStream } from '../model/prng.js';
+import { RandomStream } from '../model/network/prng.js';
 import type { RawRecord } from '../records.js';
 
 /**

@@ -1,9 +1,13 @@
 import { z } from 'zod';
+import { decodeMask, encodeMask, storedMaskChecksum } from '../codec/mask-codec.js';
 import type { LearnedTask, StreamStates } from '../discovery/learner.js';
 import { isSupsupError, SupsupError } from '../errors.js';
 import type { SupermaskEngine } from '../model/engine.js';
-import { decodeMask, encodeMask, storedMaskChecksum } from '../model/mask-codec.js';
-import { decodeTrainingState, encodeTrainingState, type TrainingState } from '../model/training-state.js';
+import {
+  decodeTrainingState,
+  encodeTrainingState,
+  type TrainingState,
+} from '../model/training/training-state.js';
 import type { DaemonEvent } from '../records.js';
 import type { Commit, LoadedState, MaskStore, MaskWrite, Registry, TaskMeta } from '../store/types.js';
 

@@ -1,9 +1,9 @@
-import type { Classification } from '../model/classification.js';
 import type { SupermaskEngine } from '../model/engine.js';
-import type { Objective } from '../model/objectives.js';
-import { RandomStream } from '../model/prng.js';
-import type { LabelledBatch, ScoreTrainer } from '../model/trainer.js';
-import type { TrainingState } from '../model/training-state.js';
+import type { Classification } from '../model/network/classification.js';
+import { RandomStream } from '../model/network/prng.js';
+import type { Objective } from '../model/training/objectives.js';
+import type { LabelledBatch, ScoreTrainer } from '../model/training/trainer.js';
+import type { TrainingState } from '../model/training/training-state.js';
 import type { DaemonEvent, InputRecord, ResultRecord, SourcePosition } from '../records.js';
 import {
   advance,

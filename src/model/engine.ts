@@ -1,17 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SupsupError } from '../errors.js';
-import { AlphaVector } from './alpha-vector.js';
-import { type Architecture, architectureKey, type LayerShape } from './arch.js';
-import { type Classification, classifyLogits } from './classification.js';
-import { HostForward } from './host-forward.js';
-import { MaskBank } from './mask-bank.js';
-import { type MaskLayout, maskLayout, randomMask, unpackLayer } from './mask-layout.js';
-import { type MaskRule, validateMaskRule } from './mask-rule.js';
-import { MaskedMlp } from './network.js';
-import { type Objective, objectiveGradient } from './objectives.js';
-import type { OptimizerConfig, OptimizerState } from './optimizers.js';
-import { type ProductLayout, ScoreTrainer } from './trainer.js';
-import { type BaseWeights, kaimingUniformScores, signedConstantWeights } from './weights.js';
+import { AlphaVector } from './bank/alpha-vector.js';
+import { MaskBank } from './bank/mask-bank.js';
+import { type MaskLayout, maskLayout, randomMask, unpackLayer } from './bank/mask-layout.js';
+import { type Architecture, architectureKey, type LayerShape } from './network/arch.js';
+import { type Classification, classifyLogits } from './network/classification.js';
+import { HostForward } from './network/host-forward.js';
+import { MaskedMlp } from './network/network.js';
+import { type BaseWeights, kaimingUniformScores, signedConstantWeights } from './network/weights.js';
+import { type MaskRule, validateMaskRule } from './training/mask-rule.js';
+import { type Objective, objectiveGradient } from './training/objectives.js';
+import type { OptimizerConfig, OptimizerState } from './training/optimizers.js';
+import { type ProductLayout, ScoreTrainer } from './training/trainer.js';
 
 /**
  * From this many masks on, one-shot inference screens the bank (ADR 0007) instead of computing

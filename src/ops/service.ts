@@ -5,7 +5,7 @@ import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
 import { observers } from '../daemon/telemetry.js';
 import { errorMessage, SupsupError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { popcount } from '../model/mask-layout.js';
+import { popcount } from '../model/bank/mask-layout.js';
 import type { StoredEvent } from '../store/types.js';
 import type { Source } from '../stream/types.js';
 import { Activity } from './activity.js';

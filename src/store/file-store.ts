@@ -33,8 +33,8 @@
  */
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { crc32 } from '../codec/mask-codec.js';
 import { SupsupError } from '../errors.js';
-import { crc32 } from '../model/mask-codec.js';
 import type { DaemonEvent } from '../records.js';
 import { fsyncDir, writeDurably } from './durable-fs.js';
 import {

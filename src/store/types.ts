@@ -33,7 +33,7 @@ export type AppliedOffsets = Readonly<Record<string, string>>;
 
 export interface MaskWrite {
   readonly task: number;
-  /** The mask in the codec's encoding (src/model/mask-codec.ts). */
+  /** The mask in the codec's encoding (src/codec/mask-codec.ts). */
   readonly encodedMask: Uint8Array;
   /** Training state of a mask still learning (opaque bytes), or null to delete it (frozen mask). */
   readonly trainingState: Uint8Array | null;

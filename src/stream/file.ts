@@ -16,9 +16,9 @@ import { once } from 'node:events';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { encodeDeadLetterJson, encodeEvent, encodeResult } from '../codec/record-codec.js';
 import { errorMessage, SupsupError } from '../errors.js';
 import { positiveInt } from './checks.js';
-import { encodeDeadLetterJson, encodeEvent, encodeResult } from './record-codec.js';
 import type { DaemonEvent, DeadLetter, RawRecord, ResultRecord, Sink, Source, SourceBatch } from './types.js';
 
 export interface LineSourceOptions {

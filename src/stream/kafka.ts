@@ -48,10 +48,10 @@ import type {
   SASLOptions,
 } from 'kafkajs';
 import kafkajs from 'kafkajs';
+import { encodeDeadLetterHeaders, encodeEvent, positionKey, resultJson } from '../codec/record-codec.js';
 import { errorMessage, SupsupError } from '../errors.js';
 import { backoffDelay } from '../retry.js';
 import { positiveInt } from './checks.js';
-import { encodeDeadLetterHeaders, encodeEvent, positionKey, resultJson } from './record-codec.js';
 import type {
   DaemonEvent,
   DeadLetter,

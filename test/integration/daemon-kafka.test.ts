@@ -243,7 +243,7 @@ function parseJson<T>(message: CollectedMessage): T {
 // ---------------------------------------------------------------------------------------------------------------
 // The 5-task stream and its results
 
-/** The result JSON the daemon writes (src/stream/record-codec.ts encodeResult). */
+/** The result JSON the daemon writes (src/codec/record-codec.ts encodeResult). */
 interface ResultJson {
   id: string;
   source: { topic: string; partition: number; offset: string };

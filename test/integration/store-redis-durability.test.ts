@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { encodeMask, maskChecksum } from '../../src/codec/mask-codec.js';
 import { isSupsupError, type SupsupError } from '../../src/errors.js';
-import { encodeMask, maskChecksum } from '../../src/model/mask-codec.js';
 import { type Commit, RedisStore, type Registry, type TaskMeta } from '../../src/store/index.js';
 import { pidAlive, sleep } from '../harness/proc.js';
 import { type RedisServer, requireRedisServerOrSkip, respCommand, startRedis } from '../harness/redis.js';

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import type { Admin, IHeaders, Kafka as KafkaClient } from 'kafkajs';
 import kafkajs from 'kafkajs';
+import { decodeRecord, positionKey } from '../../src/codec/record-codec.ts';
 import { isSupsupError } from '../../src/errors.ts';
 import { type KafkaLogCallback, KafkaSink, KafkaSource } from '../../src/stream/kafka.ts';
-import { decodeRecord, positionKey } from '../../src/stream/record-codec.ts';
 import type { DeadLetter, ResultRecord, SourceBatch } from '../../src/stream/types.ts';
 import { type KafkaBroker, requireKafkaOrSkip, startKafka } from '../harness/kafka.ts';
 

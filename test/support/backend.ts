@@ -1,4 +1,4 @@
-import { type BackendInfo, parseBackendPreference, selectBackend } from '../../src/model/backend.ts';
+import { type BackendInfo, parseBackendPreference, selectBackend } from '../../src/model/network/backend.ts';
 
 /** The backend unit tests run on: SUPSUPD_TEST_BACKEND (auto|tensorflow|wasm|cpu), default wasm. */
 export function testBackend(): Promise<BackendInfo> {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AlphaVector } from '../../src/model/alpha-vector.ts';
-import { makeArchitecture } from '../../src/model/arch.ts';
-import { maskLayout } from '../../src/model/mask-layout.ts';
-import { RandomStream } from '../../src/model/prng.ts';
-import { SimdArena } from '../../src/model/simd-kernels.ts';
+import { AlphaVector } from '../../src/model/bank/alpha-vector.ts';
+import { maskLayout } from '../../src/model/bank/mask-layout.ts';
+import { SimdArena } from '../../src/model/kernels/simd-kernels.ts';
+import { makeArchitecture } from '../../src/model/network/arch.ts';
+import { RandomStream } from '../../src/model/network/prng.ts';
 
 // Layer sizes 260, 91 and 77: none a multiple of 4, so the SIMD multiply's last vector of every
 // layer reaches into the layer's padding bits.

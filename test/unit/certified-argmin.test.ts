@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { certifiedArgMin } from '../../src/model/certified-argmin.ts';
+import { certifiedArgMin } from '../../src/model/bank/certified-argmin.ts';
 
 /** Screened values A and exact values g with |A − g| ≤ bound; `exact` records what it was asked. */
 function screenedOf(approx: number[], exactValues: number[], bound: number) {

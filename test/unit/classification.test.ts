@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { classifyLogits } from '../../src/model/classification.ts';
-import { RandomStream } from '../../src/model/prng.ts';
+import { classifyLogits } from '../../src/model/network/classification.ts';
+import { RandomStream } from '../../src/model/network/prng.ts';
 import { testBackend } from '../support/backend.ts';
 
 before(async () => {

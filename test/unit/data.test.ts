@@ -27,7 +27,7 @@ import {
   type TaskImages,
 } from '../../src/data/index.js';
 import { isSupsupError } from '../../src/errors.js';
-import { RandomStream } from '../../src/model/prng.js';
+import { RandomStream } from '../../src/model/network/prng.js';
 
 const SIDE = 28;
 const DIM = SIDE * SIDE;

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type Architecture, makeArchitecture } from '../../src/model/arch.ts';
-import { DotPool } from '../../src/model/dot-pool.ts';
-import { gemmKernel } from '../../src/model/gemm-kernel.ts';
-import { BLOCK_ROWS, type ForwardJob, forwardRows, HostForward } from '../../src/model/host-forward.ts';
-import { RandomStream } from '../../src/model/prng.ts';
-import { Wasm } from '../../src/model/wasm-asm.ts';
+import { type ForwardJob, forwardRows, gemmKernel } from '../../src/model/kernels/gemm-kernel.ts';
+import { Wasm } from '../../src/model/kernels/wasm-asm.ts';
+import { type Architecture, makeArchitecture } from '../../src/model/network/arch.ts';
+import { BLOCK_ROWS, HostForward } from '../../src/model/network/host-forward.ts';
+import { RandomStream } from '../../src/model/network/prng.ts';
+import { DotPool } from '../../src/model/threads/dot-pool.ts';
 
 // Widths 20-13-7-11: no layer a multiple of 8, so every layer's padding is exercised.
 const ARCH = makeArchitecture({ inputs: 20, hidden: [13, 7], outputs: 11 });

@@ -5,10 +5,10 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { crc32, encodeMask, maskChecksum } from '../../src/codec/mask-codec.js';
 import { loadConfig } from '../../src/config.js';
 import { isSupsupError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
-import { crc32, encodeMask, maskChecksum } from '../../src/model/mask-codec.js';
 import {
   checkIntegrity,
   createScheduler,

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
+import { decodeRecord } from '../../src/codec/record-codec.ts';
 import { DEFAULT_DEMO_STREAM, demoStream } from '../../src/daemon/demo-stream.ts';
 import { type BatchOutcome, DEFAULT_LEARNER, StreamLearner } from '../../src/discovery/learner.ts';
 import { PAPER_POLICY } from '../../src/discovery/policy.ts';
-import { makeArchitecture } from '../../src/model/arch.ts';
 import { SupermaskEngine } from '../../src/model/engine.ts';
-import { defaultOptimizer } from '../../src/model/optimizers.ts';
+import { makeArchitecture } from '../../src/model/network/arch.ts';
+import { defaultOptimizer } from '../../src/model/training/optimizers.ts';
 import type { InputRecord } from '../../src/records.ts';
-import { decodeRecord } from '../../src/stream/record-codec.ts';
 import { testBackend } from '../support/backend.ts';
 
 before(async () => {

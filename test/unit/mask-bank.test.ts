@@ -4,16 +4,16 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SupsupError } from '../../src/errors.ts';
-import { makeArchitecture } from '../../src/model/arch.ts';
-import { MaskBank } from '../../src/model/mask-bank.ts';
+import { MaskBank } from '../../src/model/bank/mask-bank.ts';
 import {
   bytesOfWords,
   type MaskLayout,
   maskLayout,
   popcount,
   randomMask as randomHalfMask,
-} from '../../src/model/mask-layout.ts';
-import { RandomStream, randomBits } from '../../src/model/prng.ts';
+} from '../../src/model/bank/mask-layout.ts';
+import { makeArchitecture } from '../../src/model/network/arch.ts';
+import { RandomStream, randomBits } from '../../src/model/network/prng.ts';
 
 /** Padded layers: 20·13 = 260 → 288 bits, 13·7 = 91 → 96, 7·11 = 77 → 96. */
 const SMALL = maskLayout(makeArchitecture({ inputs: 20, hidden: [13, 7], outputs: 11 }));
@@ -526,11 +526,11 @@ test("the screen's integer sums hold at the ends of its tables, over whole spans
 
 test('the screen gives the same bits with i8x16.relaxed_swizzle as with i8x16.swizzle', () => {
   const script = `
-    import { maskLayout, randomMask } from './src/model/mask-layout.ts';
-    import { makeArchitecture } from './src/model/arch.ts';
-    import { MaskBank } from './src/model/mask-bank.ts';
-    import { RandomStream } from './src/model/prng.ts';
-    import { relaxedSimd } from './src/model/screen-kernel.ts';
+    import { maskLayout, randomMask } from './src/model/bank/mask-layout.ts';
+    import { makeArchitecture } from './src/model/network/arch.ts';
+    import { MaskBank } from './src/model/bank/mask-bank.ts';
+    import { RandomStream } from './src/model/network/prng.ts';
+    import { relaxedSimd } from './src/model/kernels/screen-kernel.ts';
     const layout = maskLayout(makeArchitecture({ arch: 'lenet', outputs: 500 }));
     const bank = new MaskBank(layout, { blockSize: 32 });
     for (let m = 0; m < 70; m++) bank.add(randomMask(layout, 3, m));

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { crc32, decodeMask, encodeMask, type MaskMeta } from '../../src/codec/mask-codec.ts';
 import { SupsupError } from '../../src/errors.ts';
-import { crc32, decodeMask, encodeMask, type MaskMeta } from '../../src/model/mask-codec.ts';
-import { bytesOfWords } from '../../src/model/mask-layout.ts';
-import { randomBits } from '../../src/model/prng.ts';
+import { bytesOfWords } from '../../src/model/bank/mask-layout.ts';
+import { randomBits } from '../../src/model/network/prng.ts';
 
 const META: MaskMeta = { archKey: '784-300-100-500', seed: 0xdeadbeef, taskId: 41, version: 3 };
 const PACKED = bytesOfWords(randomBits(5, 'randomMasks', 0, 40 * 8));

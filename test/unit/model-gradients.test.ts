@@ -3,16 +3,20 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 // Autograd is only the reference here; the engine writes its gradients by hand.
 import '@tensorflow/tfjs';
-import { AlphaVector } from '../../src/model/alpha-vector.ts';
-import { makeArchitecture } from '../../src/model/arch.ts';
+import { AlphaVector } from '../../src/model/bank/alpha-vector.ts';
+import { maskLayout, randomMask, unpackLayer } from '../../src/model/bank/mask-layout.ts';
 import { SupermaskEngine } from '../../src/model/engine.ts';
-import { maskLayout, randomMask, unpackLayer } from '../../src/model/mask-layout.ts';
-import { type MaskRule, maskOfScores, scoreGradient } from '../../src/model/mask-rule.ts';
-import { MaskedMlp } from '../../src/model/network.ts';
-import { entropyObjective, objectiveGradient, superfluousObjective } from '../../src/model/objectives.ts';
-import { defaultOptimizer } from '../../src/model/optimizers.ts';
-import { RandomStream } from '../../src/model/prng.ts';
-import { kaimingUniformScores, signedConstantWeights } from '../../src/model/weights.ts';
+import { makeArchitecture } from '../../src/model/network/arch.ts';
+import { MaskedMlp } from '../../src/model/network/network.ts';
+import { RandomStream } from '../../src/model/network/prng.ts';
+import { kaimingUniformScores, signedConstantWeights } from '../../src/model/network/weights.ts';
+import { type MaskRule, maskOfScores, scoreGradient } from '../../src/model/training/mask-rule.ts';
+import {
+  entropyObjective,
+  objectiveGradient,
+  superfluousObjective,
+} from '../../src/model/training/objectives.ts';
+import { defaultOptimizer } from '../../src/model/training/optimizers.ts';
 import { testBackend } from '../support/backend.ts';
 
 before(async () => {

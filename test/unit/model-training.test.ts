@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { makeArchitecture } from '../../src/model/arch.ts';
+import { popcount, randomMask } from '../../src/model/bank/mask-layout.ts';
 import { argMin, keepLowerHalf, SCREEN_MIN_MASKS, SupermaskEngine } from '../../src/model/engine.ts';
-import { popcount, randomMask } from '../../src/model/mask-layout.ts';
-import { keptCount, kthLargestMagnitude } from '../../src/model/mask-rule.ts';
+import { SimdArena } from '../../src/model/kernels/simd-kernels.ts';
+import { makeArchitecture } from '../../src/model/network/arch.ts';
+import { RandomStream } from '../../src/model/network/prng.ts';
+import { keptCount, kthLargestMagnitude } from '../../src/model/training/mask-rule.ts';
 import {
   defaultOptimizer,
   makeHostOptimizer,
   makeOptimizer,
   type OptimizerConfig,
-} from '../../src/model/optimizers.ts';
-import { RandomStream } from '../../src/model/prng.ts';
-import { SimdArena } from '../../src/model/simd-kernels.ts';
-import type { LabelledBatch } from '../../src/model/trainer.ts';
+} from '../../src/model/training/optimizers.ts';
+import type { LabelledBatch } from '../../src/model/training/trainer.ts';
 import { testBackend } from '../support/backend.ts';
 
 before(async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { philox4x32, RandomStream, randomBits } from '../../src/model/prng.ts';
+import { philox4x32, RandomStream, randomBits } from '../../src/model/network/prng.ts';
 
 const hex = (words: Uint32Array) => Array.from(words, (w) => w.toString(16).padStart(8, '0')).join(' ');
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { runProtocol } from '../../src/bench/protocol.ts';
 import { loadDataset } from '../../src/data/index.ts';
-import { makeArchitecture } from '../../src/model/arch.ts';
-import { defaultOptimizer } from '../../src/model/optimizers.ts';
+import { makeArchitecture } from '../../src/model/network/arch.ts';
+import { defaultOptimizer } from '../../src/model/training/optimizers.ts';
 import { testBackend } from '../support/backend.ts';
 
 before(async () => {

@@ -9,8 +9,8 @@ import { mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { encodeMask, maskChecksum } from '../../src/codec/mask-codec.js';
 import { isSupsupError } from '../../src/errors.js';
-import { encodeMask, maskChecksum } from '../../src/model/mask-codec.js';
 import {
   type Commit,
   FILE_STORE_FORMAT_VERSION,
@@ -248,7 +248,7 @@ describe('FileStore crash safety', () => {
       process.exit(4);
     `;
     const storeUrl = new URL('../../src/store/file-store.ts', import.meta.url).href;
-    const codecUrl = new URL('../../src/model/mask-codec.ts', import.meta.url).href;
+    const codecUrl = new URL('../../src/codec/mask-codec.ts', import.meta.url).href;
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', '--input-type=module', '-e', script, storeUrl, codecUrl, dir],

@@ -8,8 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { encodeMask, maskChecksum } from '../../src/codec/mask-codec.js';
 import { isSupsupError } from '../../src/errors.js';
-import { encodeMask, maskChecksum } from '../../src/model/mask-codec.js';
 import {
   type Commit,
   compareOffsets,

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { after, describe, mock, test } from 'node:test';
+import { decodeRecord } from '../../src/codec/record-codec.ts';
 import { isSupsupError, SupsupError } from '../../src/errors.ts';
 import { JsonlFileSink, JsonlFileSource, readLines, StdinSource, StdoutSink } from '../../src/stream/file.ts';
-import { decodeRecord } from '../../src/stream/record-codec.ts';
 import type { DeadLetter, ResultRecord, SourceBatch } from '../../src/stream/types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'supsupd-stream-file-'));

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { RandomStream } from '../../src/model/prng.ts';
 import {
   AlignedCopies,
   DEAD_LETTER_VALUE_CAP,
@@ -12,7 +11,8 @@ import {
   encodeResult,
   RECORD_REJECT_REASONS,
   type RecordLimits,
-} from '../../src/stream/record-codec.ts';
+} from '../../src/codec/record-codec.ts';
+import { RandomStream } from '../../src/model/network/prng.ts';
 import type { HeaderValue, InputRecord, RawRecord } from '../../src/stream/types.ts';
 
 const LIMITS: RecordLimits = { dim: 4, maxBytes: 1024 * 1024, classes: 10 };

@@ -1,10 +1,11 @@
 /**
  * The integrity job: every task of the registry has a stored mask whose CRC-32 is the registry's checksum and that
- * decodes (src/model/mask-codec.ts: magic, format, its own CRC) as a mask of that task for the registry's network.
+ * decodes (src/codec/mask-codec.ts: magic, format, its own CRC) as a mask of that task for the registry's network.
  * Any bad mask makes the run fail with E_STORE_CORRUPT, logged at error with the task ids.
  */
+
+import { decodeMask } from '../../codec/mask-codec.js';
 import { errorMessage, SupsupError } from '../../errors.js';
-import { decodeMask } from '../../model/mask-codec.js';
 import type { MaskStore } from '../../store/types.js';
 import type { JobContext, JobDefinition } from '../scheduler.js';
 import { readStoreMasks } from './masks.js';

@@ -3,8 +3,9 @@
  * before it may simply have been retrained meanwhile, so the registry is read again and the masks that changed are
  * read again, until the masks and one registry agree or the registry stops changing (then a mismatch is real).
  */
+
+import { maskChecksum } from '../../codec/mask-codec.js';
 import { isSupsupError } from '../../errors.js';
-import { maskChecksum } from '../../model/mask-codec.js';
 import type { LoadedState, MaskStore, TaskMeta } from '../../store/types.js';
 
 export interface StoreMasks {

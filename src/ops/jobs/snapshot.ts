@@ -3,7 +3,7 @@
  *
  *   <dir>/snapshot-<YYYYMMDDTHHMMSSmmmZ>/
  *     registry.json        {"registry": …, "applied": …}
- *     masks/<task>.ssmk    encoded masks (src/model/mask-codec.ts)
+ *     masks/<task>.ssmk    encoded masks (src/codec/mask-codec.ts)
  *     manifest.json        format, time, store kind, network, and every file's size, CRC-32 and SHA-256
  *
  * It is written under `<dir>/.snapshot-….tmp-<random>/`, every file and directory fsynced, then renamed into place
@@ -15,8 +15,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { crc32 } from '../../codec/mask-codec.js';
 import { SupsupError } from '../../errors.js';
-import { crc32 } from '../../model/mask-codec.js';
 import { fsyncDir, writeDurably } from '../../store/durable-fs.js';
 import type { LoadedState, MaskStore } from '../../store/types.js';
 import type { JobDefinition } from '../scheduler.js';

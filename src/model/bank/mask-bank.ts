@@ -1,11 +1,11 @@
-import { SupsupError } from '../errors.js';
-import { type CertifiedArgMin, certifiedArgMin } from './certified-argmin.js';
-import { DotMemory, KERNEL_THREADS } from './dot-kernel.js';
-import { DotPool } from './dot-pool.js';
+import { SupsupError } from '../../errors.js';
+import { DotMemory, KERNEL_THREADS } from '../kernels/dot-kernel.js';
+import { NIBBLE_TABLE_BYTES } from '../kernels/nibble-kernel.js';
+import { MAX_SCREEN_BITS, screenScratchBytes } from '../kernels/screen-kernel.js';
+import { DotPool } from '../threads/dot-pool.js';
+import { combineChunks, type DotJob, dotChunks, ROW_CHUNKS } from '../threads/table-dot.js';
+import { type CertifiedArgMin, certifiedArgMin, type ScreenedDots } from './certified-argmin.js';
 import type { MaskLayout } from './mask-layout.js';
-import { NIBBLE_TABLE_BYTES } from './nibble-kernel.js';
-import { MAX_SCREEN_BITS, screenScratchBytes } from './screen-kernel.js';
-import { combineChunks, type DotJob, dotChunks, ROW_CHUNKS } from './table-dot.js';
 
 /**
  * A bank of k packed binary masks over one network, laid out for the task-inference kernel
@@ -26,10 +26,10 @@ import { combineChunks, type DotJob, dotChunks, ROW_CHUNKS } from './table-dot.j
  * once (one 32-bit load per four masks and position) and add T_0[x_0] + … + T_3[x_3] to each mask's float64
  * accumulator. The tables are built once per group and shared by all blocks, so a call costs about
  * totalBytes · (255 + k) additions and reads the bank once, sequentially. The loops run in
- * WebAssembly (src/model/dot-kernel.ts) over one shared memory per bank that holds the blocks, the
+ * WebAssembly (src/model/kernels/dot-kernel.ts) over one shared memory per bank that holds the blocks, the
  * vector and the scratch. The rows are cut into ROW_CHUNKS fixed chunks with their own partial
  * sums (added in chunk order), and large calls hand whole chunks to worker threads
- * (src/model/dot-pool.ts), so the result never depends on the thread count. Measured: ~33 ms of one core per dotAll for k = 2500 masks on lenet
+ * (src/model/threads/dot-pool.ts), so the result never depends on the thread count. Measured: ~33 ms of one core per dotAll for k = 2500 masks on lenet
  * 784-300-100-500 (39,404 bytes per mask), 17 ms on two (2026-12-04 machine; ADR 0003 and
  * docs/benchmarks.md).
  */
@@ -54,14 +54,6 @@ const NIBBLE_PER_MASK_NS = 4.5;
  * it adds the masks' bytes spread to one bit per nibble (at most 15 per nibble, no overflow).
  */
 const HISTOGRAM_SUBSET = 16;
-
-/** Approximate dot products and their bound (MaskBank.screen). */
-export interface ScreenedDots {
-  /** A_i for every mask, in index order. */
-  readonly values: Float64Array;
-  /** δ: |A_i − g_i| ≤ δ for every mask i and any float64 evaluation g_i of the exact sum. */
-  readonly bound: number;
-}
 
 export interface MaskBankOptions {
   /** Masks per storage block; a positive multiple of 16. Default 256. */
@@ -238,7 +230,7 @@ export class MaskBank {
   }
 
   /**
-   * The quantised screen (ADR 0007, src/model/screen-kernel.ts): A_i ≈ Σ_w v[w]·M_i[w] for every
+   * The quantised screen (ADR 0007, src/model/kernels/screen-kernel.ts): A_i ≈ Σ_w v[w]·M_i[w] for every
    * mask, 16 masks per SIMD lookup, with a bound δ that holds for every mask. About half the time
    * of dotAll. null where it cannot bound its error (a value of v is not finite, or masks are
    * over MAX_SCREEN_BITS bits): use dotAll.
@@ -427,7 +419,7 @@ export class MaskBank {
   }
 
   /**
-   * The nibble kernel (WebAssembly, src/model/nibble-kernel.ts): for each byte row, the 16 subset
+   * The nibble kernel (WebAssembly, src/model/kernels/nibble-kernel.ts): for each byte row, the 16 subset
    * sums of its low and high four values, then two lookups per requested mask.
    * target[p] = Σ_rows (lo[x & 15] + hi[x >> 4]) for mask indices[p].
    */

@@ -1,5 +1,5 @@
+import { SimdArena } from '../kernels/simd-kernels.js';
 import type { MaskLayout } from './mask-layout.js';
-import { SimdArena } from './simd-kernels.js';
 
 /**
  * The vector of task inference, V = ∂Obj/∂W̃ ⊙ W, laid out like a packed mask (layer l's weights

@@ -1,10 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { type DotKernels, dotKernels } from './dot-kernel.js';
+import { type DotKernels, dotKernels } from '../kernels/dot-kernel.js';
+import { forwardRows, type Gemm, gemmKernel } from '../kernels/gemm-kernel.js';
+import type { WasmMemory } from '../kernels/wasm-asm.js';
 import type { DotShare, ForgetMemory, ForwardShare, PostedMemory } from './dot-pool.js';
-import { type Gemm, gemmKernel } from './gemm-kernel.js';
-import { forwardRows } from './host-forward.js';
 import { dotChunks } from './table-dot.js';
-import type { WasmMemory } from './wasm-asm.js';
 
 /** A DotPool helper: runs its share of each posted job, then stores the job number and wakes the caller. */
 const control = (workerData as { control: Int32Array }).control;

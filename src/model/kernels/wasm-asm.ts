@@ -1,6 +1,6 @@
 /**
- * A minimal WebAssembly assembler for the kernels assembled at run time (src/model/simd-kernels.ts,
- * src/model/dot-kernel.ts): binary encodings of integers, vectors, names and sections, and the part
+ * A minimal WebAssembly assembler for the kernels assembled at run time (src/model/kernels/simd-kernels.ts,
+ * src/model/kernels/dot-kernel.ts): binary encodings of integers, vectors, names and sections, and the part
  * of the WebAssembly JS API the kernels use.
  */
 

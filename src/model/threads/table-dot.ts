@@ -2,9 +2,9 @@
  * The bit-packed dot-product kernel shared by the mask bank and its worker threads (see
  * mask-bank.ts for the storage layout): for each group of four byte positions, build four
  * 256-entry subset-sum tables of the vector, then add one table entry per mask byte. The loops
- * run in WebAssembly (src/model/dot-kernel.ts); this file cuts the rows into chunks.
+ * run in WebAssembly (src/model/kernels/dot-kernel.ts); this file cuts the rows into chunks.
  */
-import { type AccumulateRows, type DotKernels, KERNEL_THREADS } from './dot-kernel.js';
+import { type AccumulateRows, type DotKernels, KERNEL_THREADS } from '../kernels/dot-kernel.js';
 
 /** Byte rows whose tables are built together; totalBytes is a multiple of 4 by construction. */
 export const ROWS_PER_GROUP = 4;
@@ -26,7 +26,7 @@ export function chunkRows(totalBytes: number, chunk: number): [number, number] {
 }
 
 /**
- * A table-kernel job in a dot memory (src/model/dot-kernel.ts); every address is a byte offset in
+ * A table-kernel job in a dot memory (src/model/kernels/dot-kernel.ts); every address is a byte offset in
  * it. `list` holds `blocks` pairs (block base address, quads to walk); `partials` holds ROW_CHUNKS
  * regions of blocks·blockSize float64 sums.
  */
@@ -41,7 +41,7 @@ export interface TableDotJob {
 }
 
 /**
- * A screen job (src/model/screen-kernel.ts): the same fields, plus thread t's scratch at
+ * A screen job (src/model/kernels/screen-kernel.ts): the same fields, plus thread t's scratch at
  * scratch + t·scratchBytes and each chunk's bound δ_c at deltas + 8c.
  */
 export interface ScreenJob extends Omit<TableDotJob, 'kind'> {

@@ -1,4 +1,10 @@
-import type { ScreenedDots } from './mask-bank.js';
+/** Approximate dot products and their bound (MaskBank.screen). */
+export interface ScreenedDots {
+  /** A_i for every mask, in index order. */
+  readonly values: Float64Array;
+  /** δ: |A_i − g_i| ≤ δ for every mask i and any float64 evaluation g_i of the exact sum. */
+  readonly bound: number;
+}
 
 /** The exact argmin found from screened values (certifiedArgMin). */
 export interface CertifiedArgMin {

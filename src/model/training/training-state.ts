@@ -1,5 +1,5 @@
-import { SupsupError } from '../errors.js';
-import { crc32 } from './mask-codec.js';
+import { crc32 } from '../../codec/mask-codec.js';
+import { SupsupError } from '../../errors.js';
 import type { OptimizerState } from './optimizers.js';
 
 /**

@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { MaskLayout } from './mask-layout.js';
+import type { MaskLayout } from '../bank/mask-layout.js';
+import { SimdArena } from '../kernels/simd-kernels.js';
+import type { MaskedMlp } from '../network/network.js';
 import { keptCount, kthLargestMagnitude, type MaskRule, packScores } from './mask-rule.js';
-import type { MaskedMlp } from './network.js';
 import {
   type HostOptimizer,
   makeHostOptimizer,
   type OptimizerConfig,
   type OptimizerState,
 } from './optimizers.js';
-import { SimdArena } from './simd-kernels.js';
 
 /** A labelled batch: `rows` images of `dim` floats, row-major, and their labels. */
 export interface LabelledBatch {
@@ -60,7 +60,7 @@ export interface StepProfile {
  * after the first are also kept transposed, and the input is transposed on the host, so the
  * backward pass needs no tf.transpose (slow on tfjs-wasm) and no per-step tensor temporaries beyond
  * the pass itself. With threshold masks and RMSprop (the paper's setting) the three passes are one
- * WebAssembly SIMD kernel over arrays in its memory (src/model/simd-kernels.ts).
+ * WebAssembly SIMD kernel over arrays in its memory (src/model/kernels/simd-kernels.ts).
  */
 export class ScoreTrainer {
   private readonly net: MaskedMlp;

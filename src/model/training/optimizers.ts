@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SupsupError } from '../errors.js';
+import { SupsupError } from '../../errors.js';
 
 /**
  * Optimizers for mask scores, in PyTorch's formulation (spec §10.6): TF.js's RMSprop puts epsilon

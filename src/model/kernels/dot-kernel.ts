@@ -1,5 +1,5 @@
 /**
- * The bit-packed dot-product kernel (src/model/table-dot.ts) in WebAssembly, assembled here (see
+ * The bit-packed dot-product kernel (src/model/threads/table-dot.ts) in WebAssembly, assembled here (see
  * wasm-asm.ts), over one shared memory per mask bank (DotMemory) that worker threads run it on too.
  *
  * accumulate_rows_t(list, blocks, rowFrom, rowTo, stride, values, acc, accStride), t the thread's
@@ -16,7 +16,7 @@
  * replaced, so the sums are unchanged; per four masks: four 32-bit loads (one per row), then per
  * byte a shift, a mask, one table load, one add.
  */
-import { SupsupError } from '../errors.js';
+import { SupsupError } from '../../errors.js';
 import { eachListedBlock } from './block-list.js';
 import { NIBBLE_DOTS_TYPE, type NibbleDots, nibbleDotsBody } from './nibble-kernel.js';
 import { SCREEN_ROWS_TYPE, type ScreenRows, screenRowsBody } from './screen-kernel.js';
@@ -362,9 +362,9 @@ function boundKernels(exports: Readonly<Record<string, unknown>>): DotKernels {
 export interface DotKernels {
   /** The exact table kernel, one per table area. */
   readonly accumulate: readonly AccumulateRows[];
-  /** The quantised screen (src/model/screen-kernel.ts); each thread passes its own scratch. */
+  /** The quantised screen (src/model/kernels/screen-kernel.ts); each thread passes its own scratch. */
   readonly screen: ScreenRows;
-  /** The exact kernel for a few masks (src/model/nibble-kernel.ts), on the calling thread. */
+  /** The exact kernel for a few masks (src/model/kernels/nibble-kernel.ts), on the calling thread. */
   readonly nibble: NibbleDots;
 }
 

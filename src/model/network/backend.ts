@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { SupsupError } from '../errors.js';
+import { SupsupError } from '../../errors.js';
 
 /**
  * Start-up choice of the tfjs backend (DESIGN.md, "Backends"): `auto` tries the native addon

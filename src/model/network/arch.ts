@@ -1,4 +1,4 @@
-import { SupsupError } from '../errors.js';
+import { SupsupError } from '../../errors.js';
 
 /** A bias-free MLP: inputs → hidden… → outputs, ReLU between layers, every layer masked. */
 export interface Architecture {

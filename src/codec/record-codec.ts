@@ -36,7 +36,7 @@ import type {
   RawRecord,
   ResultRecord,
   SourcePosition,
-} from './types.js';
+} from '../stream/types.js';
 
 export type RecordRejectReason =
   | 'E_RECORD_TOO_LARGE'

@@ -1,6 +1,6 @@
 /**
  * A float32 matrix product with optional ReLU in WebAssembly SIMD, assembled here from its
- * instruction listing (as src/model/simd-kernels.ts): C = max(A·B, floor) for A [rows × k],
+ * instruction listing (as src/model/kernels/simd-kernels.ts): C = max(A·B, floor) for A [rows × k],
  * B [k × n], C [rows × n], all row-major float32 at byte offsets of one memory, rows a multiple of
  * 4 and n a multiple of 8. `floor` is 0 for ReLU and −∞ for a plain product.
  *
@@ -221,4 +221,29 @@ export function gemmKernel(memory: WasmMemory): Gemm {
   const module = gemmModule();
   if (module === null) throw new Error('WebAssembly SIMD is unavailable');
   return new Wasm.Instance(module, { env: { memory } }).exports.gemm as Gemm;
+}
+
+/** One layer of a forward job: byte offsets and sizes in floats (k: input row length, n: padded outputs). */
+export interface ForwardLayer {
+  readonly weights: number;
+  readonly out: number;
+  readonly k: number;
+  readonly n: number;
+}
+
+/** A block's forward pass in a shared memory: rows of `inputs` floats at byte offset `x`. */
+export interface ForwardJob {
+  readonly x: number;
+  readonly inputs: number;
+  readonly layers: readonly ForwardLayer[];
+}
+
+/** Rows [rowFrom, rowTo) of a job (multiples of 4): ReLU after every layer but the last. */
+export function forwardRows(gemm: Gemm, job: ForwardJob, rowFrom: number, rowTo: number): void {
+  let a = job.x + rowFrom * job.inputs * 4;
+  job.layers.forEach((layer, l) => {
+    const c = layer.out + rowFrom * layer.n * 4;
+    gemm(a, layer.weights, c, rowTo - rowFrom, layer.k, layer.n, l < job.layers.length - 1 ? 0 : -Infinity);
+    a = c;
+  });
 }

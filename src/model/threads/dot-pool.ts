@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { DotMemory } from './dot-kernel.js';
-import type { ForwardJob } from './host-forward.js';
+import type { DotMemory } from '../kernels/dot-kernel.js';
+import type { ForwardJob } from '../kernels/gemm-kernel.js';
+import type { WasmMemory } from '../kernels/wasm-asm.js';
 import { type DotJob, dotChunks, ROW_CHUNKS } from './table-dot.js';
-import type { WasmMemory } from './wasm-asm.js';
 
 /**
  * A shared memory as posted to a helper: its number, and the memory itself only when the helper
@@ -257,7 +257,7 @@ function spawnHelpers(count: number): Helper[] | null {
 }
 
 /**
- * The compiled helper (dist/model/dot-worker.js); when running from TypeScript sources under tsx
+ * The compiled helper (dist/model/threads/dot-worker.js); when running from TypeScript sources under tsx
  * (tests, development), Node 20 does not apply the parent's loader to a worker's entry module, so
  * a small bootstrap registers tsx in the worker first.
  */

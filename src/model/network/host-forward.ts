@@ -1,7 +1,7 @@
 /**
  * The masked network's forward pass on the host, for classification under one mask: the logits of
  * relu(relu(X·E₁)·E₂)·E₃ (any depth), E_l = W_l ⊙ M_l, with the WebAssembly SIMD product of
- * src/model/gemm-kernel.ts, rows split over the dot-product pool's threads (src/model/dot-pool.ts).
+ * src/model/kernels/gemm-kernel.ts, rows split over the dot-product pool's threads (src/model/threads/dot-pool.ts).
  *
  * One shared memory holds, from address 0, a block of up to BLOCK_ROWS input rows and each layer's
  * activations for them, then one slot of padded effective weights per cached task (least recently
@@ -9,10 +9,11 @@
  * the next layer's matching weight rows are zero, so padding never reaches a real output. A row's
  * logits depend only on that row (gemm-kernel.ts): splitting rows over threads changes nothing.
  */
+
+import { type ForwardJob, forwardRows, type Gemm, gemmKernel, gemmModule } from '../kernels/gemm-kernel.js';
+import { PAGE_BYTES, WASM32_MAX_PAGES, Wasm, type WasmMemory } from '../kernels/wasm-asm.js';
+import { DotPool } from '../threads/dot-pool.js';
 import type { Architecture } from './arch.js';
-import { DotPool } from './dot-pool.js';
-import { type Gemm, gemmKernel, gemmModule } from './gemm-kernel.js';
-import { PAGE_BYTES, WASM32_MAX_PAGES, Wasm, type WasmMemory } from './wasm-asm.js';
 
 /** Rows computed per block (inputs and activations for this many rows stay in the memory). */
 export const BLOCK_ROWS = 256;
@@ -20,31 +21,6 @@ export const BLOCK_ROWS = 256;
 const PARALLEL_MIN_MACS = 4_000_000;
 const MIN_CALLER_SHARE = 0.25;
 const MAX_CALLER_SHARE = 0.85;
-
-/** One layer of a forward job: byte offsets and sizes in floats (k: input row length, n: padded outputs). */
-export interface ForwardLayer {
-  readonly weights: number;
-  readonly out: number;
-  readonly k: number;
-  readonly n: number;
-}
-
-/** A block's forward pass in a shared memory: rows of `inputs` floats at byte offset `x`. */
-export interface ForwardJob {
-  readonly x: number;
-  readonly inputs: number;
-  readonly layers: readonly ForwardLayer[];
-}
-
-/** Rows [rowFrom, rowTo) of a job (multiples of 4): ReLU after every layer but the last. */
-export function forwardRows(gemm: Gemm, job: ForwardJob, rowFrom: number, rowTo: number): void {
-  let a = job.x + rowFrom * job.inputs * 4;
-  job.layers.forEach((layer, l) => {
-    const c = layer.out + rowFrom * layer.n * 4;
-    gemm(a, layer.weights, c, rowTo - rowFrom, layer.k, layer.n, l < job.layers.length - 1 ? 0 : -Infinity);
-    a = c;
-  });
-}
 
 const roundUp = (value: number, multiple: number): number => Math.ceil(value / multiple) * multiple;
 
