@@ -27,7 +27,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { endianness } from 'node:os';
-import { SupsupError } from '../errors.js';
+import { type RecordRejectReason, SupsupError } from '../errors.js';
 import type {
   DaemonEvent,
   DeadLetter,
@@ -38,31 +38,7 @@ import type {
   SourcePosition,
 } from '../stream/types.js';
 
-export type RecordRejectReason =
-  | 'E_RECORD_TOO_LARGE'
-  | 'E_RECORD_CONTENT_TYPE'
-  | 'E_RECORD_JSON'
-  | 'E_RECORD_PROTO'
-  | 'E_RECORD_SCHEMA'
-  | 'E_RECORD_DIMENSION'
-  | 'E_RECORD_NONFINITE'
-  | 'E_RECORD_LABEL'
-  | 'E_RECORD_ID'
-  /** A bug in the decoder (an unexpected exception); the record is dead-lettered rather than crashing the daemon. */
-  | 'E_RECORD_INTERNAL';
-
-export const RECORD_REJECT_REASONS: readonly RecordRejectReason[] = [
-  'E_RECORD_TOO_LARGE',
-  'E_RECORD_CONTENT_TYPE',
-  'E_RECORD_JSON',
-  'E_RECORD_PROTO',
-  'E_RECORD_SCHEMA',
-  'E_RECORD_DIMENSION',
-  'E_RECORD_NONFINITE',
-  'E_RECORD_LABEL',
-  'E_RECORD_ID',
-  'E_RECORD_INTERNAL',
-];
+export { RECORD_REJECT_REASONS, type RecordRejectReason } from '../errors.js';
 
 export interface RecordLimits {
   /** Length of the feature vector. */

@@ -9,7 +9,6 @@ import { HttpError } from './respond.js';
 export function requireBearer(req: IncomingMessage, token: string | undefined): void {
   if (token === undefined) {
     throw new HttpError(
-      403,
       'E_HTTP_ADMIN_DISABLED',
       'admin endpoints are disabled: set http.token (SUPSUPD_HTTP_TOKEN)',
     );
@@ -17,7 +16,7 @@ export function requireBearer(req: IncomingMessage, token: string | undefined): 
   const header = req.headers.authorization ?? '';
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (match === null || !sameSecret(match[1] as string, token)) {
-    throw new HttpError(401, 'E_HTTP_UNAUTHORIZED', 'a valid bearer token is required');
+    throw new HttpError('E_HTTP_UNAUTHORIZED', 'a valid bearer token is required');
   }
 }
 

@@ -93,9 +93,9 @@ export function opsRoutes(views: OpsViews, server: () => HttpServer, options: Ro
       path: /^\/api\/v1\/tasks\/([^/]+)$/,
       handler: (_req, res, [id]) => {
         if (!/^\d+$/.test(id ?? ''))
-          throw new HttpError(400, 'E_HTTP_BAD_ID', 'a task id is a non-negative integer');
+          throw new HttpError('E_HTTP_BAD_ID', 'a task id is a non-negative integer');
         const task = views.tasks().find((t) => t.task === Number(id));
-        if (task === undefined) throw new HttpError(404, 'E_HTTP_NO_TASK', `no task ${id}`);
+        if (task === undefined) throw new HttpError('E_HTTP_NO_TASK', `no task ${id}`);
         sendJson(res, 200, task);
       },
     },
@@ -108,7 +108,7 @@ export function opsRoutes(views: OpsViews, server: () => HttpServer, options: Ro
       method: 'GET',
       path: '/api/v1/events',
       handler: (req, res) => {
-        if (streams >= maxStreams) throw new HttpError(503, 'E_HTTP_BUSY', 'too many event streams open');
+        if (streams >= maxStreams) throw new HttpError('E_HTTP_BUSY', 'too many event streams open');
         streams++;
         openEventStream(req, res, views, server(), () => streams--);
       },
@@ -142,11 +142,11 @@ export function opsRoutes(views: OpsViews, server: () => HttpServer, options: Ro
         const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
         const after = query.get('after') ?? undefined;
         if (after !== undefined && !/^\d+-\d+$/.test(after)) {
-          throw new HttpError(400, 'E_HTTP_BAD_ID', 'after must be an event id (<ms>-<seq>)');
+          throw new HttpError('E_HTTP_BAD_ID', 'after must be an event id (<ms>-<seq>)');
         }
         const limit = Number(query.get('limit') ?? 100);
         if (!Number.isInteger(limit) || limit < 1 || limit > MAX_READ_EVENTS) {
-          throw new HttpError(400, 'E_HTTP_BAD_LIMIT', `limit must be an integer in [1, ${MAX_READ_EVENTS}]`);
+          throw new HttpError('E_HTTP_BAD_LIMIT', `limit must be an integer in [1, ${MAX_READ_EVENTS}]`);
         }
         sendJson(res, 200, { events: await views.eventLog(after, limit) });
       },
@@ -211,18 +211,17 @@ function parseInferRequest(
 ): { x: Float32Array; rows: number } {
   const rows = (body as { x?: unknown } | null)?.x;
   if (!Array.isArray(rows) || rows.length === 0) {
-    throw new HttpError(400, 'E_HTTP_INFER_BODY', 'expected {"x": [[...], ...]} with at least one row');
+    throw new HttpError('E_HTTP_INFER_BODY', 'expected {"x": [[...], ...]} with at least one row');
   }
-  if (rows.length > maxRows)
-    throw new HttpError(413, 'E_HTTP_INFER_ROWS', `at most ${maxRows} rows per request`);
+  if (rows.length > maxRows) throw new HttpError('E_HTTP_INFER_ROWS', `at most ${maxRows} rows per request`);
   const x = new Float32Array(rows.length * inputs);
   rows.forEach((row: unknown, r) => {
     if (!Array.isArray(row) || row.length !== inputs) {
-      throw new HttpError(400, 'E_HTTP_INFER_BODY', `row ${r} must be an array of ${inputs} numbers`);
+      throw new HttpError('E_HTTP_INFER_BODY', `row ${r} must be an array of ${inputs} numbers`);
     }
     row.forEach((value: unknown, i) => {
       if (typeof value !== 'number' || !Number.isFinite(value)) {
-        throw new HttpError(400, 'E_HTTP_INFER_BODY', `row ${r}, value ${i} is not a finite number`);
+        throw new HttpError('E_HTTP_INFER_BODY', `row ${r}, value ${i} is not a finite number`);
       }
       x[r * inputs + i] = value;
     });

@@ -107,11 +107,11 @@ export class HttpServer {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const found = this.match(req.method ?? 'GET', url.pathname);
     if (found === 'method') {
-      sendError(res, new HttpError(405, 'E_HTTP_METHOD', `${req.method} is not allowed on ${url.pathname}`));
+      sendError(res, new HttpError('E_HTTP_METHOD', `${req.method} is not allowed on ${url.pathname}`));
       return;
     }
     if (found === null) {
-      sendError(res, new HttpError(404, 'E_HTTP_NOT_FOUND', `no route for ${url.pathname}`));
+      sendError(res, new HttpError('E_HTTP_NOT_FOUND', `no route for ${url.pathname}`));
       return;
     }
     Promise.resolve()
