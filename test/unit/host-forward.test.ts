@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type ForwardJob, forwardRows, gemmKernel } from '../../src/model/kernels/gemm-kernel.ts';
-import { Wasm } from '../../src/model/kernels/wasm-asm.ts';
+import { type ForwardJob, forwardRows, gemmKernel, Wasm } from '../../src/model/kernels/index.ts';
 import { type Architecture, makeArchitecture } from '../../src/model/network/arch.ts';
 import { BLOCK_ROWS, HostForward } from '../../src/model/network/host-forward.ts';
 import { RandomStream } from '../../src/model/network/prng.ts';

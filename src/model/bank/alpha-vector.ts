@@ -1,4 +1,4 @@
-import { SimdArena } from '../kernels/simd-kernels.js';
+import { SimdArena } from '../kernels/index.js';
 import type { MaskLayout } from './mask-layout.js';
 
 /**

@@ -1,7 +1,11 @@
 import { SupsupError } from '../../errors.js';
-import { DotMemory, KERNEL_THREADS } from '../kernels/dot-kernel.js';
-import { NIBBLE_TABLE_BYTES } from '../kernels/nibble-kernel.js';
-import { MAX_SCREEN_BITS, screenScratchBytes } from '../kernels/screen-kernel.js';
+import {
+  DotMemory,
+  KERNEL_THREADS,
+  MAX_SCREEN_BITS,
+  NIBBLE_TABLE_BYTES,
+  screenScratchBytes,
+} from '../kernels/index.js';
 import { DotPool } from '../threads/dot-pool.js';
 import { combineChunks, type DotJob, dotChunks, ROW_CHUNKS } from '../threads/table-dot.js';
 import { type CertifiedArgMin, certifiedArgMin, type ScreenedDots } from './certified-argmin.js';

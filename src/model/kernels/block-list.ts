@@ -3,21 +3,7 @@
  * address and its lanes of 16 slots), shared by the WebAssembly kernels that read mask blocks
  * (dot-kernel.ts, screen-kernel.ts).
  */
-import {
-  addTo,
-  get,
-  I32_ADD,
-  I32_GE_U,
-  I32_MUL,
-  I32_SHL,
-  i32Const,
-  indexAddress,
-  memarg,
-  set,
-  whileNot,
-} from './wasm-asm.js';
-
-const I32_LOAD = 0x28;
+import { addTo, get, i32Const, indexAddress, memarg, op, reached, set, whileNot } from './wasm-asm.js';
 
 /** The locals the walk reads (list, blocks, row, stride, lanesFrom) and sets (b, entry, p, lanesEnd). */
 export interface BlockListLocals {
@@ -40,29 +26,26 @@ export function eachListedBlock(locals: BlockListLocals, body: readonly number[]
   return [
     ...i32Const(0),
     ...set(b),
-    ...whileNot(
-      [...get(b), ...get(blocks), I32_GE_U],
-      [
-        ...indexAddress(entry, list, b, 3),
-        ...get(entry),
-        I32_LOAD,
-        ...memarg(2, 0),
-        ...get(row),
-        ...get(stride),
-        I32_MUL,
-        I32_ADD,
-        ...set(p),
-        ...get(lanesFrom),
-        ...get(entry),
-        I32_LOAD,
-        ...memarg(2, 4),
-        ...i32Const(6),
-        I32_SHL,
-        I32_ADD,
-        ...set(lanesEnd),
-        ...body,
-        ...addTo(b, i32Const(1)),
-      ],
-    ),
+    ...whileNot(reached(b, blocks), [
+      ...indexAddress(entry, list, b, 3),
+      ...get(entry),
+      ...op.i32Load,
+      ...memarg(2, 0),
+      ...get(row),
+      ...get(stride),
+      ...op.i32Mul,
+      ...op.i32Add,
+      ...set(p),
+      ...get(lanesFrom),
+      ...get(entry),
+      ...op.i32Load,
+      ...memarg(2, 4),
+      ...i32Const(6),
+      ...op.i32Shl,
+      ...op.i32Add,
+      ...set(lanesEnd),
+      ...body,
+      ...addTo(b, i32Const(1)),
+    ]),
   ];
 }

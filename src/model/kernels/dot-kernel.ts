@@ -1,6 +1,7 @@
 /**
- * The bit-packed dot-product kernel (src/model/threads/table-dot.ts) in WebAssembly, assembled here (see
- * wasm-asm.ts), over one shared memory per mask bank (DotMemory) that worker threads run it on too.
+ * The bit-packed dot-product kernel (src/model/threads/table-dot.ts) in WebAssembly, assembled
+ * here by the typed builder (wasm-module.ts, ADR 0008), over one shared memory per mask bank
+ * (DotMemory) that worker threads run it on too.
  *
  * accumulate_rows_t(list, blocks, rowFrom, rowTo, stride, values, acc, accStride), t the thread's
  * table area (KERNEL_THREADS of them, at fixed addresses t·TABLE_AREA_BYTES so that each lookup is
@@ -18,109 +19,120 @@
  */
 import { SupsupError } from '../../errors.js';
 import { eachListedBlock } from './block-list.js';
-import { NIBBLE_DOTS_TYPE, type NibbleDots, nibbleDotsBody } from './nibble-kernel.js';
-import { SCREEN_ROWS_TYPE, type ScreenRows, screenRowsBody } from './screen-kernel.js';
+import { type NibbleDots, nibbleDots } from './nibble-kernel.js';
+import { relaxedSimd, type ScreenRows, screenRows } from './screen-kernel.js';
 import {
   addTo,
-  BR_IF,
-  END,
+  block,
+  brIf,
+  F64,
   f64Const,
-  functionBody,
   get,
   I32,
-  I32_ADD,
-  I32_GE_U,
-  I32_MUL,
-  I32_SHL,
   i32Const,
+  ifThen,
   indexAddress,
-  MAGIC_AND_VERSION,
+  lane,
+  loop,
   memarg,
-  name,
-  PAGE_BYTES,
-  section,
+  op,
+  reached,
   set,
-  sharedMemoryImport,
-  simd,
   tee,
-  uleb,
   V128,
   v128Load,
-  vec,
+  whileNot,
+} from './wasm-asm.js';
+import {
+  type BuiltFunction,
+  compile,
+  FunctionBuilder,
+  moduleBytes,
+  PAGE_BYTES,
   WASM32_MAX_PAGES,
   Wasm,
   type WasmMemory,
   type WasmModule,
-  whileNot,
-} from './wasm-asm.js';
-
-const I32_LOAD = 0x28;
-const F64_LOAD = 0x2b;
-const F64_STORE = 0x39;
-const F64_ADD = 0xa0;
+} from './wasm-module.js';
 
 /** Bytes of one thread's four 256-entry float64 tables. */
 export const TABLE_AREA_BYTES = 4 * 256 * 8;
 /** Table areas, at addresses 0, TABLE_AREA_BYTES, …: the most threads one dot product uses. */
 export const KERNEL_THREADS = 4;
 
-const I32_AND = 0x71;
-const I32_SHR_U = 0x76;
-
 /**
- * T_row[x] for the tables at address `tables`, x being byte `lane` of the word in local `word`
+ * T_row[x] for the tables at address `tables`, x being byte `index` of the word in local `word`
  * (one row of four slots): the byte offset 8·x is cut out of the word with one shift and one mask
  * (one 32-bit load per four bytes instead of four byte loads: 4 % faster).
  */
-function lookup(tables: number, row: number, word: number, lane: number): number[] {
+function lookup(tables: number, row: number, word: number, index: number): number[] {
   const offset =
-    lane === 0
-      ? [...get(word), ...i32Const(3), I32_SHL]
-      : [...get(word), ...i32Const(8 * lane - 3), I32_SHR_U];
-  return [...offset, ...i32Const(0x7f8), I32_AND, F64_LOAD, ...memarg(3, tables + 2048 * row)];
+    index === 0
+      ? [...get(word), ...i32Const(3), ...op.i32Shl]
+      : [...get(word), ...i32Const(8 * index - 3), ...op.i32ShrU];
+  return [...offset, ...i32Const(0x7f8), ...op.i32And, ...op.f64Load, ...memarg(3, tables + 2048 * row)];
 }
 
-const F64_NE = 0x62;
-const F64 = 0x7c;
-const IF = 0x04;
-
 /** accumulate_rows_t for the table area at address `tables` (see the top of this file). */
-function accumulateRows(tables: number): number[] {
-  const [list, blocks, rowFrom, rowTo, stride, values, acc, accStride] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const [row, vp, i, n, tr, b, p, end, a, q, entry] = [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
-  const words = [19, 20, 21, 22];
-  const value = 23; // f64
+function accumulateRows(t: number, tables: number): BuiltFunction {
+  const f = new FunctionBuilder(`accumulate_rows_${t}`);
+  const { list, blocks, rowFrom, rowTo, stride, values, acc, accStride } = f.params(I32, [
+    'list',
+    'blocks',
+    'rowFrom',
+    'rowTo',
+    'stride',
+    'values',
+    'acc',
+    'accStride',
+  ]);
+  const { row, vp, i, n, tr, b, p, end, a, q, entry } = f.locals(I32, [
+    'row',
+    'vp',
+    'i',
+    'n',
+    'tr',
+    'b',
+    'p',
+    'end',
+    'a',
+    'q',
+    'entry',
+  ]);
+  const words = f.localRun(I32, 'word', 4);
+  const { value } = f.locals(F64, ['value']);
+  const word = (r: number): number => words[r] as number;
   // Are the group's 32 values all zero? (−0 counts as zero, NaN does not, as with !== 0.)
   const nonZero = [
     ...i32Const(0),
     ...set(i),
-    ...[0x02, 0x40], // block: found
-    ...whileNot(
-      [...get(i), ...i32Const(256), I32_GE_U],
-      [
-        ...get(vp),
-        ...get(i),
-        I32_ADD,
-        F64_LOAD,
-        ...memarg(3, 0),
-        ...f64Const(0),
-        F64_NE,
-        BR_IF,
-        2,
-        ...addTo(i, i32Const(8)),
-      ],
+    // block: found
+    ...block(
+      whileNot(
+        [...get(i), ...i32Const(256), ...op.i32GeU],
+        [
+          ...get(vp),
+          ...get(i),
+          ...op.i32Add,
+          ...op.f64Load,
+          ...memarg(3, 0),
+          ...f64Const(0),
+          ...op.f64Ne,
+          ...brIf(2),
+          ...addTo(i, i32Const(8)),
+        ],
+      ),
     ),
-    END,
     // i < 256 exactly when a non-zero value was found
     ...get(i),
     ...i32Const(256),
-    0x49, // i32.lt_u
+    ...op.i32LtU,
   ];
   const buildTable = (r: number): number[] => [
     ...i32Const(tables + 2048 * r),
     ...tee(tr),
     ...f64Const(0),
-    F64_STORE,
+    ...op.f64Store,
     ...memarg(3, 0),
     // n: bytes in the table so far (8 · 2^t); the value of bit t is values[8(row + r) + t].
     ...i32Const(8),
@@ -128,195 +140,148 @@ function accumulateRows(tables: number): number[] {
     ...i32Const(0),
     ...set(i),
     ...whileNot(
-      [...get(n), ...i32Const(2048), I32_GE_U],
+      [...get(n), ...i32Const(2048), ...op.i32GeU],
       [
         ...get(vp),
         ...get(i),
-        I32_ADD,
-        F64_LOAD,
+        ...op.i32Add,
+        ...op.f64Load,
         ...memarg(3, 64 * r),
         ...set(value),
         ...i32Const(0),
         ...set(q),
-        ...whileNot(
-          [...get(q), ...get(n), I32_GE_U],
-          [
-            ...get(tr),
-            ...get(q),
-            I32_ADD,
-            ...get(n),
-            I32_ADD,
-            ...get(tr),
-            ...get(q),
-            I32_ADD,
-            F64_LOAD,
-            ...memarg(3, 0),
-            ...get(value),
-            F64_ADD,
-            F64_STORE,
-            ...memarg(3, 0),
-            ...addTo(q, i32Const(8)),
-          ],
-        ),
+        ...whileNot(reached(q, n), [
+          ...get(tr),
+          ...get(q),
+          ...op.i32Add,
+          ...get(n),
+          ...op.i32Add,
+          ...get(tr),
+          ...get(q),
+          ...op.i32Add,
+          ...op.f64Load,
+          ...memarg(3, 0),
+          ...get(value),
+          ...op.f64Add,
+          ...op.f64Store,
+          ...memarg(3, 0),
+          ...addTo(q, i32Const(8)),
+        ]),
         ...addTo(i, i32Const(8)),
         ...get(n),
         ...i32Const(1),
-        I32_SHL,
+        ...op.i32Shl,
         ...set(n),
       ],
     ),
   ];
   // Slots 4c..4c+3 of a lane: their byte of row r is one word at 16r + 4c.
   const fourSlots = (c: number): number[] => [
-    ...[0, 1, 2, 3].flatMap((r) => [
-      ...get(p),
-      I32_LOAD,
-      ...memarg(2, 16 * r + 4 * c),
-      ...set(words[r] as number),
-    ]),
-    ...[0, 1, 2, 3].flatMap((lane) => [
+    ...[0, 1, 2, 3].flatMap((r) => [...get(p), ...op.i32Load, ...memarg(2, 16 * r + 4 * c), ...set(word(r))]),
+    ...[0, 1, 2, 3].flatMap((index) => [
       ...get(a),
       ...get(a),
-      F64_LOAD,
-      ...memarg(3, 8 * (4 * c + lane)),
-      ...lookup(tables, 0, words[0] as number, lane),
-      ...lookup(tables, 1, words[1] as number, lane),
-      F64_ADD,
-      ...lookup(tables, 2, words[2] as number, lane),
-      F64_ADD,
-      ...lookup(tables, 3, words[3] as number, lane),
-      F64_ADD,
-      F64_ADD,
-      F64_STORE,
-      ...memarg(3, 8 * (4 * c + lane)),
+      ...op.f64Load,
+      ...memarg(3, 8 * (4 * c + index)),
+      ...lookup(tables, 0, word(0), index),
+      ...lookup(tables, 1, word(1), index),
+      ...op.f64Add,
+      ...lookup(tables, 2, word(2), index),
+      ...op.f64Add,
+      ...lookup(tables, 3, word(3), index),
+      ...op.f64Add,
+      ...op.f64Add,
+      ...op.f64Store,
+      ...memarg(3, 8 * (4 * c + index)),
     ]),
   ];
-  const slotLanes = [
-    ...whileNot(
-      [...get(p), ...get(end), I32_GE_U],
-      [...[0, 1, 2, 3].flatMap(fourSlots), ...addTo(p, i32Const(64)), ...addTo(a, i32Const(128))],
-    ),
-  ];
+  const slotLanes = whileNot(reached(p, end), [
+    ...[0, 1, 2, 3].flatMap(fourSlots),
+    ...addTo(p, i32Const(64)),
+    ...addTo(a, i32Const(128)),
+  ]);
   // p = base + row · stride (the group's first word); end = p + 64 · lanes
   const accumulate = eachListedBlock(
     { list, blocks, b, entry, row, stride, p, lanesFrom: p, lanesEnd: end },
-    [...get(acc), ...get(b), ...get(accStride), I32_MUL, I32_ADD, ...set(a), ...slotLanes],
+    [...get(acc), ...get(b), ...get(accStride), ...op.i32Mul, ...op.i32Add, ...set(a), ...slotLanes],
   );
   const code = [
     ...get(rowFrom),
     ...set(row),
-    ...whileNot(
-      [...get(row), ...get(rowTo), I32_GE_U],
-      [
-        ...indexAddress(vp, values, row, 6), // eight float64 values per byte row
-        ...nonZero,
-        IF,
-        0x40,
-        ...buildTable(0),
-        ...buildTable(1),
-        ...buildTable(2),
-        ...buildTable(3),
-        ...accumulate,
-        END,
-        ...addTo(row, i32Const(4)),
-      ],
-    ),
-    END,
+    ...whileNot(reached(row, rowTo), [
+      ...indexAddress(vp, values, row, 6), // eight float64 values per byte row
+      ...nonZero,
+      ...ifThen([...buildTable(0), ...buildTable(1), ...buildTable(2), ...buildTable(3), ...accumulate]),
+      ...addTo(row, i32Const(4)),
+    ]),
+    ...op.end,
   ];
-  return functionBody(
-    [
-      [15, I32],
-      [1, F64],
-    ],
-    code,
-  );
+  return { builder: f, code };
 }
-
-const V128_XOR = 0x51;
-const I32X4_EXTRACT_LANE = 0x1b;
-const I32_GT_U = 0x4b;
-const I32_LE_U = 0x4d;
 
 /**
  * read_v128(from, to) → i32: XOR of every 16-byte word in [from, from + 64·⌊(to − from)/64⌋), four
  * independent chains of v128 loads: the fastest plain read of memory the engine offers, the floor
  * that the table kernel is measured against (`bench oneshot`).
  */
-function readV128Body(): number[] {
-  const [from, to] = [0, 1];
-  const chains = [2, 3, 4, 5];
+function readV128(): BuiltFunction {
+  const f = new FunctionBuilder('read_v128', [I32]);
+  const { from, to } = f.params(I32, ['from', 'to']);
+  const chains = f.localRun(V128, 'chain', 4);
+  const chain = (c: number): number => chains[c] as number;
+  // from + 64 ≤ to: one more whole run to read
+  const wholeRunLeft = [...get(from), ...i32Const(64), ...op.i32Add, ...get(to), ...op.i32LeU];
   const code = [
-    ...[0x02, 0x40], // block: nothing to read
-    ...get(from),
-    ...i32Const(64),
-    I32_ADD,
-    ...get(to),
-    I32_GT_U,
-    BR_IF,
-    0, // not one whole run: skip the loop
-    0x03,
-    0x40,
-    ...chains.flatMap((chain, c) => [
-      ...get(chain),
+    // block: nothing to read
+    ...block([
       ...get(from),
-      ...v128Load(16 * c),
-      ...simd(V128_XOR),
-      ...set(chain),
+      ...i32Const(64),
+      ...op.i32Add,
+      ...get(to),
+      ...op.i32GtU,
+      ...brIf(0), // not one whole run: skip the loop
+      ...loop([
+        ...chains.flatMap((local, c) => [
+          ...get(local),
+          ...get(from),
+          ...v128Load(16 * c),
+          ...op.v128Xor,
+          ...set(local),
+        ]),
+        ...addTo(from, i32Const(64)),
+        ...wholeRunLeft,
+        ...brIf(0),
+      ]),
     ]),
-    ...addTo(from, i32Const(64)),
-    ...get(from),
-    ...i32Const(64),
-    I32_ADD,
-    ...get(to),
-    I32_LE_U,
-    BR_IF,
-    0,
-    END,
-    END,
     // ((c0 ^ c1) ^ (c2 ^ c3)), lane 0
-    ...get(chains[0] as number),
-    ...get(chains[1] as number),
-    ...simd(V128_XOR),
-    ...get(chains[2] as number),
-    ...get(chains[3] as number),
-    ...simd(V128_XOR),
-    ...simd(V128_XOR),
-    ...simd(I32X4_EXTRACT_LANE),
-    0,
-    END,
+    ...get(chain(0)),
+    ...get(chain(1)),
+    ...op.v128Xor,
+    ...get(chain(2)),
+    ...get(chain(3)),
+    ...op.v128Xor,
+    ...op.v128Xor,
+    ...lane(op.i32x4ExtractLane, 0),
+    ...op.end,
   ];
-  return functionBody([[4, V128]], code);
+  return { builder: f, code };
 }
 
-/** The module; it imports a shared memory of at most `maxPages` pages as env.memory. */
-function moduleBytes(maxPages: number): Uint8Array {
-  const accumulateType = [0x60, ...vec(Array.from({ length: 8 }, () => [I32])), 0];
-  const readType = [0x60, ...vec([[I32], [I32]]), ...vec([[I32]])];
+/**
+ * The module's bytes: accumulate_rows_0..3, read_v128, screen_rows (its swizzle relaxed where
+ * `relaxed`) and nibble_dots over an imported shared memory of at most `maxPages` pages.
+ */
+export function dotModuleBytes(maxPages: number, relaxed: boolean): Uint8Array {
   const threads = Array.from({ length: KERNEL_THREADS }, (_, t) => t);
-  return Uint8Array.from([
-    ...MAGIC_AND_VERSION,
-    ...section(1, vec([accumulateType, readType, SCREEN_ROWS_TYPE, NIBBLE_DOTS_TYPE])),
-    ...section(2, vec([sharedMemoryImport(maxPages)])),
-    ...section(3, vec([...threads.map(() => [0]), [1], [2], [3]])),
-    ...section(
-      7,
-      vec([
-        ...threads.map((t) => [...name(`accumulate_rows_${t}`), 0x00, ...uleb(t)]),
-        [...name('read_v128'), 0x00, ...uleb(KERNEL_THREADS)],
-        [...name('screen_rows'), 0x00, ...uleb(KERNEL_THREADS + 1)],
-        [...name('nibble_dots'), 0x00, ...uleb(KERNEL_THREADS + 2)],
-      ]),
-    ),
-    ...section(
-      10,
-      vec([
-        ...threads.map((t) => accumulateRows(t * TABLE_AREA_BYTES)),
-        readV128Body(),
-        screenRowsBody(),
-        nibbleDotsBody(),
-      ]),
-    ),
-  ]);
+  return moduleBytes(
+    [
+      ...threads.map((t) => accumulateRows(t, t * TABLE_AREA_BYTES)),
+      readV128(),
+      screenRows(relaxed),
+      nibbleDots(),
+    ],
+    { shared: true, min: 1, max: maxPages },
+  );
 }
 
 export type AccumulateRows = (
@@ -341,8 +306,9 @@ export type ReadV128 = (from: number, to: number) => number;
 
 let compiled: WasmModule | undefined;
 
+/** The module, compiled on first use (the swizzle is chosen then: see relaxedSimd). */
 function instantiate(memory: WasmMemory): Readonly<Record<string, unknown>> {
-  compiled ??= new Wasm.Module(moduleBytes(DOT_MEMORY_MAX_PAGES));
+  compiled ??= compile('dot-kernel', dotModuleBytes(DOT_MEMORY_MAX_PAGES, relaxedSimd()));
   return new Wasm.Instance(compiled, { env: { memory } }).exports;
 }
 

@@ -13,24 +13,20 @@
  */
 import {
   addTo,
-  END,
-  functionBody,
   get,
   I32,
-  I32_ADD,
-  I32_GE_U,
-  I32_MUL,
-  I32_SHL,
   i32Const,
   indexAddress,
   memarg,
+  op,
+  reached,
   set,
-  simd,
   V128,
   v128Const,
   v128Store,
   whileNot,
 } from './wasm-asm.js';
+import { type BuiltFunction, FunctionBuilder } from './wasm-module.js';
 
 export type NibbleDots = (
   list: number,
@@ -45,51 +41,32 @@ export type NibbleDots = (
 /** Bytes of the kernel's tables: two nibbles, 16 float64 each. */
 export const NIBBLE_TABLE_BYTES = 256;
 
-/** The function type of nibble_dots: seven i32 parameters, no result. */
-export const NIBBLE_DOTS_TYPE = [0x60, 7, ...new Array<number>(7).fill(I32), 0];
-
-const I32_LOAD = 0x28;
-const F64_LOAD = 0x2b;
-const F64_STORE = 0x39;
-const I32_LOAD8_U = 0x2d;
-const I32_AND = 0x71;
-const I32_SHR_U = 0x76;
-const F64_ADD = 0xa0;
-const V128_AND = 0x4e;
-const F64X2_SPLAT = 0x14;
-const F64X2_ADD = 0xf0;
-
-const [LIST, COUNT, ROWS, STRIDE, VALUES, OUT, TABLES] = [0, 1, 2, 3, 4, 5, 6];
-const [J, VP, ROW_OFFSET, P, END_P, X, OP] = [7, 8, 9, 10, 11, 12, 13];
-const I32_LOCALS = 7;
-const [HIGH_LANE_MASK, SPLAT] = [14, 15];
-const PAIRS = 16; // 16..23: one nibble's 16 sums as float64 pairs
-const V128_LOCALS = 10;
-
 /**
  * The 16 subset sums T[e] = Σ_{bits t of e} v[t] of the four float64 at `vp` + `offset`, into the
- * eight f64x2 locals pairs..pairs+7 (pair k holds T[2k], T[2k+1]), by doubling: pair 0 = (0, v[0]),
- * then pairs [2^t, 2^(t+1)) = pairs [0, 2^t) + v[t + 1]. `highLane` holds the v128 mask that keeps
- * the high float64 lane; `splat` is a scratch v128 local.
+ * eight f64x2 locals `pairs` (pair k holds T[2k], T[2k+1]), by doubling: pair 0 = (0, v[0]), then
+ * pairs [2^t, 2^(t+1)) = pairs [0, 2^t) + v[t + 1]. `highLane` holds the v128 mask that keeps the
+ * high float64 lane; `splat` is a scratch v128 local.
  */
 export function subsetSumPairs(
   vp: number,
   offset: number,
-  pairs: number,
+  pairs: readonly number[],
   highLane: number,
   splat: number,
 ): number[] {
+  if (pairs.length !== 8) throw new RangeError('the 16 subset sums take eight pairs');
+  const pair = (k: number): number => pairs[k] as number;
   const splatValue = (k: number): number[] => [
     ...get(vp),
-    F64_LOAD,
+    ...op.f64Load,
     ...memarg(3, offset + 8 * k),
-    ...simd(F64X2_SPLAT),
+    ...op.f64x2Splat,
   ];
-  const code = [...splatValue(0), ...get(highLane), ...simd(V128_AND), ...set(pairs)];
+  const code = [...splatValue(0), ...get(highLane), ...op.v128And, ...set(pair(0))];
   for (let t = 0; t < 3; t++) {
     code.push(...splatValue(t + 1), ...set(splat));
     for (let k = 0; k < 1 << t; k++) {
-      code.push(...get(pairs + k), ...get(splat), ...simd(F64X2_ADD), ...set(pairs + (1 << t) + k));
+      code.push(...get(pair(k)), ...get(splat), ...op.f64x2Add, ...set(pair((1 << t) + k)));
     }
   }
   return code;
@@ -98,97 +75,116 @@ export function subsetSumPairs(
 /** The v128 constant that keeps the high float64 lane. */
 export const HIGH_LANE_BYTES = [...new Array<number>(8).fill(0), ...new Array<number>(8).fill(0xff)];
 
+/** nibble_dots's parameters and locals. */
+interface NibbleLocals {
+  readonly list: number;
+  readonly count: number;
+  readonly rows: number;
+  readonly stride: number;
+  readonly values: number;
+  readonly out: number;
+  readonly tables: number;
+  readonly j: number;
+  readonly vp: number;
+  readonly rowOffset: number;
+  readonly p: number;
+  readonly endP: number;
+  readonly x: number;
+  readonly outP: number;
+  readonly highLaneMask: number;
+  readonly splat: number;
+  /** One nibble's 16 sums as float64 pairs. */
+  readonly pairs: readonly number[];
+}
+
+function nibbleLocals(f: FunctionBuilder): NibbleLocals {
+  const params = f.params(I32, ['list', 'count', 'rows', 'stride', 'values', 'out', 'tables']);
+  const i32s = f.locals(I32, ['j', 'vp', 'rowOffset', 'p', 'endP', 'x', 'outP']);
+  const v128s = f.locals(V128, ['highLaneMask', 'splat']);
+  return { ...params, ...i32s, ...v128s, pairs: f.localRun(V128, 'pair', 8) };
+}
+
 /** The 16 sums of nibble h of the row at vp, stored at tables + 128h. */
-function nibbleTable(h: number): number[] {
-  const code = subsetSumPairs(VP, 32 * h, PAIRS, HIGH_LANE_MASK, SPLAT);
-  for (let k = 0; k < 8; k++) {
-    code.push(...get(TABLES), ...get(PAIRS + k), ...v128Store(128 * h + 16 * k));
-  }
+function nibbleTable(l: NibbleLocals, h: number): number[] {
+  const code = subsetSumPairs(l.vp, 32 * h, l.pairs, l.highLaneMask, l.splat);
+  l.pairs.forEach((pair, k) => {
+    code.push(...get(l.tables), ...get(pair), ...v128Store(128 * h + 16 * k));
+  });
   return code;
 }
 
 /** out[p] += T_low[x & 15] + T_high[x >> 4] for every listed mask. */
-function maskLookups(): number[] {
+function maskLookups(l: NibbleLocals): number[] {
   const entry = (shifted: number[], offset: number): number[] => [
-    ...get(TABLES),
+    ...get(l.tables),
     ...shifted,
     ...i32Const(3),
-    I32_SHL,
-    I32_ADD,
-    F64_LOAD,
+    ...op.i32Shl,
+    ...op.i32Add,
+    ...op.f64Load,
     ...memarg(3, offset),
   ];
   return [
-    ...get(LIST),
-    ...set(P),
-    ...get(OUT),
-    ...set(OP),
-    ...indexAddress(END_P, LIST, COUNT, 2),
-    ...whileNot(
-      [...get(P), ...get(END_P), I32_GE_U],
-      [
-        ...get(P),
-        I32_LOAD,
-        ...memarg(2, 0),
-        ...get(ROW_OFFSET),
-        I32_ADD,
-        I32_LOAD8_U,
-        ...memarg(0, 0),
-        ...set(X),
-        ...get(OP),
-        ...get(OP),
-        F64_LOAD,
-        ...memarg(3, 0),
-        ...entry([...get(X), ...i32Const(15), I32_AND], 0),
-        ...entry([...get(X), ...i32Const(4), I32_SHR_U], 128),
-        F64_ADD,
-        F64_ADD,
-        F64_STORE,
-        ...memarg(3, 0),
-        ...addTo(P, i32Const(4)),
-        ...addTo(OP, i32Const(8)),
-      ],
-    ),
+    ...get(l.list),
+    ...set(l.p),
+    ...get(l.out),
+    ...set(l.outP),
+    ...indexAddress(l.endP, l.list, l.count, 2),
+    ...whileNot(reached(l.p, l.endP), [
+      ...get(l.p),
+      ...op.i32Load,
+      ...memarg(2, 0),
+      ...get(l.rowOffset),
+      ...op.i32Add,
+      ...op.i32Load8U,
+      ...memarg(0, 0),
+      ...set(l.x),
+      ...get(l.outP),
+      ...get(l.outP),
+      ...op.f64Load,
+      ...memarg(3, 0),
+      ...entry([...get(l.x), ...i32Const(15), ...op.i32And], 0),
+      ...entry([...get(l.x), ...i32Const(4), ...op.i32ShrU], 128),
+      ...op.f64Add,
+      ...op.f64Add,
+      ...op.f64Store,
+      ...memarg(3, 0),
+      ...addTo(l.p, i32Const(4)),
+      ...addTo(l.outP, i32Const(8)),
+    ]),
   ];
 }
 
 /** nibble_dots (see the top of this file). */
-export function nibbleDotsBody(): number[] {
+export function nibbleDots(): BuiltFunction {
+  const f = new FunctionBuilder('nibble_dots');
+  const l = nibbleLocals(f);
   const code = [
     ...v128Const(HIGH_LANE_BYTES),
-    ...set(HIGH_LANE_MASK),
+    ...set(l.highLaneMask),
     ...i32Const(0),
-    ...set(J),
-    ...whileNot(
-      [...get(J), ...get(ROWS), I32_GE_U],
-      [
-        ...indexAddress(VP, VALUES, J, 6),
-        ...nibbleTable(0),
-        ...nibbleTable(1),
-        // row offset: ⌊j/4⌋·4·stride + (j mod 4)·16
-        ...get(J),
-        ...i32Const(-4),
-        I32_AND,
-        ...get(STRIDE),
-        I32_MUL,
-        ...get(J),
-        ...i32Const(3),
-        I32_AND,
-        ...i32Const(4),
-        I32_SHL,
-        I32_ADD,
-        ...set(ROW_OFFSET),
-        ...maskLookups(),
-        ...addTo(J, i32Const(1)),
-      ],
-    ),
-    END,
+    ...set(l.j),
+    ...whileNot(reached(l.j, l.rows), [
+      ...indexAddress(l.vp, l.values, l.j, 6),
+      ...nibbleTable(l, 0),
+      ...nibbleTable(l, 1),
+      // row offset: ⌊j/4⌋·4·stride + (j mod 4)·16
+      ...get(l.j),
+      ...i32Const(-4),
+      ...op.i32And,
+      ...get(l.stride),
+      ...op.i32Mul,
+      ...get(l.j),
+      ...i32Const(3),
+      ...op.i32And,
+      ...i32Const(4),
+      ...op.i32Shl,
+      ...op.i32Add,
+      ...set(l.rowOffset),
+      ...maskLookups(l),
+      ...addTo(l.j, i32Const(1)),
+    ]),
+    ...op.end,
   ];
-  return functionBody(
-    [
-      [I32_LOCALS, I32],
-      [V128_LOCALS, V128],
-    ],
-    code,
-  );
+  return { builder: f, code };
 }

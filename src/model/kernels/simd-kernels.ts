@@ -1,8 +1,9 @@
 /**
  * WebAssembly SIMD kernels for the training step's host update, assembled here from their
- * instruction listing (no build step, no binary in the repository). Each f32x4 operation is one
- * correctly rounded float32 operation per lane, the same arithmetic as the tfjs ops they replace
- * and as the Math.fround code in optimizers.ts, so results are bit-identical to both.
+ * instruction listing by the typed builder (wasm-module.ts, ADR 0008; no build step, no binary in
+ * the repository). Each f32x4 operation is one correctly rounded float32 operation per lane, the
+ * same arithmetic as the tfjs ops they replace and as the Math.fround code in optimizers.ts, so
+ * results are bit-identical to both.
  *
  * threshold_rmsprop(g, w, v, p, e, bytes, α, 1−α, lr, ε), over float32 arrays at byte offsets g,
  * w, v, p, e of the memory, `bytes` a multiple of 16:
@@ -18,71 +19,63 @@
 
 import {
   addTo,
-  compiledOnce,
-  END,
   F32,
-  functionBody,
+  f32Const,
   get,
   I32,
-  I32_ADD,
-  I32_GE_U,
-  I32_MUL,
   i32Const,
   indexAddress,
-  MAGIC_AND_VERSION,
   memarg,
-  name,
-  PAGE_BYTES,
-  section,
+  op,
+  reached,
   set,
-  simd,
   V128,
-  V128_LOAD,
-  V128_STORE,
   v128Load,
   v128Store,
-  vec,
+  whileNot,
+} from './wasm-asm.js';
+import {
+  compiledOnce,
+  FunctionBuilder,
+  moduleBytes,
+  PAGE_BYTES,
   Wasm,
   type WasmInstance,
   type WasmMemory,
-  whileNot,
-} from './wasm-asm.js';
+} from './wasm-module.js';
 
-const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
 /** v128.load / v128.store at (base + i), 16-byte aligned. */
-const load = (base: number, i: number): number[] => [...get(base), ...get(i), I32_ADD, ...v128Load(0)];
+const load = (base: number, i: number): number[] => [...get(base), ...get(i), ...op.i32Add, ...v128Load(0)];
 const store = (base: number, i: number, value: number[]): number[] => [
   ...get(base),
   ...get(i),
-  I32_ADD,
+  ...op.i32Add,
   ...value,
   ...v128Store(0),
 ];
-const F32X4_SPLAT = 0x13;
-const splat = (local: number): number[] => [...get(local), ...simd(F32X4_SPLAT)];
-const F32X4_GE = 0x46;
-const V128_AND = 0x4e;
-const F32X4_SQRT = 0xe3;
-const F32X4_ADD = 0xe4;
-const F32X4_SUB = 0xe5;
-const F32X4_MUL = 0xe6;
-const F32X4_DIV = 0xe7;
-const F32_LOAD = 0x2a;
-const F32_STORE = 0x38;
-const F32_ADD = 0x92;
-const F32_MUL = 0x94;
-const I32_AND = 0x71;
+const splat = (local: number): number[] => [...get(local), ...op.f32x4Splat];
 
 /** `body` for i = 0, 16, 32, … while i < bytes (local i starts at 0). */
 function overVectors(i: number, bytes: number, body: readonly number[]): number[] {
-  return whileNot([...get(i), ...get(bytes), I32_GE_U], [...body, ...addTo(i, i32Const(16))]);
+  return whileNot(reached(i, bytes), [...body, ...addTo(i, i32Const(16))]);
 }
 
-function thresholdRmsprop(): number[] {
-  // Params 0-5: g w v p e bytes (i32); 6-9: α, 1−α, lr, ε (f32).
-  const [g, w, v, p, e, bytes, alpha, beta, lr, eps] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  // Locals: i (i32); vα, vβ, vlr, vε, one, zero, gv, vv, pv (v128).
-  const [i, va, vb, vlr, veps, one, zero, gv, vv, pv] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+function thresholdRmsprop(): { builder: FunctionBuilder; code: number[] } {
+  const f = new FunctionBuilder('threshold_rmsprop');
+  const { g, w, v, p, e, bytes } = f.params(I32, ['g', 'w', 'v', 'p', 'e', 'bytes']);
+  const { alpha, beta, lr, eps } = f.params(F32, ['alpha', 'beta', 'lr', 'eps']);
+  const { i } = f.locals(I32, ['i']);
+  const { va, vb, vlr, veps, one, zero, gv, vv, pv } = f.locals(V128, [
+    'va',
+    'vb',
+    'vlr',
+    'veps',
+    'one',
+    'zero',
+    'gv',
+    'vv',
+    'pv',
+  ]);
   const code = [
     ...splat(alpha),
     ...set(va),
@@ -93,41 +86,41 @@ function thresholdRmsprop(): number[] {
     ...splat(eps),
     ...set(veps),
     ...f32Const(1),
-    ...simd(F32X4_SPLAT),
+    ...op.f32x4Splat,
     ...set(one),
     ...f32Const(0),
-    ...simd(F32X4_SPLAT),
+    ...op.f32x4Splat,
     ...set(zero),
     ...overVectors(i, bytes, [
       // gv = g·w; g ← gv
       ...load(g, i),
       ...load(w, i),
-      ...simd(F32X4_MUL),
+      ...op.f32x4Mul,
       ...set(gv),
       ...store(g, i, get(gv)),
       // vv = v·α + (gv·gv)·β; v ← vv
       ...load(v, i),
       ...get(va),
-      ...simd(F32X4_MUL),
+      ...op.f32x4Mul,
       ...get(gv),
       ...get(gv),
-      ...simd(F32X4_MUL),
+      ...op.f32x4Mul,
       ...get(vb),
-      ...simd(F32X4_MUL),
-      ...simd(F32X4_ADD),
+      ...op.f32x4Mul,
+      ...op.f32x4Add,
       ...set(vv),
       ...store(v, i, get(vv)),
       // pv = p − (gv·lr) / (√vv + ε); p ← pv
       ...load(p, i),
       ...get(gv),
       ...get(vlr),
-      ...simd(F32X4_MUL),
+      ...op.f32x4Mul,
       ...get(vv),
-      ...simd(F32X4_SQRT),
+      ...op.f32x4Sqrt,
       ...get(veps),
-      ...simd(F32X4_ADD),
-      ...simd(F32X4_DIV),
-      ...simd(F32X4_SUB),
+      ...op.f32x4Add,
+      ...op.f32x4Div,
+      ...op.f32x4Sub,
       ...set(pv),
       ...store(p, i, get(pv)),
       // e ← w · (1[pv ≥ 0] as 0.0/1.0)
@@ -135,45 +128,43 @@ function thresholdRmsprop(): number[] {
         ...load(w, i),
         ...get(pv),
         ...get(zero),
-        ...simd(F32X4_GE),
+        ...op.f32x4Ge,
         ...get(one),
-        ...simd(V128_AND),
-        ...simd(F32X4_MUL),
+        ...op.v128And,
+        ...op.f32x4Mul,
       ]),
     ]),
-    0x0b, // end function
+    ...op.end,
   ];
-  return functionBody(
-    [
-      [1, I32],
-      [9, V128],
-    ],
-    code,
-  );
+  return { builder: f, code };
 }
 
 /** multiply(out, a, b, bytes): out ← a·b, one correctly rounded float32 product per lane (as tf.mul). */
-function multiply(): number[] {
-  const [out, a, b, bytes, i] = [0, 1, 2, 3, 4];
+function multiply(): { builder: FunctionBuilder; code: number[] } {
+  const f = new FunctionBuilder('multiply');
+  const { out, a, b, bytes } = f.params(I32, ['out', 'a', 'b', 'bytes']);
+  const { i } = f.locals(I32, ['i']);
   const code = [
-    ...overVectors(i, bytes, store(out, i, [...load(a, i), ...load(b, i), ...simd(F32X4_MUL)])),
-    0x0b, // end function
+    ...overVectors(i, bytes, store(out, i, [...load(a, i), ...load(b, i), ...op.f32x4Mul])),
+    ...op.end,
   ];
-  return functionBody([[1, I32]], code);
+  return { builder: f, code };
 }
 
 /** rank_one (see the top of this file); the rows of out and w need no alignment. */
-function rankOne(): number[] {
-  const [out, a, d, w, fanIn, fanOut] = [0, 1, 2, 3, 4, 5];
-  const [aEnd, dp, vectorsEnd, dEnd, ai] = [6, 7, 8, 9, 10];
-  const [av, zero] = [11, 12];
+function rankOne(): { builder: FunctionBuilder; code: number[] } {
+  const f = new FunctionBuilder('rank_one');
+  const { out, a, d, w, fanIn, fanOut } = f.params(I32, ['out', 'a', 'd', 'w', 'fanIn', 'fanOut']);
+  const { aEnd, dp, vectorsEnd, dEnd } = f.locals(I32, ['aEnd', 'dp', 'vectorsEnd', 'dEnd']);
+  const { ai } = f.locals(F32, ['ai']);
+  const { av, zero } = f.locals(V128, ['av', 'zero']);
   const unaligned = memarg(0, 0);
   // out[p] ← ((a·d[dp]) + 0)·w[p], one lane (f32) or four (f32x4); then p, w and dp move on
   const step = (lanes: 1 | 4): number[] => {
     const [load, store, mul, add] =
       lanes === 4
-        ? [simd(V128_LOAD), simd(V128_STORE), simd(F32X4_MUL), simd(F32X4_ADD)]
-        : [[F32_LOAD], [F32_STORE], [F32_MUL], [F32_ADD]];
+        ? [op.v128Load, op.v128Store, op.f32x4Mul, op.f32x4Add]
+        : [op.f32Load, op.f32Store, op.f32Mul, op.f32Add];
     return [
       ...get(out),
       ...get(lanes === 4 ? av : ai),
@@ -194,70 +185,40 @@ function rankOne(): number[] {
   };
   const code = [
     ...f32Const(0),
-    ...simd(F32X4_SPLAT),
+    ...op.f32x4Splat,
     ...set(zero),
     ...indexAddress(aEnd, a, fanIn, 2),
     ...indexAddress(dEnd, d, fanOut, 2),
     // the whole vectors of a row end at d + 4·(fanOut − fanOut mod 4)
     ...get(fanOut),
     ...i32Const(-4),
-    I32_AND,
+    ...op.i32And,
     ...i32Const(4),
-    I32_MUL,
+    ...op.i32Mul,
     ...get(d),
-    I32_ADD,
+    ...op.i32Add,
     ...set(vectorsEnd),
-    ...whileNot(
-      [...get(a), ...get(aEnd), I32_GE_U],
-      [
-        ...get(a),
-        F32_LOAD,
-        ...memarg(2, 0),
-        ...set(ai),
-        ...splat(ai),
-        ...set(av),
-        ...get(d),
-        ...set(dp),
-        ...whileNot([...get(dp), ...get(vectorsEnd), I32_GE_U], step(4)),
-        ...whileNot([...get(dp), ...get(dEnd), I32_GE_U], step(1)),
-        ...addTo(a, i32Const(4)),
-      ],
-    ),
-    END,
+    ...whileNot(reached(a, aEnd), [
+      ...get(a),
+      ...op.f32Load,
+      ...memarg(2, 0),
+      ...set(ai),
+      ...splat(ai),
+      ...set(av),
+      ...get(d),
+      ...set(dp),
+      ...whileNot(reached(dp, vectorsEnd), step(4)),
+      ...whileNot(reached(dp, dEnd), step(1)),
+      ...addTo(a, i32Const(4)),
+    ]),
+    ...op.end,
   ];
-  return functionBody(
-    [
-      [4, I32],
-      [1, F32],
-      [2, V128],
-    ],
-    code,
-  );
+  return { builder: f, code };
 }
 
-function moduleBytes(): Uint8Array {
-  const rmspropType = [
-    0x60,
-    ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [F32], [F32], [F32], [F32]]),
-    0,
-  ];
-  const multiplyType = [0x60, ...vec([[I32], [I32], [I32], [I32]]), 0];
-  const rankOneType = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), 0];
-  return Uint8Array.from([
-    ...MAGIC_AND_VERSION,
-    ...section(1, vec([rmspropType, multiplyType, rankOneType])),
-    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
-    ...section(3, vec([[0], [1], [2]])),
-    ...section(
-      7,
-      vec([
-        [...name('threshold_rmsprop'), 0x00, 0x00],
-        [...name('multiply'), 0x00, 0x01],
-        [...name('rank_one'), 0x00, 0x02],
-      ]),
-    ),
-    ...section(10, vec([thresholdRmsprop(), multiply(), rankOne()])),
-  ]);
+/** The module's bytes: the three kernels over an imported memory (one page at least, not shared). */
+export function simdModuleBytes(): Uint8Array {
+  return moduleBytes([thresholdRmsprop(), multiply(), rankOne()], { shared: false, min: 1 });
 }
 
 export type ThresholdRmsprop = (
@@ -277,7 +238,7 @@ type Multiply = (out: number, a: number, b: number, bytes: number) => void;
 type RankOne = (out: number, a: number, d: number, w: number, fanIn: number, fanOut: number) => void;
 
 /** The compiled module, or null where WebAssembly SIMD is unavailable. */
-const simdModule = compiledOnce(moduleBytes);
+const simdModule = compiledOnce('simd-kernels', ['simd'], simdModuleBytes);
 
 /**
  * Float32 arrays carved out of one WebAssembly memory, with the kernels bound to it. Arrays are

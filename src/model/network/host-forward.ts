@@ -10,8 +10,17 @@
  * logits depend only on that row (gemm-kernel.ts): splitting rows over threads changes nothing.
  */
 
-import { type ForwardJob, forwardRows, type Gemm, gemmKernel, gemmModule } from '../kernels/gemm-kernel.js';
-import { PAGE_BYTES, WASM32_MAX_PAGES, Wasm, type WasmMemory } from '../kernels/wasm-asm.js';
+import {
+  type ForwardJob,
+  forwardRows,
+  type Gemm,
+  gemmKernel,
+  gemmModule,
+  PAGE_BYTES,
+  WASM32_MAX_PAGES,
+  Wasm,
+  type WasmMemory,
+} from '../kernels/index.js';
 import { DotPool } from '../threads/dot-pool.js';
 import type { Architecture } from './arch.js';
 

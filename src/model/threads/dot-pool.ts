@@ -1,8 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { DotMemory } from '../kernels/dot-kernel.js';
-import type { ForwardJob } from '../kernels/gemm-kernel.js';
-import type { WasmMemory } from '../kernels/wasm-asm.js';
+import type { DotMemory, ForwardJob, WasmMemory } from '../kernels/index.js';
 import { type DotJob, dotChunks, ROW_CHUNKS } from './table-dot.js';
 
 /**

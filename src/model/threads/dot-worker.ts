@@ -1,7 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { type DotKernels, dotKernels } from '../kernels/dot-kernel.js';
-import { forwardRows, type Gemm, gemmKernel } from '../kernels/gemm-kernel.js';
-import type { WasmMemory } from '../kernels/wasm-asm.js';
+import {
+  type DotKernels,
+  dotKernels,
+  forwardRows,
+  type Gemm,
+  gemmKernel,
+  type WasmMemory,
+} from '../kernels/index.js';
 import type { DotShare, ForgetMemory, ForwardShare, PostedMemory } from './dot-pool.js';
 import { dotChunks } from './table-dot.js';
 

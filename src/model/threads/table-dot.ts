@@ -4,7 +4,7 @@
  * 256-entry subset-sum tables of the vector, then add one table entry per mask byte. The loops
  * run in WebAssembly (src/model/kernels/dot-kernel.ts); this file cuts the rows into chunks.
  */
-import { type AccumulateRows, type DotKernels, KERNEL_THREADS } from '../kernels/dot-kernel.js';
+import { type AccumulateRows, type DotKernels, KERNEL_THREADS } from '../kernels/index.js';
 
 /** Byte rows whose tables are built together; totalBytes is a multiple of 4 by construction. */
 export const ROWS_PER_GROUP = 4;

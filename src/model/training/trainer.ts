@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MaskLayout } from '../bank/mask-layout.js';
-import { SimdArena } from '../kernels/simd-kernels.js';
+import { SimdArena } from '../kernels/index.js';
 import type { MaskedMlp } from '../network/network.js';
 import { keptCount, kthLargestMagnitude, type MaskRule, packScores } from './mask-rule.js';
 import {
