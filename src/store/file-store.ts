@@ -31,7 +31,7 @@
  * files are checked against the size and CRC-32 recorded in registry.json, so a torn or swapped file is reported
  * as E_STORE_CORRUPT with its path instead of being returned.
  */
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { crc32 } from '../codec/mask-codec.js';
 import { SupsupError } from '../errors.js';
@@ -41,19 +41,47 @@ import {
   checkLockArguments,
   checkReadEvents,
   checkTrimEvents,
-  compareEventIds,
   copyStoredEvent,
   type EventId,
   firstAfter,
   formatEventId,
   newLeaseToken,
   nextEventId,
-  parseEventId,
-  parseStoredEvent,
   trimCount,
 } from './events.js';
-import { acquireFileLock, createExclusive, type FileLock } from './file-lock.js';
+import {
+  appendDurably,
+  EMPTY_LOG,
+  type EventLog,
+  eventLine,
+  type LoggedEvent,
+  readEventLog,
+  truncateDurably,
+} from './file-events.js';
+import { acquireFileLock, type FileLock } from './file-lock.js';
+import { takeNamedLock } from './file-lock-files.js';
+import {
+  checkFiles,
+  corrupt,
+  EMPTY,
+  EVENTS_FILE,
+  EVENTS_TEMP,
+  FILE_STORE_FORMAT,
+  FILE_STORE_FORMAT_VERSION,
+  type FileRef,
+  LOCK_FILE,
+  LOCKS_DIR,
+  MASKS_DIR,
+  parseDocument,
+  REGISTRY_FILE,
+  REGISTRY_TEMP,
+  type RegistryDocument,
+  removeLeftovers,
+  type Snapshot,
+  TRAINING_DIR,
+} from './file-registry.js';
 import { compareOffsets } from './offsets.js';
+import { checkExpectedPosition, EMPTY_POSITION } from './position.js';
 import type {
   Commit,
   CommitOutcome,
@@ -62,32 +90,18 @@ import type {
   MaskStore,
   ReadEventsOptions,
   StoredEvent,
+  StorePosition,
   TrimEventsOptions,
 } from './types.js';
 import {
   checkCommit,
-  checkStoredState,
   checkTaskArgument,
   copyLoadedState,
   missingMaskError,
   notOpenError,
 } from './validate.js';
 
-export const FILE_STORE_FORMAT = 'supsupd-file-store';
-export const FILE_STORE_FORMAT_VERSION = 1;
-
-const REGISTRY_FILE = 'registry.json';
-const REGISTRY_TEMP = 'registry.json.tmp';
-const LOCK_FILE = 'lock';
-const MASKS_DIR = 'masks';
-const TRAINING_DIR = 'training';
-const EVENTS_FILE = 'events.log';
-const EVENTS_TEMP = 'events.log.tmp';
-const LOCKS_DIR = 'locks';
-const MASK_FILE = /^masks\/(0|[1-9][0-9]*)\.v([1-9][0-9]*)\.ssmk$/;
-const TRAINING_FILE = /^training\/(0|[1-9][0-9]*)\.v([1-9][0-9]*)\.bin$/;
-/** Names the store writes inside masks/ and training/; other files there are never touched. */
-const DATA_NAME = /^(0|[1-9][0-9]*)\.v[1-9][0-9]*\.(ssmk|bin)(\.tmp)?$/;
+export { FILE_STORE_FORMAT, FILE_STORE_FORMAT_VERSION } from './file-registry.js';
 
 /**
  * Points inside commit() where a test hook runs. A throw from the hook acts like a crash at that point: the commit
@@ -104,55 +118,6 @@ export type FileStoreFailpoint =
 export interface FileStoreOptions {
   /** Test hook for crash simulation; see {@link FileStoreFailpoint}. */
   readonly failpoint?: (point: FileStoreFailpoint) => void | Promise<void>;
-}
-
-interface FileRef {
-  /** Relative to the store directory, with '/' separators. */
-  readonly path: string;
-  readonly bytes: number;
-  readonly crc: number;
-}
-
-interface TaskFiles {
-  readonly mask: FileRef;
-  readonly training: FileRef | null;
-}
-
-interface Snapshot {
-  readonly generation: number;
-  /** null: empty store (no registry.json yet). */
-  readonly state: LoadedState | null;
-  readonly files: ReadonlyMap<number, TaskFiles>;
-}
-
-interface RegistryDocument {
-  readonly format: typeof FILE_STORE_FORMAT;
-  readonly formatVersion: number;
-  readonly generation: number;
-  readonly registry: LoadedState['registry'];
-  readonly applied: LoadedState['applied'];
-  readonly files: Readonly<Record<string, TaskFiles>>;
-}
-
-const EMPTY: Snapshot = { generation: 0, state: null, files: new Map() };
-
-/** One line of events.log: the event and the generation of the commit that appended it. */
-interface LoggedEvent extends StoredEvent {
-  readonly generation: number;
-}
-
-interface EventLog {
-  readonly entries: LoggedEvent[];
-  /** Byte length of events.log (its committed lines); 0 when the file does not exist. */
-  readonly bytes: number;
-  readonly exists: boolean;
-  readonly last: EventId | null;
-}
-
-const EMPTY_LOG: EventLog = { entries: [], bytes: 0, exists: false, last: null };
-
-function eventLine(entry: LoggedEvent): string {
-  return `${JSON.stringify({ g: entry.generation, id: entry.id, event: entry.event })}\n`;
 }
 
 class FailpointCrash {
@@ -173,6 +138,8 @@ export class FileStore implements MaskStore {
   private eventLog: EventLog = EMPTY_LOG;
   private lock: FileLock | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Token of the writer lease handed out (see acquireWriter), or null. */
+  private writerToken: string | null = null;
 
   constructor(dir: string, options: FileStoreOptions = {}) {
     if (typeof dir !== 'string' || dir.length === 0) {
@@ -193,9 +160,9 @@ export class FileStore implements MaskStore {
         await mkdir(join(this.dir, TRAINING_DIR), { recursive: true });
         lock = await acquireFileLock(join(this.dir, LOCK_FILE));
         const snapshot = await this.readSnapshot();
-        await this.checkFiles(snapshot);
-        await this.removeLeftovers(snapshot);
-        const eventLog = await this.openEventLog(snapshot.generation);
+        await checkFiles(this.dir, snapshot);
+        await removeLeftovers(this.dir, snapshot);
+        const eventLog = await readEventLog(join(this.dir, EVENTS_FILE), snapshot.generation);
         await mkdir(join(this.dir, LOCKS_DIR), { recursive: true });
         this.snapshot = snapshot;
         this.eventLog = eventLog;
@@ -245,6 +212,11 @@ export class FileStore implements MaskStore {
       const before = this.snapshot;
       const current = before.state?.applied[checked.partitionKey];
       if (current !== undefined && compareOffsets(checked.appliedOffset, current) <= 0) return 'fenced';
+      const epoch = checkExpectedPosition(
+        { epoch: before.epoch, sequence: before.generation },
+        commit.expect,
+        `file store ${this.dir}`,
+      );
 
       const generation = before.generation + 1;
       const files = new Map(before.files);
@@ -300,6 +272,7 @@ export class FileStore implements MaskStore {
           format: FILE_STORE_FORMAT,
           formatVersion: FILE_STORE_FORMAT_VERSION,
           generation,
+          epoch,
           registry: state.registry,
           applied: state.applied,
           files: Object.fromEntries([...files].sort(([a], [b]) => a - b).map(([task, f]) => [task, f])),
@@ -309,7 +282,7 @@ export class FileStore implements MaskStore {
         await writeDurably(temp, Buffer.from(`${JSON.stringify(document, null, 1)}\n`, 'utf8'));
         await this.failpoint('before-registry-rename');
         await rename(temp, join(this.dir, REGISTRY_FILE));
-        next = { generation, state, files };
+        next = { generation, epoch, state, files };
       } catch (error) {
         if (error instanceof FailpointCrash) {
           this.status = 'broken';
@@ -396,41 +369,43 @@ export class FileStore implements MaskStore {
     return this.exclusive(async () => {
       this.assertOpen();
       checkLockArguments(name, ttlMs);
-      const path = join(this.dir, LOCKS_DIR, `${name}.lock`);
+      return takeNamedLock(join(this.dir, LOCKS_DIR, `${name}.lock`), name, ttlMs, {
+        serialized: (fn) =>
+          this.exclusive(async () => {
+            this.assertOpen();
+            return fn();
+          }),
+        fsError: (error, operation) => this.fsError(error, operation),
+      });
+    });
+  }
+
+  async position(): Promise<StorePosition> {
+    this.assertOpen();
+    const { epoch, generation } = this.snapshot;
+    return epoch === null && generation === 0 ? EMPTY_POSITION : { epoch, sequence: generation };
+  }
+
+  /**
+   * The directory lock already makes this process the only writer (a second process cannot open the store);
+   * the writer lease is that lock, handed to one holder at a time, and every commit checks the lock is still
+   * ours. renew() answers false once the lock file was removed or taken over.
+   */
+  acquireWriter(ttlMs: number): Promise<Lease | null> {
+    return this.exclusive(async () => {
+      this.assertOpen();
+      checkLockArguments('writer', ttlMs);
+      if (this.writerToken !== null) return null;
       const token = newLeaseToken();
-      const content = (): string => `${JSON.stringify({ token, expiresAt: Date.now() + ttlMs })}\n`;
-      try {
-        if (!(await createExclusive(path, content()))) {
-          const current = await readLockFile(path);
-          if (current !== null && current.expiresAt > Date.now()) return null;
-          // Expired (or unreadable): only this process uses the directory, and lock calls are serialized.
-          await replaceFile(path, content());
-        }
-      } catch (error) {
-        throw this.fsError(error, 'acquireLock');
-      }
-      const mine = async (): Promise<boolean> => {
-        const current = await readLockFile(path);
-        return current !== null && current.token === token && current.expiresAt > Date.now();
-      };
+      this.writerToken = token;
       return {
-        name,
+        name: 'writer',
         token,
-        renew: () =>
-          this.exclusive(async () => {
-            this.assertOpen();
-            if (!(await mine())) return false;
-            await replaceFile(path, content()).catch((error: unknown) => {
-              throw this.fsError(error, 'renewLock');
-            });
-            return true;
-          }),
-        release: () =>
-          this.exclusive(async () => {
-            this.assertOpen();
-            const current = await readLockFile(path);
-            if (current?.token === token) await unlink(path).catch(() => {});
-          }),
+        renew: async () =>
+          this.status === 'open' && this.writerToken === token && (await this.lock?.held()) === true,
+        release: async () => {
+          if (this.writerToken === token) this.writerToken = null;
+        },
       };
     });
   }
@@ -450,6 +425,7 @@ export class FileStore implements MaskStore {
       if (this.status === 'new' || this.status === 'closed') return;
       const lock = this.lock;
       this.lock = null;
+      this.writerToken = null;
       this.snapshot = EMPTY;
       this.eventLog = EMPTY_LOG;
       this.status = 'closed';
@@ -490,51 +466,6 @@ export class FileStore implements MaskStore {
       return { generation, id: formatEventId(last), event };
     });
     return { entries, last };
-  }
-
-  /**
-   * Reads events.log: the lines of committed generations (at most `generation`), in increasing id order. A tail
-   * of lines of a later generation or a torn line (a crash during a commit) is cut off, durably, now; anything else
-   * out of place is E_STORE_CORRUPT.
-   */
-  private async openEventLog(generation: number): Promise<EventLog> {
-    const path = join(this.dir, EVENTS_FILE);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch (error) {
-      if (errno(error) === 'ENOENT') return EMPTY_LOG;
-      throw error;
-    }
-    const entries: LoggedEvent[] = [];
-    let valid = 0;
-    let tail = false;
-    for (let start = 0; start < bytes.length; ) {
-      const end = bytes.indexOf(0x0a, start);
-      const line = bytes.toString('utf8', start, end < 0 ? bytes.length : end);
-      const entry = end < 0 ? null : parseEventLine(line, path);
-      const committed = entry !== null && entry.generation <= generation;
-      if (tail || !committed) {
-        if (committed) {
-          throw corrupt(
-            `${path}: a committed event follows a torn or uncommitted line at byte ${start}`,
-            path,
-          );
-        }
-        tail = true;
-      } else {
-        const previous = entries[entries.length - 1];
-        if (previous !== undefined && compareEventIds(previous.id, entry.id) >= 0) {
-          throw corrupt(`${path}: event ids are not increasing at byte ${start}`, path);
-        }
-        entries.push(entry);
-        valid = end + 1;
-      }
-      start = end < 0 ? bytes.length : end + 1;
-    }
-    if (valid < bytes.length) await truncateDurably(path, valid);
-    const last = entries[entries.length - 1];
-    return { entries, bytes: valid, exists: true, last: last === undefined ? null : parseEventId(last.id) };
   }
 
   private async writeDataFile(path: string, bytes: Uint8Array, created: string[]): Promise<FileRef> {
@@ -591,68 +522,6 @@ export class FileStore implements MaskStore {
     return parseDocument(document, path);
   }
 
-  /** Every referenced file must exist with its recorded size (CRCs are checked when a file is read). */
-  private async checkFiles(snapshot: Snapshot): Promise<void> {
-    const refs = [...snapshot.files].flatMap(([task, files]) =>
-      (files.training ? [files.mask, files.training] : [files.mask]).map((ref) => ({ task, ref })),
-    );
-    await Promise.all(
-      refs.map(async ({ task, ref }) => {
-        const absolute = join(this.dir, ref.path);
-        let size: number;
-        try {
-          size = (await stat(absolute)).size;
-        } catch (error) {
-          if (errno(error) === 'ENOENT') {
-            throw corrupt(`file of task ${task} named in registry.json is missing: ${absolute}`, absolute, {
-              task,
-            });
-          }
-          throw error;
-        }
-        if (size !== ref.bytes) {
-          throw corrupt(
-            `file of task ${task} is ${size} bytes, registry.json says ${ref.bytes}: ${absolute}`,
-            absolute,
-            { task },
-          );
-        }
-      }),
-    );
-  }
-
-  /**
-   * Removes what a crashed commit or takeover left: registry.json.tmp, moved-aside stale locks, and data files no
-   * registry references. Without a registry.json only temp files go: the data files are left for inspection.
-   */
-  private async removeLeftovers(snapshot: Snapshot): Promise<void> {
-    const referenced = new Set(
-      [...snapshot.files.values()].flatMap((f) =>
-        f.training ? [f.mask.path, f.training.path] : [f.mask.path],
-      ),
-    );
-    const doomed: string[] = [];
-    for (const name of await readdir(this.dir)) {
-      if (name === REGISTRY_TEMP || name === EVENTS_TEMP || name.startsWith(`${LOCK_FILE}.stale-`)) {
-        doomed.push(name);
-      }
-    }
-    for (const sub of [MASKS_DIR, TRAINING_DIR]) {
-      for (const name of await readdir(join(this.dir, sub))) {
-        const path = `${sub}/${name}`;
-        if (!DATA_NAME.test(name) || referenced.has(path)) continue;
-        if (snapshot.state !== null || name.endsWith('.tmp')) doomed.push(path);
-      }
-    }
-    await Promise.all(
-      doomed.map((path) =>
-        unlink(join(this.dir, path)).catch((error) => {
-          if (errno(error) !== 'ENOENT') throw error;
-        }),
-      ),
-    );
-  }
-
   private fsError(error: unknown, operation: string): unknown {
     if (error instanceof SupsupError) return error;
     const code = errno(error);
@@ -669,125 +538,4 @@ export class FileStore implements MaskStore {
       },
     );
   }
-}
-
-function corrupt(message: string, path: string, details: Record<string, unknown> = {}): SupsupError {
-  return new SupsupError('E_STORE_CORRUPT', message, { details: { path, ...details } });
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseFileRef(value: unknown, pattern: RegExp, task: number, where: string): FileRef {
-  if (!isRecord(value)) throw corrupt(`${where}: file entry of task ${task} is not an object`, where);
-  const { path, bytes, crc } = value;
-  const match = typeof path === 'string' ? pattern.exec(path) : null;
-  if (match === null || Number(match[1]) !== task) {
-    throw corrupt(`${where}: file entry of task ${task} has an invalid path ${JSON.stringify(path)}`, where);
-  }
-  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) {
-    throw corrupt(`${where}: file entry of task ${task} has an invalid size`, where);
-  }
-  if (typeof crc !== 'number' || !Number.isInteger(crc) || crc < 0 || crc > 0xffffffff) {
-    throw corrupt(`${where}: file entry of task ${task} has an invalid CRC`, where);
-  }
-  return { path: path as string, bytes, crc };
-}
-
-function parseDocument(document: unknown, path: string): Snapshot {
-  if (!isRecord(document) || document.format !== FILE_STORE_FORMAT) {
-    throw corrupt(`${path} is not a ${FILE_STORE_FORMAT} registry`, path);
-  }
-  if (document.formatVersion !== FILE_STORE_FORMAT_VERSION) {
-    throw corrupt(
-      `${path} has format version ${JSON.stringify(document.formatVersion)}; ` +
-        `this build reads version ${FILE_STORE_FORMAT_VERSION}`,
-      path,
-      { formatVersion: document.formatVersion },
-    );
-  }
-  const generation = document.generation;
-  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 1) {
-    throw corrupt(`${path} has an invalid generation ${JSON.stringify(generation)}`, path);
-  }
-  const state = checkStoredState(document.registry, document.applied, path);
-  if (!isRecord(document.files)) throw corrupt(`${path}: "files" is not an object`, path);
-  const files = new Map<number, TaskFiles>();
-  for (const [key, value] of Object.entries(document.files)) {
-    if (!/^(0|[1-9][0-9]{0,9})$/.test(key) || Number(key) > 0xffffffff) {
-      throw corrupt(`${path}: invalid task id ${JSON.stringify(key)} in "files"`, path);
-    }
-    const task = Number(key);
-    if (!isRecord(value)) throw corrupt(`${path}: file entry of task ${task} is not an object`, path);
-    const mask = parseFileRef(value.mask, MASK_FILE, task, path);
-    const training = value.training === null ? null : parseFileRef(value.training, TRAINING_FILE, task, path);
-    files.set(task, { mask, training });
-  }
-  return { generation, state, files };
-}
-
-/** One line of events.log, or null when it is not one (a torn write); E_STORE_CORRUPT for a malformed event. */
-function parseEventLine(line: string, path: string): LoggedEvent | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return null;
-  }
-  if (!isRecord(value)) return null;
-  const { g, id } = value;
-  if (typeof g !== 'number' || !Number.isSafeInteger(g) || g < 1 || typeof id !== 'string') return null;
-  const stored = parseStoredEvent(id, JSON.stringify(value.event ?? null), path);
-  return { generation: g, id: stored.id, event: stored.event };
-}
-
-async function appendDurably(path: string, bytes: Uint8Array): Promise<void> {
-  const handle = await open(path, 'a', 0o644);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function truncateDurably(path: string, length: number): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    await handle.truncate(length);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Atomically replaces `path` (a temp file renamed over it). */
-async function replaceFile(path: string, content: string): Promise<void> {
-  const temp = `${path}.${newLeaseToken().slice(0, 8)}.tmp`;
-  try {
-    await open(temp, 'w', 0o644).then(async (handle) => {
-      try {
-        await handle.writeFile(content, 'utf8');
-      } finally {
-        await handle.close();
-      }
-    });
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
-}
-
-/** A lock file's token and expiry, or null when it is missing or unreadable. */
-async function readLockFile(path: string): Promise<{ token: string; expiresAt: number } | null> {
-  let value: unknown;
-  try {
-    value = JSON.parse(await readFile(path, 'utf8'));
-  } catch {
-    return null;
-  }
-  if (!isRecord(value) || typeof value.token !== 'string' || typeof value.expiresAt !== 'number') return null;
-  return { token: value.token, expiresAt: value.expiresAt };
 }

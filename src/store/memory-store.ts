@@ -3,8 +3,10 @@
  * compared as BigInt), atomic (each commit is applied in one synchronous step), and every byte array and registry
  * is copied on the way in and out, so callers can never mutate stored state. State survives close() and a later
  * open() of the same instance, which lets tests simulate a daemon restart. The event log and the locks live in the
- * same object: locks are shared by the users of this store object (replicas in one process, in tests).
+ * same object: locks are shared by the users of this store object (replicas in one process, in tests). The writer
+ * lease is held by the store object that took it.
  */
+import { SupsupError } from '../errors.js';
 import {
   checkLockArguments,
   checkReadEvents,
@@ -18,6 +20,7 @@ import {
   trimCount,
 } from './events.js';
 import { compareOffsets } from './offsets.js';
+import { checkExpectedPosition, EMPTY_POSITION } from './position.js';
 import type {
   Commit,
   CommitOutcome,
@@ -27,6 +30,7 @@ import type {
   ReadEventsOptions,
   Registry,
   StoredEvent,
+  StorePosition,
   TrimEventsOptions,
 } from './types.js';
 import {
@@ -49,6 +53,11 @@ export class MemoryStore implements MaskStore {
   private events: StoredEvent[] = [];
   private lastEventId: EventId | null = null;
   private readonly locks = new Map<string, { token: string; expiresAt: number }>();
+  private storePosition: StorePosition = EMPTY_POSITION;
+  private writer: { token: string; expiresAt: number } | null = null;
+  /** Token of the writer lease taken through this object ('' when none). */
+  private writerToken = '';
+  private fence = 0;
   /** The clock of event ids and lock expiry (tests may replace it). */
   now: () => number = Date.now;
 
@@ -80,8 +89,10 @@ export class MemoryStore implements MaskStore {
   async commit(commit: Commit): Promise<CommitOutcome> {
     this.assertOpen();
     const checked = checkCommit(commit);
+    this.checkWriter();
     const current = this.applied.get(checked.partitionKey);
     if (current !== undefined && compareOffsets(checked.appliedOffset, current) <= 0) return 'fenced';
+    const epoch = checkExpectedPosition(this.storePosition, commit.expect, 'memory store');
     // Copy everything before changing anything: the update below cannot fail half-way.
     const writes = checked.masks.map((write) => ({
       task: write.task,
@@ -95,6 +106,7 @@ export class MemoryStore implements MaskStore {
     }
     this.registry = copyRegistry(checked.registry);
     this.applied.set(checked.partitionKey, checked.appliedOffset);
+    this.storePosition = { epoch, sequence: this.storePosition.sequence + 1 };
     for (const event of checked.events) {
       this.lastEventId = nextEventId(this.lastEventId, this.now());
       this.events.push({ id: formatEventId(this.lastEventId), event });
@@ -145,12 +157,66 @@ export class MemoryStore implements MaskStore {
     };
   }
 
+  async position(): Promise<StorePosition> {
+    this.assertOpen();
+    return this.storePosition;
+  }
+
+  async acquireWriter(ttlMs: number): Promise<Lease | null> {
+    this.assertOpen();
+    checkLockArguments('writer', ttlMs);
+    if (this.writer !== null && this.writer.expiresAt > this.now()) return null;
+    this.fence++;
+    const token = `${this.fence}.${newLeaseToken()}`;
+    this.writer = { token, expiresAt: this.now() + ttlMs };
+    this.writerToken = token;
+    const mine = (): boolean =>
+      this.writer !== null && this.writer.token === token && this.writer.expiresAt > this.now();
+    return {
+      name: 'writer',
+      token,
+      renew: async () => {
+        if (!mine()) return false;
+        this.writer = { token, expiresAt: this.now() + ttlMs };
+        return true;
+      },
+      release: async () => {
+        if (this.writer?.token === token) this.writer = null;
+        if (this.writerToken === token) this.writerToken = '';
+      },
+    };
+  }
+
+  /** Forgets everything, as a server restarted without persistence would (tests of lost state). */
+  wipe(): void {
+    this.registry = null;
+    this.applied.clear();
+    this.masks.clear();
+    this.training.clear();
+    this.events = [];
+    this.storePosition = EMPTY_POSITION;
+    this.writer = null;
+  }
+
   async ping(): Promise<boolean> {
     return this.status === 'open';
   }
 
   async close(): Promise<void> {
+    if (this.writerToken !== '' && this.writer?.token === this.writerToken) this.writer = null;
+    this.writerToken = '';
     if (this.status === 'open') this.status = 'closed';
+  }
+
+  /** The rule of the writer lease (see MaskStore.acquireWriter). */
+  private checkWriter(): void {
+    const live = this.writer !== null && this.writer.expiresAt > this.now() ? this.writer : null;
+    if (this.writerToken !== '' && live?.token !== this.writerToken) {
+      throw new SupsupError('E_STORE_CONFLICT', 'memory store: this writer no longer holds the writer lease');
+    }
+    if (this.writerToken === '' && live !== null) {
+      throw new SupsupError('E_STORE_CONFLICT', 'memory store: another writer holds the writer lease');
+    }
   }
 
   private assertOpen(): void {

@@ -6,10 +6,13 @@
  *   <ns>:{reg}:mask:<task>   encoded mask (binary)
  *   <ns>:{reg}:train:<task>  training state (binary; absent for a frozen mask)
  *   <ns>:{reg}:events        stream: the event log (one field `e`, the event's JSON; ids are stream ids)
+ *   <ns>:{reg}:meta          hash: epoch (random, set by the first commit), sequence (commits applied), fence
+ *   <ns>:{reg}:writer        the writer lease: the holder's token `<fence>.<random>` with a PX expiry
  *   <ns>:lock:<name>         named locks (leases): a random token with a PX expiry
  *
- * A commit is ONE Lua script (EVALSHA through ioredis defineCommand, EVAL on NOSCRIPT): it compares the new offset
- * with the stored one and, only if it is newer, writes masks, training states, registry and offset. Scripts run
+ * A commit is ONE Lua script (EVALSHA through ioredis defineCommand, EVAL on NOSCRIPT; see redis-scripts.ts): it checks
+ * the writer lease's token, compares the new offset with the stored one and the writer's expected epoch and sequence
+ * with the stored ones, and only then writes masks, training states, registry, offset and the next sequence. Scripts run
  * atomically, so a commit is all-or-nothing and two writers cannot interleave. The commit's events are XADDed to the
  * events stream inside the same script, so a fenced (repeated) commit appends nothing. The event log needs
  * Redis >= 6.2 (XTRIM MINID).
@@ -36,6 +39,16 @@ import {
   parseStoredEvent,
   successorEventId,
 } from './events.js';
+import { EMPTY_POSITION, newEpoch } from './position.js';
+import { asBuffer, parseInfo, type RedisKeys, redisError, redisKeys, withTimeout } from './redis-keys.js';
+import {
+  ACQUIRE_WRITER_SCRIPT,
+  COMMIT_SCRIPT,
+  LOAD_SCRIPT,
+  RELEASE_SCRIPT,
+  RENEW_SCRIPT,
+  TRIM_SCRIPT,
+} from './redis-scripts.js';
 import type {
   Commit,
   CommitOutcome,
@@ -45,6 +58,7 @@ import type {
   ReadEventsOptions,
   Registry,
   StoredEvent,
+  StorePosition,
   TrimEventsOptions,
 } from './types.js';
 import {
@@ -60,7 +74,6 @@ export const DEFAULT_REDIS_NAMESPACE = 'supsupd:default';
 export const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
 /** Masks per MGET when loading: 100 LeNet-500 masks are about 4 MB per reply. */
 const MASK_READ_CHUNK = 100;
-const NAMESPACE_PATTERN = /^[A-Za-z0-9_:.-]{1,64}$/;
 
 export interface RedisStoreOptions {
   /** redis:// or rediss:// URL; credentials in it are never repeated in errors. */
@@ -84,126 +97,12 @@ export interface RedisPersistence {
   readonly rdb: boolean;
 }
 
-export interface RedisKeys {
-  readonly registry: string;
-  readonly applied: string;
-  /** The event log (a stream). */
-  readonly events: string;
-  mask(task: number): string;
-  training(task: number): string;
-  /** A named lock; outside the {reg} hash tag (locks are single-key operations). */
-  lock(name: string): string;
-}
-
-/** The keys of a namespace (for tests and operators). */
-export function redisKeys(namespace: string): RedisKeys {
-  checkNamespace(namespace);
-  const base = `${namespace}:{reg}`;
-  return {
-    registry: `${base}:registry`,
-    applied: `${base}:applied`,
-    events: `${base}:events`,
-    mask: (task) => `${base}:mask:${task}`,
-    training: (task) => `${base}:train:${task}`,
-    lock: (name) => `${namespace}:lock:${name}`,
-  };
-}
-
-export function checkNamespace(namespace: string): void {
-  if (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace)) {
-    throw new SupsupError(
-      'E_CONFIG',
-      `Redis namespace ${JSON.stringify(namespace)} must match ${NAMESPACE_PATTERN.source}`,
-      { details: { namespace } },
-    );
-  }
-}
-
-/**
- * KEYS[1] applied hash, KEYS[2] registry, KEYS[3] events stream; per mask write i (1-based): KEYS[2+2i] mask,
- * KEYS[3+2i] training state.
- * ARGV[1] partition key, ARGV[2] new offset, ARGV[3] registry JSON, ARGV[4] n = number of events, ARGV[4+j] the
- * JSON of event j; per write i, with b = 4+n: ARGV[b+3i-2] encoded mask, ARGV[b+3i-1] 'S' (set the training
- * state to ARGV[b+3i]) or 'D' (delete it).
- * Offsets can exceed 2^53 (Lua numbers are doubles), so they are compared as canonical decimal strings: a longer
- * string is a larger number; at equal length the first differing digit decides (bytes, not locale collation).
- * The only writes come after every check (the events key's type included), and SET/DEL/HSET/XADD cannot fail on
- * these keys, so a script error never leaves a half-applied commit. Returns 1 when applied, 0 when fenced.
- */
-const COMMIT_SCRIPT = `
-if redis.replicate_commands then redis.replicate_commands() end
-local function canonical(s)
-  return s == '0' or string.find(s, '^[1-9][0-9]*$') ~= nil
-end
-local function greater(a, b)
-  if #a ~= #b then return #a > #b end
-  for i = 1, #a do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x > y end
-  end
-  return false
-end
-local offset = ARGV[2]
-if not canonical(offset) then
-  return redis.error_reply('BADOFFSET new applied offset is not a canonical decimal integer')
-end
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if current then
-  if not canonical(current) then
-    return redis.error_reply('STORECORRUPT stored applied offset ' .. current .. ' is not a canonical decimal integer')
-  end
-  if not greater(offset, current) then return 0 end
-end
-local events = tonumber(ARGV[4])
-if events > 0 then
-  local kind = redis.call('TYPE', KEYS[3]).ok
-  if kind ~= 'none' and kind ~= 'stream' then
-    return redis.error_reply('STORECORRUPT the event log key holds a ' .. kind .. ', not a stream')
-  end
-end
-local b = 4 + events
-for i = 1, (#KEYS - 3) / 2 do
-  redis.call('SET', KEYS[2 + 2 * i], ARGV[b + 3 * i - 2])
-  if ARGV[b + 3 * i - 1] == 'S' then
-    redis.call('SET', KEYS[3 + 2 * i], ARGV[b + 3 * i])
-  else
-    redis.call('DEL', KEYS[3 + 2 * i])
-  end
-end
-redis.call('SET', KEYS[2], ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[1], offset)
-for j = 1, events do
-  redis.call('XADD', KEYS[3], '*', 'e', ARGV[4 + j])
-end
-return 1
-`;
-
-/** KEYS[1] events stream; ARGV[1] min id time (ms), ARGV[2] max length. Returns the number of entries removed. */
-const TRIM_SCRIPT = `
-local removed = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
-return removed + redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[2])
-`;
-
-/** KEYS[1] lock; ARGV[1] token, ARGV[2] ttl ms. 1 when renewed, 0 when the lock is not (or no longer) ours. */
-const RENEW_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`;
-
-/** KEYS[1] lock; ARGV[1] token. Deletes the lock only if it is still ours. */
-const RELEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
-
-/** KEYS[1] registry, KEYS[2] applied hash: both in one consistent read. */
-const LOAD_SCRIPT = `return { redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2]) }`;
-
 type ScriptArg = string | Buffer | number;
 
 interface StoreScripts {
   supsupdCommit(numKeys: number, ...args: ScriptArg[]): Promise<unknown>;
-  supsupdLoad(registryKey: string, appliedKey: string): Promise<unknown>;
+  supsupdLoad(registryKey: string, appliedKey: string, metaKey: string): Promise<unknown>;
+  supsupdAcquireWriter(writerKey: string, metaKey: string, random: string, ttlMs: string): Promise<unknown>;
   supsupdTrim(eventsKey: string, minId: string, maxLength: string): Promise<unknown>;
   supsupdRenew(lockKey: string, token: string, ttlMs: string): Promise<unknown>;
   supsupdRelease(lockKey: string, token: string): Promise<unknown>;
@@ -223,6 +122,8 @@ export class RedisStore implements MaskStore {
   private persistenceInfo: RedisPersistence | null = null;
   private lastClientError: Error | null = null;
   private opening: Promise<void> | null = null;
+  /** Token of the writer lease this store object holds ('' when none); sent with every commit. */
+  private writerToken = '';
 
   constructor(options: RedisStoreOptions = {}) {
     this.namespace = options.namespace ?? DEFAULT_REDIS_NAMESPACE;
@@ -254,19 +155,21 @@ export class RedisStore implements MaskStore {
 
   async load(): Promise<LoadedState | null> {
     const client = this.requireClient();
-    const reply = await this.call('load', () => client.supsupdLoad(this.keys.registry, this.keys.applied));
-    if (!Array.isArray(reply) || !Array.isArray(reply[1])) {
+    const reply = await this.call('load', () =>
+      client.supsupdLoad(this.keys.registry, this.keys.applied, this.keys.meta),
+    );
+    if (!Array.isArray(reply) || !Array.isArray(reply[1]) || !Array.isArray(reply[2])) {
       throw new SupsupError('E_INTERNAL', `unexpected reply to the load script: ${JSON.stringify(reply)}`);
     }
-    const [registryText, flat] = reply as [unknown, unknown[]];
+    const [registryText, flat, meta] = reply as [unknown, unknown[], unknown[]];
     const applied = Object.fromEntries(
       Array.from({ length: Math.floor(flat.length / 2) }, (_, i) => [String(flat[2 * i]), flat[2 * i + 1]]),
     );
     if (registryText === null || registryText === undefined) {
-      if (flat.length > 0) {
+      if (flat.length > 0 || (meta[1] !== null && meta[1] !== undefined)) {
         throw new SupsupError(
           'E_STORE_CORRUPT',
-          `${this.where()}: ${this.keys.applied} holds offsets but ${this.keys.registry} is missing`,
+          `${this.where()}: ${this.keys.applied} or ${this.keys.meta} holds state but ${this.keys.registry} is missing`,
           { details: { key: this.keys.registry } },
         );
       }
@@ -277,6 +180,25 @@ export class RedisStore implements MaskStore {
       applied,
       `${this.where()} ${this.keys.registry}`,
     );
+  }
+
+  async position(): Promise<StorePosition> {
+    const client = this.requireClient();
+    const [epoch, sequence] = await this.call('position', () =>
+      client.hmget(this.keys.meta, 'epoch', 'sequence'),
+    );
+    if (epoch === null || epoch === undefined) return EMPTY_POSITION;
+    const count = Number(sequence ?? '0');
+    if (!Number.isSafeInteger(count) || count < 0) {
+      throw new SupsupError(
+        'E_STORE_CORRUPT',
+        `${this.where()}: ${this.keys.meta} sequence ${sequence} is invalid`,
+        {
+          details: { key: this.keys.meta },
+        },
+      );
+    }
+    return { epoch, sequence: count };
   }
 
   async loadMask(task: number): Promise<Uint8Array> {
@@ -331,11 +253,23 @@ export class RedisStore implements MaskStore {
   async commit(commit: Commit): Promise<CommitOutcome> {
     const checked = checkCommit(commit);
     const client = this.requireClient();
-    const keys: string[] = [this.keys.applied, this.keys.registry, this.keys.events];
+    const keys: string[] = [
+      this.keys.applied,
+      this.keys.registry,
+      this.keys.events,
+      this.keys.meta,
+      this.keys.writer,
+    ];
+    const expect = commit.expect;
     const args: ScriptArg[] = [
       checked.partitionKey,
       checked.appliedOffset,
       JSON.stringify(checked.registry),
+      this.writerToken,
+      expect === undefined ? '0' : '1',
+      expect?.epoch ?? '',
+      String(expect?.sequence ?? 0),
+      newEpoch(),
       checked.events.length,
       ...checked.events.map((event) => JSON.stringify(event)),
     ];
@@ -406,6 +340,45 @@ export class RedisStore implements MaskStore {
     };
   }
 
+  async acquireWriter(ttlMs: number): Promise<Lease | null> {
+    checkLockArguments('writer', ttlMs);
+    const client = this.requireClient();
+    const key = this.keys.writer;
+    const random = newLeaseToken();
+    const reply = await this.call('acquireWriter', () =>
+      client.supsupdAcquireWriter(key, this.keys.meta, random, String(ttlMs)),
+    );
+    if (typeof reply !== 'string') return null;
+    const token = reply;
+    this.writerToken = token;
+    return {
+      name: 'writer',
+      token,
+      renew: async () => {
+        const live = this.requireClient();
+        return (await this.call('renewWriter', () => live.supsupdRenew(key, token, String(ttlMs)))) === 1;
+      },
+      release: async () => {
+        if (this.writerToken === token) this.writerToken = '';
+        const live = this.client;
+        if (live === null || this.status !== 'open') return;
+        await this.call('releaseWriter', () => live.supsupdRelease(key, token));
+      },
+    };
+  }
+
+  /** The server's eviction and persistence policy as a readiness problem (re-read each call). */
+  async durabilityProblem(allowVolatile: boolean): Promise<string | null> {
+    const policy = await this.policy();
+    if (policy.maxmemoryPolicy !== 'noeviction') {
+      return `store evicts keys (maxmemory-policy ${policy.maxmemoryPolicy ?? 'unknown'})`;
+    }
+    if (!policy.persistence.aof && !policy.persistence.rdb && !allowVolatile) {
+      return 'store persists nothing (no AOF, no RDB)';
+    }
+    return null;
+  }
+
   /** PING within the command timeout; false (never a throw) when closed, disconnected or slow. */
   async ping(): Promise<boolean> {
     const client = this.client;
@@ -421,6 +394,12 @@ export class RedisStore implements MaskStore {
   async close(): Promise<void> {
     if (this.opening) await this.opening.catch(() => {});
     const client = this.client;
+    const token = this.writerToken;
+    this.writerToken = '';
+    if (client !== null && token !== '' && client.status === 'ready') {
+      // Hands the writer lease on at once (a standby need not wait for its expiry); best effort.
+      await client.supsupdRelease(this.keys.writer, token).catch(() => {});
+    }
     this.client = null;
     this.persistenceInfo = null;
     if (this.status === 'open') this.status = 'closed';
@@ -455,7 +434,8 @@ export class RedisStore implements MaskStore {
       this.lastClientError = error;
     });
     client.defineCommand('supsupdCommit', { lua: COMMIT_SCRIPT });
-    client.defineCommand('supsupdLoad', { lua: LOAD_SCRIPT, numberOfKeys: 2, readOnly: true });
+    client.defineCommand('supsupdLoad', { lua: LOAD_SCRIPT, numberOfKeys: 3, readOnly: true });
+    client.defineCommand('supsupdAcquireWriter', { lua: ACQUIRE_WRITER_SCRIPT, numberOfKeys: 2 });
     client.defineCommand('supsupdTrim', { lua: TRIM_SCRIPT, numberOfKeys: 1 });
     client.defineCommand('supsupdRenew', { lua: RENEW_SCRIPT, numberOfKeys: 1 });
     client.defineCommand('supsupdRelease', { lua: RELEASE_SCRIPT, numberOfKeys: 1 });
@@ -463,6 +443,7 @@ export class RedisStore implements MaskStore {
       const connecting = client.connect();
       connecting.catch(() => {}); // settled by withTimeout's race; never an unhandled rejection
       await withTimeout(connecting, this.commandTimeoutMs * 2, 'connect');
+      await this.checkDatabase(client);
       const [memory, persistence] = await Promise.all([client.info('memory'), client.info('persistence')]);
       const policy = parseInfo(memory).get('maxmemory_policy');
       if (policy !== 'noeviction') {
@@ -502,6 +483,23 @@ export class RedisStore implements MaskStore {
       maxmemoryPolicy: parseInfo(memory).get('maxmemory_policy') ?? null,
       persistence: { ...this.persistenceInfo },
     };
+  }
+
+  /**
+   * ioredis sends SELECT for the URL's database on connect but goes on with database 0 when the server refuses
+   * it: select it again here and fail with E_CONFIG instead of writing to another database.
+   */
+  private async checkDatabase(client: Redis): Promise<void> {
+    const db = client.options.db ?? 0;
+    try {
+      await client.select(db);
+    } catch (error) {
+      throw new SupsupError(
+        'E_CONFIG',
+        `${this.where(client)}: database ${db} cannot be selected (${error instanceof Error ? error.message : String(error)})`,
+        { cause: error, details: { db } },
+      );
+    }
   }
 
   private async rdbConfigured(client: Redis): Promise<boolean> {
@@ -557,59 +555,9 @@ export class RedisStore implements MaskStore {
   }
 
   private mapError(error: unknown, operation: string, client: Redis | null): SupsupError {
-    if (error instanceof SupsupError) return error;
-    const message = error instanceof Error ? error.message : String(error);
-    const where = this.where(client);
-    const isReply = error instanceof Error && error.name === 'ReplyError';
-    if (isReply) {
-      if (/^(STORECORRUPT|WRONGTYPE)/.test(message)) {
-        return new SupsupError('E_STORE_CORRUPT', `${where} ${operation}: ${message}`, { cause: error });
-      }
-      if (/^NOPERM/.test(message)) {
-        return new SupsupError('E_STORE_POLICY', `${where} ${operation} refused by ACL: ${message}`, {
-          cause: error,
-        });
-      }
-      // Transient server states: out of memory (noeviction), loading, busy script, failover.
-      const transient = /^(OOM|LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS)/.test(
-        message,
-      );
-      return new SupsupError('E_STORE_UNAVAILABLE', `${where} ${operation} failed: ${message}`, {
-        retriable: transient,
-        cause: error,
-        details: { reply: message },
-      });
-    }
-    // Connection refused/reset, timeouts, "Stream isn't writeable", MaxRetriesPerRequestError, …
-    const last =
-      client?.status !== 'ready' && this.lastClientError && this.lastClientError !== error
-        ? ` (${this.lastClientError.message})`
-        : '';
-    return new SupsupError('E_STORE_UNAVAILABLE', `${where} ${operation} failed: ${message}${last}`, {
-      retriable: true,
-      cause: error,
-    });
+    const last = client?.status !== 'ready' ? this.lastClientError : null;
+    return redisError(error, `${this.where(client)} ${operation}`, last);
   }
 }
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** `key:value` lines of an INFO reply. */
-export function parseInfo(text: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of text.split(/\r?\n/)) {
-    const at = line.indexOf(':');
-    if (at > 0 && !line.startsWith('#')) fields.set(line.slice(0, at), line.slice(at + 1).trim());
-  }
-  return fields;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+export { checkNamespace, parseInfo, type RedisKeys, redisKeys } from './redis-keys.js';

@@ -51,6 +51,23 @@ export interface Commit {
    * (in order); a fenced commit appends nothing.
    */
   readonly events?: readonly DaemonEvent[];
+  /**
+   * The store position this writer last saw (its epoch, or the epoch to create on an empty store, and the
+   * sequence of its last commit). When given, the commit applies only if the store is still exactly there:
+   * a store that lost its state, was replaced or rolled back refuses it with E_STORE_REGRESSED, a store that
+   * another writer moved on refuses it with E_STORE_CONFLICT. Absent: no check (tools, tests).
+   */
+  readonly expect?: StorePosition;
+}
+
+/**
+ * Where a store's history stands: `epoch` is a random id written once, by the first commit to an empty
+ * namespace, and `sequence` counts the commits applied since. An empty (or wiped) store is at epoch null,
+ * sequence 0; a store restored from an older copy has the same epoch and a lower sequence.
+ */
+export interface StorePosition {
+  readonly epoch: string | null;
+  readonly sequence: number;
 }
 
 /**
@@ -125,6 +142,20 @@ export interface MaskStore {
    * Memory store: shared by the users of the same store object only.
    */
   acquireLock(name: string, ttlMs: number): Promise<Lease | null>;
+  /** The store's epoch and commit sequence (see {@link StorePosition}); one cheap read. */
+  position(): Promise<StorePosition>;
+  /**
+   * Takes the namespace's writer lease for `ttlMs` (renew it well within that), or null while another live
+   * writer holds it. While this store object holds a lease, every commit checks its token atomically with the
+   * write and fails with E_STORE_CONFLICT once the lease was lost; a store object without a lease cannot commit
+   * while another writer holds one. Released by `release()` or by close().
+   */
+  acquireWriter(ttlMs: number): Promise<Lease | null>;
+  /**
+   * Optional: a reason the store is unsafe to write now (e.g. Redis evicts keys or persists nothing), re-read
+   * for readiness; null when it is fine. `allowVolatile` accepts a store that persists nothing.
+   */
+  durabilityProblem?(allowVolatile: boolean): Promise<string | null>;
   /** Reachability probe for readiness. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

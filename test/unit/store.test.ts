@@ -541,6 +541,8 @@ describe('RedisStore specifics', { skip: sharedRedisUp ? false : 'shared Redis n
     assert.equal(keys.applied, `${namespace}:{reg}:applied`);
     assert.equal(keys.mask(3), `${namespace}:{reg}:mask:3`);
     assert.equal(keys.training(3), `${namespace}:{reg}:train:3`);
+    assert.equal(keys.meta, `${namespace}:{reg}:meta`);
+    assert.equal(keys.writer, `${namespace}:{reg}:writer`);
     const store = new RedisStore({ url: SHARED_REDIS.url, namespace });
     try {
       await store.open();
@@ -551,7 +553,7 @@ describe('RedisStore specifics', { skip: sharedRedisUp ? false : 'shared Redis n
     } finally {
       await store.close();
       const removed = await deleteKeysWithPrefix(`${namespace}:`);
-      assert.equal(removed, 4, 'registry, applied, mask:3, train:3');
+      assert.equal(removed, 5, 'registry, applied, meta, mask:3, train:3');
     }
   });
 
