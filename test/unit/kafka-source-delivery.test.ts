@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import kafkajs from 'kafkajs';
-import { KafkaSource } from '../../src/stream/kafka.ts';
+import { type KafkaLogCallback, KafkaSource } from '../../src/stream/kafka.ts';
 import type { SourceBatch } from '../../src/stream/types.ts';
 
-const { KafkaJSNonRetriableError } = kafkajs;
+const { KafkaJSConnectionError, KafkaJSNonRetriableError, KafkaJSProtocolError } = kafkajs;
 const TOPIC = 't';
 
 type Listener = (event: { payload: Record<string, unknown> }) => void;
@@ -29,6 +29,8 @@ class ScriptedConsumer {
   /** What happened, in order: `commit p:offset`, `seek p:offset`, `disconnect`. */
   readonly log: string[] = [];
   commitError: Error | null = null;
+  /** Each commit attempt throws the next of these first (logged as `commit failed`). */
+  readonly commitFailures: Error[] = [];
   /** While set, commits wait for it. */
   commitGate: Promise<void> | null = null;
   private readonly listeners = new Map<string, Listener[]>();
@@ -89,6 +91,11 @@ class ScriptedConsumer {
       }) => {
         if (this.commitGate !== null) await this.commitGate;
         if (this.commitError !== null) throw this.commitError;
+        const failure = this.commitFailures.shift();
+        if (failure !== undefined) {
+          this.log.push('commit failed');
+          throw failure;
+        }
         for (const { partitions } of offsets.topics) {
           for (const p of partitions) this.log.push(`commit ${p.partition}:${p.offset}`);
         }
@@ -100,15 +107,20 @@ class ScriptedConsumer {
   }
 }
 
-function sourceOn(consumer: ScriptedConsumer, maxBatchSize = 2): KafkaSource {
+function sourceOn(
+  consumer: ScriptedConsumer,
+  maxBatchSize = 2,
+  options: { commitAttempts?: number; log?: KafkaLogCallback } = {},
+): KafkaSource {
   return new KafkaSource({
     brokers: ['unused:1'],
     clientId: 'c',
     groupId: 'g',
     topic: TOPIC,
     maxBatchSize,
-    commitAttempts: 1,
+    commitAttempts: options.commitAttempts ?? 1,
     consumer: consumer as unknown as Consumer,
+    ...(options.log === undefined ? {} : { log: options.log }),
   });
 }
 
@@ -273,4 +285,69 @@ test('a handler failure seeks back to its chunk, and the batch fetched ahead is 
   await source.stop();
   assert.deepEqual(firstOffsets(handled), ['0,1', '2,3', '4,5']);
   assert.equal(consumer.log.filter((line) => line.startsWith('commit')).at(-1), 'commit 0:6');
+});
+
+test('a commit that fails with a retriable error is retried with the backoff of src/retry.ts', async () => {
+  const consumer = new ScriptedConsumer();
+  const warnings: Record<string, unknown>[] = [];
+  const source = sourceOn(consumer, 2, {
+    commitAttempts: 3,
+    log: (level, message, extra) => {
+      if (level === 'warn' && message.includes('offset commit failed')) warnings.push(extra);
+    },
+  });
+  const committed: string[] = [];
+  source.events.on('committed', ({ partition, offset }) => committed.push(`${partition}:${offset}`));
+  consumer.commitFailures.push(
+    new KafkaJSConnectionError('broker gone'),
+    new KafkaJSConnectionError('again'),
+  );
+  await source.start(async () => {});
+  await consumer.deliver(0, [0, 1]);
+  await until(() => committed.length === 1);
+  await source.stop();
+  assert.deepEqual(consumer.log, [
+    'resolve 0:1',
+    'commit failed',
+    'commit failed',
+    'commit 0:2',
+    'disconnect',
+  ]);
+  assert.deepEqual(committed, ['0:2']);
+  // 200 ms then 400 ms, each with ±20 % jitter.
+  assert.deepEqual(
+    warnings.map((w) => w.attempt),
+    [1, 2],
+  );
+  const delays = warnings.map((w) => Number(w.delayMs));
+  assert.ok(delays[0] >= 160 && delays[0] <= 240, String(delays));
+  assert.ok(delays[1] >= 320 && delays[1] <= 480, String(delays));
+});
+
+test('a commit is not retried on a rebalance error, nor beyond commitAttempts', async () => {
+  // kafkajs marks it retriable; it still needs a re-join first, so the commit is not retried.
+  const rebalance = new KafkaJSProtocolError(
+    Object.assign(new Error('The group is rebalancing'), { type: 'REBALANCE_IN_PROGRESS', code: 27 }),
+  );
+  assert.equal(rebalance.retriable, true);
+  for (const [failures, attempts, expected] of [
+    [[rebalance], 5, 1],
+    [[new KafkaJSConnectionError('a'), new KafkaJSConnectionError('b')], 2, 2],
+  ] as const) {
+    const consumer = new ScriptedConsumer();
+    const source = sourceOn(consumer, 2, { commitAttempts: attempts });
+    consumer.commitFailures.push(...failures);
+    await source.start(async () => {});
+    await consumer.deliver(0, [0, 1]);
+    // The failure is thrown from the next eachBatch call, so kafkajs re-joins or retries.
+    await until(() => consumer.log.filter((line) => line === 'commit failed').length === expected);
+    await new Promise((resolve) => setImmediate(resolve));
+    await assert.rejects(consumer.deliver(0, [2, 3]), (e) => e === failures[expected - 1]);
+    await source.stop();
+    assert.equal(
+      consumer.log.filter((line) => line.startsWith('commit 0:')).length,
+      0,
+      consumer.log.join('; '),
+    );
+  }
 });

@@ -1,0 +1,495 @@
+/**
+ * The Kafka source of the stream, on kafkajs 2.2.4.
+ *
+ * KafkaSource: one consumer-group member, `eachBatch` with `autoCommit: false`,
+ * `eachBatchAutoResolve: false` and `partitionsConsumedConcurrently: 1` (the model is single-threaded).
+ * A fetched kafkajs batch is handed to the handler in chunks of at most `maxBatchSize` records; after a
+ * chunk's handler resolved, `last + 1` is committed explicitly (at-least-once: a crash between the handler
+ * and the commit re-delivers the chunk; results carry `x-source` to dedupe).
+ *
+ * Fetch-ahead: kafkajs fetches the next batch only once eachBatch returns. So eachBatch resolves the
+ * batch's offsets at once (the fetch position moves past it), starts handling it and returns; the next
+ * eachBatch call waits until that handling is done. The broker's fetch, kafkajs's decoding of it, and
+ * each chunk's offset commit overlap the handler's work; one batch at most waits fetched ahead.
+ * Commits go out one at a time and in order; offsets that queue meanwhile are merged.
+ *
+ * A handler that throws leaves the chunk uncommitted: the source seeks back to the chunk's first offset and
+ * pauses the partition for an exponential backoff with jitter (back-pressure: no fetches for it while the
+ * store or sink is failing; other partitions go on), then resumes and delivers it again. A batch fetched
+ * ahead of the failure is stale (kafkajs's pending seek) and dropped.
+ * Errors of heartbeats (rebalances) and of commits end the handling and are thrown from the next eachBatch
+ * call, so kafkajs re-joins the group or retries as it would have. Work and commits of an earlier group
+ * membership or of a failed one (an epoch: see `epoch`) are dropped, never sent under a newer generation;
+ * the fetch position goes back to the first chunk not handled, which is then read again.
+ *
+ * Why commits go through the eachBatch payload (`commitOffsetsIfNecessary(offsets)`), not
+ * `consumer.commitOffsets()`: the latter is silently skipped once kafkajs's runner stopped, so the batch
+ * in flight during stop() would never be committed; the payload's method commits the given offsets
+ * directly. Commit failures are retried here with retry() of src/retry.ts (retriable errors only; never
+ * rebalance errors, which need a re-join first). stop() cuts a retry's backoff short and gives the commit
+ * up: its chunk stays uncommitted and is read again by the partition's next owner.
+ */
+import { EventEmitter } from 'node:events';
+import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import { errorMessage, SupsupError } from '../../errors.js';
+import { type Backoff, backoffDelay, retry } from '../../retry.js';
+import { positiveInt } from '../checks.js';
+import type { RawRecord, Source, SourceHealth } from '../types.js';
+import { createKafka, type LogLevelName } from './client.js';
+import { isRebalanceError, isRetriableKafkaError, toKafkaSupsupError } from './errors.js';
+import { maxOffset, toRawRecord } from './raw-record.js';
+import type {
+  BatchHandler,
+  KafkaSourceEventMap,
+  KafkaSourceOptions,
+  PendingCommit,
+} from './source-options.js';
+
+const DEFAULT_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
+/** Backoff between attempts of an offset commit (the one retry policy, src/retry.ts, with its jitter). */
+const COMMIT_BACKOFF: Backoff = { baseMs: 200, maxMs: 5000 };
+
+export class KafkaSource implements Source {
+  readonly name: string;
+  /** Group membership, crashes, failed batches and commits (never emits 'error'). */
+  readonly events = new EventEmitter<KafkaSourceEventMap>();
+
+  private readonly options: KafkaSourceOptions;
+  private readonly consumer: Consumer;
+  private readonly maxBatchSize: number;
+  private readonly retryBackoffMs: number;
+  private readonly maxRetryBackoffMs: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly commitAttempts: number;
+  private readonly stopTimeoutMs: number;
+  private readonly maxHandlerAttempts: number;
+
+  private started = false;
+  private starting: Promise<void> | undefined;
+  private stopRequested = false;
+  private readonly resumeTimers = new Set<NodeJS.Timeout>();
+  private stopping: Promise<void> | undefined;
+  private isJoined = false;
+  private progressAt = 0;
+  private readonly failures = new Map<number, number>();
+  /** Aborted by stop(): cuts a commit's retry backoff short (the commit is then given up). */
+  private readonly stopSignal = new AbortController();
+  private readonly finished: Promise<void>;
+  private settle!: { resolve: () => void; reject: (error: unknown) => void };
+  private settled = false;
+  /** The batch being handled, outside kafkajs's eachBatch call (see onBatch); never rejects. */
+  private handling: Promise<void> = Promise.resolve();
+  /** The chain of offset commits (see commitLater); never rejects. */
+  private commits: Promise<void> = Promise.resolve();
+  private readonly pendingCommits = new Map<string, PendingCommit>();
+  private commitPayload: EachBatchPayload | undefined;
+  /**
+   * Work started in one epoch goes on only while the epoch lasts. A group join, a rebalance, a
+   * crash of the consumer and a deferred error each end it: chunks not yet handled are dropped,
+   * the fetch position goes back to the first of them, and offsets queued for commit are never
+   * sent, so the chunks are read again here or by whoever owns the partition next.
+   */
+  private epoch = 0;
+  private deferred: { error: unknown; epoch: number } | undefined;
+
+  constructor(options: KafkaSourceOptions) {
+    if (!options.topic) throw new SupsupError('E_CONFIG', 'kafka source: topic is required');
+    if (!options.groupId) throw new SupsupError('E_CONFIG', 'kafka source: groupId is required');
+    const inFlight = options.maxInFlightBatches ?? 1;
+    if (inFlight !== 1) {
+      throw new SupsupError(
+        'E_CONFIG',
+        `kafka source: maxInFlightBatches=${inFlight} is not supported; batches are handled one at a time`,
+      );
+    }
+    this.options = options;
+    this.name = `kafka:${options.topic}`;
+    this.maxBatchSize = positiveInt('maxBatchSize', options.maxBatchSize ?? 256);
+    this.retryBackoffMs = positiveInt('retryBackoffMs', options.retryBackoffMs ?? 500);
+    this.maxRetryBackoffMs = positiveInt('maxRetryBackoffMs', options.maxRetryBackoffMs ?? 30_000);
+    this.heartbeatIntervalMs = positiveInt('heartbeatInterval', options.heartbeatInterval ?? 3000);
+    this.commitAttempts = positiveInt('commitAttempts', options.commitAttempts ?? 5);
+    this.stopTimeoutMs = positiveInt('stopTimeoutMs', options.stopTimeoutMs ?? 20_000);
+    this.maxHandlerAttempts =
+      options.maxHandlerAttempts === undefined
+        ? Number.POSITIVE_INFINITY
+        : positiveInt('maxHandlerAttempts', options.maxHandlerAttempts);
+
+    this.consumer =
+      options.consumer ??
+      createKafka(options).consumer({
+        groupId: options.groupId,
+        allowAutoTopicCreation: false,
+        sessionTimeout: options.sessionTimeout ?? 30_000,
+        rebalanceTimeout: options.rebalanceTimeout ?? 60_000,
+        heartbeatInterval: this.heartbeatIntervalMs,
+        maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1000,
+        maxBytesPerPartition: options.maxBytesPerPartition ?? DEFAULT_MAX_BYTES_PER_PARTITION,
+      });
+    this.finished = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    this.finished.catch(() => {});
+    this.wireEvents();
+  }
+
+  readonly redelivers = true;
+
+  /** True while the consumer is a member of the group with an assignment (readiness). */
+  joined(): boolean {
+    return this.isJoined;
+  }
+
+  health(): SourceHealth {
+    return this.isJoined ? { ready: true } : { ready: false, reason: 'kafka consumer group not joined' };
+  }
+
+  /** Epoch ms of the last fetch, heartbeat or batch: a stalled consumer stops advancing it (liveness). */
+  lastProgressAt(): number {
+    return this.progressAt;
+  }
+
+  async start(handler: BatchHandler): Promise<void> {
+    if (this.started) throw new SupsupError('E_SOURCE', `${this.name}: start() called twice`);
+    if (this.stopRequested) throw new SupsupError('E_SOURCE', `${this.name}: start() after stop()`);
+    this.started = true;
+    const { topic } = this.options;
+    this.starting = (async () => {
+      await this.consumer.connect();
+      await this.consumer.subscribe({ topics: [topic], fromBeginning: this.options.fromBeginning ?? true });
+      await this.consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: (payload) => this.onBatch(payload, handler),
+      });
+    })();
+    try {
+      await this.starting;
+    } catch (error) {
+      const mapped = toKafkaSupsupError(error, 'E_SOURCE', `${this.name}: cannot start the consumer`);
+      await this.consumer.disconnect().catch(() => {});
+      this.finish(mapped);
+      throw mapped;
+    }
+  }
+
+  done(): Promise<void> {
+    return this.finished;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
+    this.stopRequested = true;
+    for (const timer of this.resumeTimers) clearTimeout(timer);
+    this.resumeTimers.clear();
+    this.stopSignal.abort();
+    const work = (async () => {
+      // Disconnecting while run() is still joining makes kafkajs crash and keep consuming (kafkajs#1639).
+      if (this.starting) await this.starting.catch(() => {});
+      // The chunk in flight finishes and the handling stops; its commit goes out before the group is left.
+      await this.handling;
+      await this.commits;
+      // Stops fetching (a batch fetched ahead is dropped), leaves the group, closes sockets.
+      await this.consumer.disconnect();
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.stopTimeoutMs);
+      timer.unref();
+    });
+    const outcome = await Promise.race([work.then(() => 'ok' as const), timedOut]).catch(
+      () => 'error' as const,
+    );
+    clearTimeout(timer);
+    work.catch(() => {});
+    if (outcome !== 'ok') {
+      this.log('warn', `${this.name}: stop() did not finish cleanly (${outcome}); giving up on the consumer`);
+    }
+    this.isJoined = false;
+    this.events.emit('stopped');
+    this.finish();
+  }
+
+  private finish(error?: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (error === undefined) this.settle.resolve();
+    else this.settle.reject(error);
+  }
+
+  private wireEvents(): void {
+    const { events } = this.consumer;
+    this.consumer.on(events.GROUP_JOIN, ({ payload }) => {
+      this.epoch++;
+      this.isJoined = true;
+      this.progressAt = Date.now();
+      this.events.emit('joined', {
+        memberId: payload.memberId,
+        isLeader: payload.isLeader,
+        assignment: { ...payload.memberAssignment },
+      });
+    });
+    this.consumer.on(events.REBALANCING, ({ payload }) => {
+      this.epoch++;
+      this.isJoined = false;
+      this.events.emit('rebalancing', { memberId: payload.memberId });
+    });
+    this.consumer.on(events.CRASH, ({ payload }) => {
+      this.epoch++;
+      this.isJoined = false;
+      const error = toKafkaSupsupError(payload.error, 'E_SOURCE', `${this.name}: consumer crashed`);
+      this.events.emit('crash', { error, restart: payload.restart });
+      if (!payload.restart && !this.stopRequested) this.finish(error);
+    });
+    this.consumer.on(events.STOP, () => {
+      this.isJoined = false;
+    });
+    const progress = (): void => {
+      this.progressAt = Date.now();
+    };
+    this.consumer.on(events.FETCH, progress);
+    this.consumer.on(events.HEARTBEAT, progress);
+    this.consumer.on(events.START_BATCH_PROCESS, progress);
+  }
+
+  /**
+   * kafkajs's eachBatch. It waits for the previous batch to be handled, then starts handling this
+   * one without awaiting it: kafkajs fetches only after eachBatch returns, so the next batch is
+   * fetched (and decoded) while this one is handled. At most one batch waits fetched ahead.
+   */
+  private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
+    const { batch } = payload;
+    if (batch.messages.length > 0) {
+      this.events.emit('fetched', {
+        topic: batch.topic,
+        partition: batch.partition,
+        firstOffset: (batch.messages[0] as KafkaMessage).offset,
+        records: batch.messages.length,
+      });
+    }
+    await this.handling;
+    this.throwDeferredError();
+    if (batch.messages.length === 0) return;
+    // Fetched before a failure of this partition sought back (or before stop()): dropped, fetched again.
+    if (this.stopRequested || !payload.isRunning() || payload.isStale()) return;
+    const received = Date.now();
+    const records = batch.messages.map((message) =>
+      toRawRecord(batch.topic, batch.partition, message, received),
+    );
+    // The fetch position moves past this batch now; a chunk that fails seeks back to its first offset.
+    payload.resolveOffset((records[records.length - 1] as RawRecord).position.offset);
+    const epoch = this.epoch;
+    this.handling = this.handleBatch(payload, records, handler, epoch).catch((error: unknown) => {
+      this.deferError(error, epoch);
+    });
+  }
+
+  /** Hands a fetched batch to the handler in chunks, committing each after its handler resolved. */
+  private async handleBatch(
+    payload: EachBatchPayload,
+    records: readonly RawRecord[],
+    handler: BatchHandler,
+    epoch: number,
+  ): Promise<void> {
+    const { batch } = payload;
+    const { topic, partition } = batch;
+    for (let start = 0; start < records.length; start += this.maxBatchSize) {
+      const chunk = records.slice(start, start + this.maxBatchSize);
+      const firstOffset = chunk[0].position.offset;
+      const lastOffset = chunk[chunk.length - 1].position.offset;
+      // Stop between chunks: what is not handled stays uncommitted and is read again from the
+      // committed offset by whoever owns the partition next.
+      if (this.stopRequested || !payload.isRunning()) return;
+      if (this.epoch !== epoch) {
+        // The epoch ended while the consumer goes on: the fetch position is already past this
+        // chunk (onBatch), so move it back, or a later commit would skip the chunk.
+        this.seekBack(topic, partition, firstOffset);
+        return;
+      }
+      let heartbeatError: unknown;
+      const heartbeat = async (): Promise<void> => {
+        try {
+          await payload.heartbeat();
+        } catch (error) {
+          heartbeatError ??= error;
+          throw error;
+        }
+      };
+      try {
+        await handler({ topic, partition, records: chunk, heartbeat, highWatermark: batch.highWatermark });
+      } catch (error) {
+        // A failed heartbeat means the group is rebalancing: kafkajs must re-join; the chunk stays
+        // uncommitted and is read again (from here if the partition stays, else by its next owner).
+        if (heartbeatError !== undefined) {
+          this.deferError(heartbeatError, epoch);
+          this.seekBack(topic, partition, firstOffset);
+        } else {
+          await this.redeliverLater(payload, topic, partition, firstOffset, error, epoch);
+        }
+        return;
+      }
+      this.failures.delete(partition);
+      // After the last chunk, commit past trailing control records too (batch.lastOffset() ≥ last message).
+      const isLast = start + this.maxBatchSize >= records.length;
+      const next = (isLast ? maxOffset(lastOffset, batch.lastOffset()) : BigInt(lastOffset)) + 1n;
+      this.commitLater(payload, { topic, partition, offset: next.toString(), epoch });
+    }
+  }
+
+  /**
+   * Queues an offset commit; the next chunk is handled while it is in flight. Commits go out one
+   * at a time, in order; offsets queued meanwhile are merged into the next request (the later
+   * offset of a partition wins), so at most one request is in flight and one waits.
+   */
+  private commitLater(payload: EachBatchPayload, entry: PendingCommit): void {
+    const first = this.pendingCommits.size === 0;
+    this.pendingCommits.set(`${entry.topic}\u0000${entry.partition}`, entry);
+    this.commitPayload = payload;
+    if (first) this.commits = this.commits.then(() => this.commitPending());
+  }
+
+  private async commitPending(): Promise<void> {
+    const payload = this.commitPayload;
+    // Not kept beyond its commit: a payload holds its batch's fetch buffer.
+    this.commitPayload = undefined;
+    // Offsets of an earlier group membership are dropped: the partition may have moved, and its
+    // new owner reads from the last committed offset.
+    const entries = [...this.pendingCommits.values()].filter((entry) => entry.epoch === this.epoch);
+    this.pendingCommits.clear();
+    if (payload === undefined || entries.length === 0) return;
+    try {
+      await this.commit(payload, entries);
+    } catch (error) {
+      this.deferError(error, entries[0]?.epoch ?? this.epoch);
+    }
+  }
+
+  /**
+   * Keeps an error of work that runs outside kafkajs's eachBatch call (a failed heartbeat or
+   * commit) for the next eachBatch call to throw, so that kafkajs re-joins or retries as it would
+   * have. Handling stops at the next chunk. An error from an earlier group membership is dropped.
+   */
+  private deferError(error: unknown, epoch: number): void {
+    if (epoch !== this.epoch) return;
+    // Any error kept before is of an earlier epoch (one of this epoch would have ended it): stale.
+    this.deferred = { error, epoch };
+    // Stop handling further chunks of this membership: kafkajs has to act on the error first.
+    this.epoch++;
+  }
+
+  private throwDeferredError(): void {
+    const deferred = this.deferred;
+    this.deferred = undefined;
+    if (deferred !== undefined && deferred.epoch + 1 === this.epoch) throw deferred.error;
+  }
+
+  private async redeliverLater(
+    payload: EachBatchPayload,
+    topic: string,
+    partition: number,
+    firstOffset: string,
+    error: unknown,
+    epoch: number,
+  ): Promise<void> {
+    const attempt = (this.failures.get(partition) ?? 0) + 1;
+    this.failures.set(partition, attempt);
+    if (attempt >= this.maxHandlerAttempts) {
+      this.log(
+        'error',
+        `${this.name}: handler failed ${attempt} times for ${topic}/${partition} at ${firstOffset}; stopping`,
+        {
+          error: errorMessage(error),
+        },
+      );
+      this.finish(error);
+      // Not awaited: stop() waits for this eachBatch call to return.
+      void this.stop();
+      return;
+    }
+    const backoffMs = backoffDelay(attempt, { baseMs: this.retryBackoffMs, maxMs: this.maxRetryBackoffMs });
+    this.log(
+      'warn',
+      `${this.name}: handler failed for ${topic}/${partition} at ${firstOffset}; redelivering`,
+      {
+        attempt,
+        backoffMs,
+        error: errorMessage(error),
+      },
+    );
+    this.events.emit('batch_failed', { topic, partition, firstOffset, attempt, backoffMs, error });
+    // Back-pressure: seek back to the chunk, pause the partition (its fetches stop, other
+    // partitions go on, kafkajs keeps the session alive), and resume once the backoff has passed.
+    // Stopping: no seek; the next owner reads the chunk from the committed offset. An epoch that
+    // ended meanwhile: the seek only, kafkajs acts on what ended it first.
+    if (this.stopRequested || !payload.isRunning()) return;
+    if (!this.seekBack(topic, partition, firstOffset) || this.epoch !== epoch) return;
+    const resume = payload.pause();
+    const timer = setTimeout(() => {
+      this.resumeTimers.delete(timer);
+      if (!this.stopRequested) resume();
+    }, backoffMs);
+    timer.unref();
+    this.resumeTimers.add(timer);
+  }
+
+  /**
+   * Moves the partition's fetch position back to `offset` (kafkajs applies it before its next
+   * fetch; a batch fetched ahead meanwhile is stale and dropped). False if the consumer refused.
+   */
+  private seekBack(topic: string, partition: number, offset: string): boolean {
+    try {
+      this.consumer.seek({ topic, partition, offset });
+      return true;
+    } catch (seekError) {
+      // Only a consumer that is gone refuses a fetched record's position. The fetch position is
+      // already past the record, so going on would skip it: stop instead, and let the next run read
+      // from the committed offset, which is not past it.
+      const failure = toKafkaSupsupError(
+        seekError,
+        'E_SOURCE',
+        `${this.name}: seek to ${topic}/${partition}@${offset} failed`,
+      );
+      this.log('error', failure.message);
+      this.finish(failure);
+      void this.stop();
+      return false;
+    }
+  }
+
+  private async commit(payload: EachBatchPayload, entries: readonly PendingCommit[]): Promise<void> {
+    const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
+    for (const { topic, partition, offset } of entries) {
+      const partitions = byTopic.get(topic) ?? [];
+      partitions.push({ partition, offset });
+      byTopic.set(topic, partitions);
+    }
+    const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
+    await retry(() => payload.commitOffsetsIfNecessary({ topics }), {
+      ...COMMIT_BACKOFF,
+      attempts: this.commitAttempts,
+      retriable: (error) => isRetriableKafkaError(error) && !isRebalanceError(error),
+      signal: this.stopSignal.signal,
+      onRetry: (attempt, delayMs, error) =>
+        this.log('warn', `${this.name}: offset commit failed, retrying`, {
+          attempt,
+          delayMs,
+          error: errorMessage(error),
+        }),
+    });
+    for (const { topic, partition, offset } of entries)
+      this.events.emit('committed', { topic, partition, offset });
+  }
+
+  private log(level: LogLevelName, message: string, extra: Record<string, unknown> = {}): void {
+    try {
+      this.options.log?.(level, message, { namespace: 'KafkaSource', ...extra });
+    } catch {
+      // ignore
+    }
+  }
+}
