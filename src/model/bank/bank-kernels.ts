@@ -5,8 +5,7 @@
  * this class runs it.
  */
 import { DotMemory, KERNEL_THREADS, NIBBLE_TABLE_BYTES, screenScratchBytes } from '../kernels/index.js';
-import { DotPool } from '../threads/dot-pool.js';
-import { combineChunks, type DotJob, dotChunks, ROW_CHUNKS } from '../threads/table-dot.js';
+import { combineChunks, type DotJob, DotPool, dotChunks, ROW_CHUNKS } from '../threads/index.js';
 import { LANE } from './block-storage.js';
 
 /** Below this many stored mask bytes a dot product stays on the calling thread (a round trip costs ~0.1 ms). */

@@ -1,7 +1,6 @@
 import { SupsupError } from '../../errors.js';
 import { MAX_SCREEN_BITS } from '../kernels/index.js';
-import { DotPool } from '../threads/dot-pool.js';
-import type { DotJob } from '../threads/table-dot.js';
+import { type DotJob, DotPool } from '../threads/index.js';
 import { BankKernels } from './bank-kernels.js';
 import {
   addBitsByHistogram,

@@ -1,5 +1,4 @@
-import { type Architecture, type LayerShape, layerShapes } from '../network/arch.js';
-import { RandomStream } from '../network/prng.js';
+import { type Architecture, type LayerShape, layerShapes, RandomStream } from '../network/index.js';
 
 /**
  * Where each weight's bit lives in a packed mask. Layers are concatenated; each layer starts on a

@@ -21,7 +21,7 @@ import {
   Wasm,
   type WasmMemory,
 } from '../kernels/index.js';
-import { DotPool } from '../threads/dot-pool.js';
+import { DotPool } from '../threads/index.js';
 import type { Architecture } from './arch.js';
 
 /** Rows computed per block (inputs and activations for this many rows stay in the memory). */

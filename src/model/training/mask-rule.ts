@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SupsupError } from '../../errors.js';
-import { type MaskLayout, packLayers } from '../bank/mask-layout.js';
+import { type MaskLayout, packLayers } from '../bank/index.js';
 
 /**
  * How scores become a binary mask (spec §2).

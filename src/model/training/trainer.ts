@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { MaskLayout } from '../bank/mask-layout.js';
+import type { MaskLayout } from '../bank/index.js';
 import { SimdArena } from '../kernels/index.js';
-import type { MaskedMlp } from '../network/network.js';
+import type { MaskedMlp } from '../network/index.js';
 import { keptCount, kthLargestMagnitude, type MaskRule, packScores } from './mask-rule.js';
 import {
   type HostOptimizer,
