@@ -1,11 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import { randomMask } from '../model/bank/mask-layout.js';
+import { randomMask } from '../model/bank/index.js';
 import { SupermaskEngine } from '../model/engine.js';
-import { relaxedSimd } from '../model/kernels/screen-kernel.js';
-import type { Architecture } from '../model/network/arch.js';
-import { RandomStream } from '../model/network/prng.js';
-import type { Objective } from '../model/training/objectives.js';
-import { defaultOptimizer } from '../model/training/optimizers.js';
+import { relaxedSimd } from '../model/kernels/index.js';
+import { type Architecture, RandomStream } from '../model/network/index.js';
+import { defaultOptimizer, type Objective } from '../model/training/index.js';
 import { runPeerScript } from './peer.js';
 
 export interface OneShotBenchConfig {

@@ -2,10 +2,8 @@ import { performance } from 'node:perf_hooks';
 import type { Dataset } from '../data/images.js';
 import { makeTasks, type TaskView } from '../data/tasks.js';
 import { type InferenceMethod, type ScoreInit, SupermaskEngine } from '../model/engine.js';
-import type { Architecture } from '../model/network/arch.js';
-import type { MaskRule } from '../model/training/mask-rule.js';
-import type { Objective } from '../model/training/objectives.js';
-import type { OptimizerConfig } from '../model/training/optimizers.js';
+import type { Architecture } from '../model/network/index.js';
+import type { MaskRule, Objective, OptimizerConfig } from '../model/training/index.js';
 import { BatchSampler, evaluationBatches } from './sampler.js';
 
 export type Scenario = 'permuted' | 'rotated' | 'split';

@@ -1,6 +1,6 @@
 import type { TaskImages } from '../data/tasks.js';
-import { RandomStream } from '../model/network/prng.js';
-import type { LabelledBatch } from '../model/training/trainer.js';
+import { RandomStream } from '../model/network/index.js';
+import type { LabelledBatch } from '../model/training/index.js';
 
 /**
  * Batches of a task's images in a seeded random order, reshuffled every epoch (as a shuffling

@@ -1,9 +1,6 @@
 import { SupermaskEngine } from '../model/engine.js';
-import type { Architecture } from '../model/network/arch.js';
-import { RandomStream } from '../model/network/prng.js';
-import type { MaskRule } from '../model/training/mask-rule.js';
-import type { OptimizerConfig } from '../model/training/optimizers.js';
-import type { LabelledBatch, StepProfile } from '../model/training/trainer.js';
+import { type Architecture, RandomStream } from '../model/network/index.js';
+import type { LabelledBatch, MaskRule, OptimizerConfig, StepProfile } from '../model/training/index.js';
 import { runPeerScript } from './peer.js';
 
 export interface TrainBenchConfig {

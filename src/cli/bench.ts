@@ -5,11 +5,19 @@ import { type ProtocolConfig, runProtocol, type Scenario } from '../bench/protoc
 import { type PeerResult, runPytorchPeer, runTrainBench } from '../bench/train.js';
 import { loadDataset } from '../data/index.js';
 import { type InferenceMethod, SCREEN_MIN_MASKS, type ScoreInit } from '../model/engine.js';
-import { type Architecture, makeArchitecture } from '../model/network/arch.js';
-import { BACKEND_PREFERENCES, type BackendPreference, selectBackend } from '../model/network/backend.js';
-import type { MaskRule } from '../model/training/mask-rule.js';
-import type { Objective } from '../model/training/objectives.js';
-import { defaultOptimizer, type OptimizerKind } from '../model/training/optimizers.js';
+import {
+  type Architecture,
+  BACKEND_PREFERENCES,
+  type BackendPreference,
+  makeArchitecture,
+  selectBackend,
+} from '../model/network/index.js';
+import {
+  defaultOptimizer,
+  type MaskRule,
+  type Objective,
+  type OptimizerKind,
+} from '../model/training/index.js';
 import { OptionReader } from './options.js';
 import { Progress } from './progress.js';
 

@@ -1,7 +1,7 @@
 import { configSchema, ENVIRONMENT, readSecret } from '../config.js';
 import { runDemo } from '../daemon/demo.js';
 import { DEFAULT_DEMO_STREAM } from '../daemon/demo-stream.js';
-import { BACKEND_PREFERENCES, type BackendPreference, selectBackend } from '../model/network/backend.js';
+import { BACKEND_PREFERENCES, type BackendPreference, selectBackend } from '../model/network/index.js';
 import { createLogger, type LogLevel } from '../ops/logger.js';
 import { SupsupService } from '../ops/service.js';
 import { openStore } from '../store/index.js';

@@ -1,10 +1,10 @@
-import { relaxedSimd } from '../model/kernels/screen-kernel.js';
+import { relaxedSimd } from '../model/kernels/index.js';
 import {
   BACKEND_PREFERENCES,
   type BackendPreference,
   installedVersions,
   selectBackend,
-} from '../model/network/backend.js';
+} from '../model/network/index.js';
 import { OptionReader } from './options.js';
 import { relaxedSimdState } from './relaxed-simd.js';
 

@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { SupsupError } from '../errors.js';
-import { relaxedSimd } from '../model/kernels/screen-kernel.js';
+import { relaxedSimd } from '../model/kernels/index.js';
 
 /**
  * How the mask bank's screen came to use `i8x16.relaxed_swizzle` or not:

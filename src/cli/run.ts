@@ -1,7 +1,7 @@
 import { loadConfig } from '../config.js';
 import { buildComponents } from '../daemon/components.js';
 import { errorMessage } from '../errors.js';
-import { selectBackend } from '../model/network/backend.js';
+import { selectBackend } from '../model/network/index.js';
 import { createLogger } from '../ops/logger.js';
 import { SupsupService } from '../ops/service.js';
 import { onStopSignals } from './signals.js';

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { SupsupError } from '../errors.js';
-import { RandomStream } from '../model/network/prng.js';
+import { RandomStream } from '../model/network/index.js';
 import type { Dataset, ImageSet } from './images.js';
 import { MNIST_STATS, normalisePixel } from './normalise.js';
 

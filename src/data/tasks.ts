@@ -7,7 +7,7 @@
  * - split: task i keeps the images of classes 2i and 2i+1, labels unchanged.
  */
 import { SupsupError } from '../errors.js';
-import { RandomStream } from '../model/network/prng.js';
+import { RandomStream } from '../model/network/index.js';
 import { ImageView } from './image-view.js';
 import type { Dataset, ImageSet, TaskView } from './images.js';
 import { normaliseDegrees, rotationSourceMap } from './rotation.js';
