@@ -93,8 +93,18 @@ export const brIf = (depth: number): number[] => [...op.brIf, ...uleb(depth)];
  * `block loop … end end` running `body` until `exit` (an i32 condition, tested before each round)
  * is true. Inside `body`, `br_if 2` leaves the loop from one nested block deeper.
  */
-export const whileNot = (exit: readonly number[], body: readonly number[]): number[] =>
-  block(loop([...exit, ...brIf(1), ...body, ...br(0)]));
+export const whileNot = (exit: readonly number[], body: readonly number[]): number[] => [
+  ...op.block,
+  VOID_BLOCK,
+  ...op.loop,
+  VOID_BLOCK,
+  ...exit,
+  ...brIf(1),
+  ...body, // copied once: these loops nest deep around long unrolled bodies
+  ...br(0),
+  ...op.end,
+  ...op.end,
+];
 
 /** local ← local + amount (i32). */
 export const addTo = (local: number, amount: readonly number[]): number[] => [
