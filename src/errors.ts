@@ -90,6 +90,10 @@ export const DAEMON_ERRORS = {
     status: 503,
     meaning: 'The component was stopped (the daemon is shutting down); not retriable on this process.',
   },
+  E_DEPENDENCY: {
+    retriable: false,
+    meaning: 'An installed dependency is not the build the daemon needs (kafkajs without its patches).',
+  },
   E_INTERNAL: {
     retriable: false,
     meaning: 'A bug: an invariant of the daemon does not hold (HTTP clients get 500 and a generic message).',

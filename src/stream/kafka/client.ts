@@ -6,6 +6,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { KafkaConfig, LogEntry, logCreator, RetryOptions, SASLOptions } from 'kafkajs';
 import kafkajs from 'kafkajs';
 import { SupsupError } from '../../errors.js';
+import { assertKafkajsPatched } from './patch-check.js';
 
 const { Kafka, logLevel: KafkaLogLevels } = kafkajs;
 
@@ -70,6 +71,7 @@ function kafkaLogLevel(level: KafkaLogLevel): number {
 }
 
 export function createKafka(options: KafkaClientOptions): InstanceType<typeof Kafka> {
+  assertKafkajsPatched();
   if (!Array.isArray(options.brokers) || options.brokers.length === 0) {
     throw new SupsupError('E_CONFIG', 'kafka: at least one broker is required');
   }
