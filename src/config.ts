@@ -40,7 +40,15 @@ const sourceSchema = z.discriminatedUnion('kind', [
     })
     .strict(),
   z.object({ kind: z.literal('file'), path: z.string().min(1), checkpoint: z.string().min(1) }).strict(),
-  z.object({ kind: z.literal('stdin'), checkpoint: z.string().min(1).optional() }).strict(),
+  z
+    .object({
+      kind: z.literal('stdin'),
+      checkpoint: z.string().min(1).optional(),
+      /** Names the session on stdin: the same name again resumes it after its checkpoint (needs a checkpoint). */
+      session: z.string().min(1).max(200).optional(),
+    })
+    .strict()
+    .refine((s) => s.session === undefined || s.checkpoint !== undefined, 'source.session needs source.checkpoint'),
 ]);
 
 const sinkSchema = z.discriminatedUnion('kind', [
@@ -57,6 +65,20 @@ const sinkSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('stdout') }).strict(),
 ]);
 
+/** State safety, on every store kind (docs/daemon.md, "State safety"). */
+const stateSafety = {
+  /** A store that is empty or behind the source: refuse to start (default), replay the source, or accept. */
+  onRegression: z.enum(['refuse', 'replay', 'accept']).default('refuse'),
+  /** The writer lease: its time to live, and whether a second daemon waits for it instead of exiting. */
+  writer: z
+    .object({
+      leaseMs: z.number().int().min(1000).max(600_000).default(15_000),
+      standby: z.boolean().default(false),
+    })
+    .strict()
+    .prefault({}),
+};
+
 const storeSchema = z.discriminatedUnion('kind', [
   z
     .object({
@@ -69,10 +91,11 @@ const storeSchema = z.discriminatedUnion('kind', [
       commandTimeoutMs: positiveInt.default(5_000),
       /** Accept a Redis without AOF or RDB persistence (masks vanish with the server). */
       allowNoPersistence: z.boolean().default(false),
+      ...stateSafety,
     })
     .strict(),
-  z.object({ kind: z.literal('file'), dir: z.string().min(1) }).strict(),
-  z.object({ kind: z.literal('memory') }).strict(),
+  z.object({ kind: z.literal('file'), dir: z.string().min(1), ...stateSafety }).strict(),
+  z.object({ kind: z.literal('memory'), ...stateSafety }).strict(),
 ]);
 
 export const configSchema = z

@@ -184,9 +184,20 @@ async function main(): Promise<void> {
     process.stderr.write(`supsupd: ${code}: ${errorMessage(error)}\n`);
     if (!isSupsupError(error) && error instanceof Error && error.stack)
       process.stderr.write(`${error.stack}\n`);
-    process.exitCode =
-      isSupsupError(error) && (error.code === 'E_BAD_ARGUMENT' || error.code === 'E_CONFIG') ? 2 : 1;
+    process.exitCode = exitCodeOf(error);
+    // Everything the command opened was closed before the error reached here; a handle left open anyway
+    // (a library's socket or timer) must not keep a refused start alive.
+    setTimeout(() => process.exit(), FORCED_EXIT_MS).unref();
   }
+}
+
+/** How long a failed command may take to exit by itself before it is made to. */
+const FORCED_EXIT_MS = 3_000;
+
+/** 2: the input or the state was refused (fix it, or choose store.onRegression); 1: anything else. */
+function exitCodeOf(error: unknown): number {
+  const refused: readonly string[] = ['E_BAD_ARGUMENT', 'E_CONFIG', 'E_STORE_REGRESSED'];
+  return isSupsupError(error) && refused.includes(error.code) ? 2 : 1;
 }
 
 await main();

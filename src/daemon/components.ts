@@ -5,18 +5,24 @@ import type { Logger } from '../logger.js';
 import { makeArchitecture } from '../model/network/arch.js';
 import { defaultOptimizer } from '../model/training/optimizers.js';
 import { openStore } from '../store/index.js';
-import { JsonlFileSink, JsonlFileSource, StdinSource, StdoutSink } from '../stream/file.js';
+import { EMPTY_POSITION } from '../store/position.js';
+import { JsonlFileSink, StdoutSink } from '../stream/file.js';
 import { type KafkaLogCallback, KafkaSink, KafkaSource } from '../stream/kafka.js';
 import type { Sink, Source } from '../stream/types.js';
-import { checkpointed, OffsetCheckpoint } from './checkpoint.js';
 import type { DaemonOptions } from './daemon.js';
+import { makeFileSource, makeStdinSource, type SourceContext } from './line-sources.js';
 
 /** The parts of a daemon described by a validated configuration. */
 export interface Components {
   readonly options: DaemonOptions;
-  /** Builds the source once the daemon knows its state (file sources resume from a checkpoint). */
-  makeSource(): Promise<Source>;
+  /**
+   * Builds the source once the daemon knows its state (file sources resume from a checkpoint; stdin numbers on
+   * from the store's offsets). Without a context: as for an empty store (tools that run no regression checks).
+   */
+  makeSource(context?: SourceContext): Promise<Source>;
 }
+
+const NO_CONTEXT: SourceContext = { storePosition: () => EMPTY_POSITION, appliedOffsets: () => ({}) };
 
 export function buildComponents(config: DaemonConfig, logger: Logger): Components {
   const model = config.model;
@@ -33,6 +39,8 @@ export function buildComponents(config: DaemonConfig, logger: Logger): Component
     sink: makeSink(config.sink, logger),
     store: openStore(config.store),
     allowVolatileStore: config.store.kind === 'redis' ? config.store.allowNoPersistence : true,
+    onRegression: config.store.onRegression,
+    writer: config.store.writer,
     model: {
       arch,
       seed: model.seed,
@@ -49,7 +57,7 @@ export function buildComponents(config: DaemonConfig, logger: Logger): Component
     logger,
     stopTimeoutMs: config.stopTimeoutMs,
   };
-  return { options, makeSource: () => makeSource(config.source, logger) };
+  return { options, makeSource: (context = NO_CONTEXT) => makeSource(config.source, logger, context) };
 }
 
 function kafkaLog(logger: Logger): KafkaLogCallback {
@@ -63,7 +71,11 @@ function sasl(config: {
   return config.sasl === undefined ? undefined : (config.sasl as SASLOptions);
 }
 
-async function makeSource(config: DaemonConfig['source'], logger: Logger): Promise<Source> {
+async function makeSource(
+  config: DaemonConfig['source'],
+  logger: Logger,
+  context: SourceContext,
+): Promise<Source> {
   switch (config.kind) {
     case 'kafka':
       return new KafkaSource({
@@ -82,23 +94,10 @@ async function makeSource(config: DaemonConfig['source'], logger: Logger): Promi
           : { maxBytesPerPartition: config.maxBytesPerPartition }),
         log: kafkaLog(logger),
       });
-    case 'file': {
-      const checkpoint = new OffsetCheckpoint(config.checkpoint);
-      await checkpoint.load();
-      return checkpointed(
-        new JsonlFileSource(config.path, { startAfter: checkpoint.get('file/0') }),
-        checkpoint,
-      );
-    }
-    case 'stdin': {
-      if (config.checkpoint === undefined) return new StdinSource();
-      const checkpoint = new OffsetCheckpoint(config.checkpoint);
-      await checkpoint.load();
-      return checkpointed(
-        new StdinSource(process.stdin, { startAfter: checkpoint.get('stdin/0') }),
-        checkpoint,
-      );
-    }
+    case 'file':
+      return makeFileSource(config, context);
+    case 'stdin':
+      return makeStdinSource(config, context);
   }
 }
 

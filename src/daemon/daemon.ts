@@ -1,6 +1,6 @@
 import { AlignedCopies, decodeRecord } from '../codec/record-codec.js';
 import { DEFAULT_LEARNER, type LearnerConfig, StreamLearner } from '../discovery/learner.js';
-import { errorMessage, SupsupError } from '../errors.js';
+import { errorMessage, isSupsupError, SupsupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { SupermaskEngine } from '../model/engine.js';
 import type { Architecture } from '../model/network/arch.js';
@@ -9,12 +9,19 @@ import type { OptimizerConfig } from '../model/training/optimizers.js';
 import type { DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
 import { retry } from '../retry.js';
 import { compareOffsets } from '../store/offsets.js';
-import { RedisStore } from '../store/redis-store.js';
-import type { MaskStore } from '../store/types.js';
+import { formatPosition, regressionOf } from '../store/position.js';
+import type { MaskStore, StorePosition } from '../store/types.js';
 import type { Sink, Source, SourceBatch } from '../stream/types.js';
+import { consumerLag, microBatches } from './batches.js';
 import { failpoint } from './failpoints.js';
+import { STORE_PROBE_TIMEOUT_MS, StoreProbe, withTimeout } from './health.js';
+import { checkSourcePositions, type OnRegression, RegressionGuard } from './regression.js';
+import { checkDurability, closeAfterFailedOpen } from './startup.js';
 import { buildCommit, restoreState } from './state.js';
-import type { BatchObservation, DaemonObserver } from './telemetry.js';
+import { type BatchObservation, type DaemonObserver, logDecision } from './telemetry.js';
+import { openStoreAsWriter, WriterLease, type WriterLeaseOptions } from './writer-lease.js';
+
+export { microBatches } from './batches.js';
 
 export interface DaemonOptions {
   readonly sink: Sink;
@@ -39,18 +46,19 @@ export interface DaemonOptions {
   readonly observer?: DaemonObserver;
   /** Backoff of in-place retries for sources that do not redeliver by themselves. */
   readonly retryBackoff?: { readonly baseMs: number; readonly maxMs: number };
+  /** A store that is empty or behind the source: refuse (default), replay the source, or accept it. */
+  readonly onRegression?: OnRegression;
+  /** The writer lease (default: 15 s, no standby). */
+  readonly writer?: WriterLeaseOptions;
 }
+
+const DEFAULT_WRITER: WriterLeaseOptions = { leaseMs: 15_000, standby: false };
 
 /** Readiness of the daemon: every reason it cannot serve now (empty when ready). */
 export interface DaemonHealth {
   readonly ready: boolean;
   readonly reasons: readonly string[];
 }
-
-/** A store probe that does not answer within this time counts as unreachable. */
-const STORE_PROBE_TIMEOUT_MS = 1000;
-/** How long a Redis store's policy reading is trusted before readiness reads it again. */
-const POLICY_RECHECK_MS = 10_000;
 
 export interface DaemonStats {
   recordsIn: number;
@@ -90,35 +98,81 @@ export class Daemon {
   private readonly log: Logger;
   /** Aborted by stop(): ends in-place retry waits. */
   private readonly stopSignal = new AbortController();
+  /** The store position of this daemon's last commit (or as loaded): what the store must still be at. */
+  private position: StorePosition;
+  private readonly writer: WriterLease;
+  /** Latches a regressed store (refused until a restart). */
+  private readonly guard: RegressionGuard;
+  /** The message of the last failed state write, while the state is stale. */
+  private lastWriteError: string | null = null;
+  private readonly storeProbe: StoreProbe;
 
-  private constructor(options: DaemonOptions, engine: SupermaskEngine, learner: StreamLearner) {
+  private constructor(
+    options: DaemonOptions,
+    engine: SupermaskEngine,
+    learner: StreamLearner,
+    position: StorePosition,
+    writer: WriterLease,
+  ) {
     this.options = options;
     this.engine = engine;
     this.learner = learner;
     this.log = options.logger;
+    this.position = position;
+    this.writer = writer;
+    this.storeProbe = new StoreProbe(options.store, options.allowVolatileStore === true);
+    this.guard = new RegressionGuard(options.onRegression ?? 'refuse', options.logger);
   }
 
-  /** Opens the store, restores masks and policy state, and returns a daemon ready to run. */
+  /**
+   * Opens the store as its one writer (the writer lease), checks the sink, restores masks and policy state, and
+   * returns a daemon ready to run. A failure closes what was opened (lease, store, sink) before it is thrown.
+   */
   static async open(options: DaemonOptions): Promise<Daemon> {
-    await options.store.open();
-    await checkDurability(options);
-    const { engine, learner, applied, outbox } = await Daemon.restore(options);
-    const daemon = new Daemon(options, engine, learner);
-    for (const [key, offset] of Object.entries(applied)) daemon.applied.set(key, offset);
-    if (outbox.length > 0) {
-      // The last commit's events may not have reached the sink before the previous run ended.
-      await options.sink.writeEvents(outbox);
-      options.logger.info('events of the last commit written again', { events: outbox.length });
+    const { store, logger } = options;
+    let writer: WriterLease | null = null;
+    let daemon: Daemon | null = null;
+    try {
+      const writerOptions = options.writer ?? DEFAULT_WRITER;
+      await openStoreAsWriter(store, writerOptions, logger);
+      await checkDurability(options);
+      writer = await WriterLease.acquire(store, writerOptions, logger);
+      await options.sink.check?.();
+      const position = await store.position();
+      const { engine, learner, applied, outbox } = await Daemon.restore(options);
+      daemon = new Daemon(options, engine, learner, position, writer);
+      for (const [key, offset] of Object.entries(applied)) daemon.applied.set(key, offset);
+      if (outbox.length > 0) {
+        // The last commit's events may not have reached the sink before the previous run ended.
+        await options.sink.writeEvents(outbox);
+        logger.info('events of the last commit written again', { events: outbox.length });
+      }
+      const warmUpStarted = performance.now();
+      learner.warmUp(options.microBatch);
+      logger.info('state restored', {
+        store: store.kind,
+        position: formatPosition(position),
+        tasks: learner.learnedTasks.length,
+        partitions: Object.keys(applied).length,
+        warmUpMs: Math.round(performance.now() - warmUpStarted),
+      });
+      return daemon;
+    } catch (error) {
+      daemon?.learner.dispose();
+      daemon?.engine.dispose();
+      await closeAfterFailedOpen(options, writer);
+      throw error;
     }
-    const warmUpStarted = performance.now();
-    learner.warmUp(options.microBatch);
-    options.logger.info('state restored', {
-      store: options.store.kind,
-      tasks: learner.learnedTasks.length,
-      partitions: Object.keys(applied).length,
-      warmUpMs: Math.round(performance.now() - warmUpStarted),
-    });
-    return daemon;
+  }
+
+  /** The store's applied offsets per partition key, as of this daemon's last commit or load. */
+  appliedOffsets(): Record<string, string> {
+    return Object.fromEntries(this.applied);
+  }
+
+  /** The store position of this daemon's last commit, or as loaded (what checkpoints record). */
+  get storePosition(): StorePosition {
+    return this.position;
   }
 
   get tasks() {
@@ -140,6 +194,7 @@ export class Daemon {
     if (this.source !== null) throw new SupsupError('E_INTERNAL', 'the daemon is already running a source');
     if (this.stopping !== null) throw new SupsupError('E_INTERNAL', 'the daemon has been stopped');
     this.source = source;
+    await this.checkSource(source);
     const backoff = this.options.retryBackoff ?? { baseMs: 200, maxMs: 10_000 };
     const handler =
       source.redelivers === true
@@ -175,7 +230,10 @@ export class Daemon {
     return this.stopping !== null;
   }
 
-  /** Readiness: not draining, the source can deliver, the store answers within a second. */
+  /**
+   * Readiness: not draining, the source can deliver, the store answers within a second, is safe to write and is
+   * not behind what this daemon committed, this daemon holds the writer lease, and its state is not stale.
+   */
   async health(): Promise<DaemonHealth> {
     const reasons: string[] = [];
     if (this.draining) reasons.push('draining');
@@ -184,44 +242,33 @@ export class Daemon {
       const source = this.source.health?.();
       if (source !== undefined && !source.ready) reasons.push(source.reason ?? 'source not ready');
     }
-    if (this.stale) reasons.push('state is being reloaded from the store');
-    const reachable = this.draining
-      ? false
-      : await withTimeout(this.options.store.ping(), STORE_PROBE_TIMEOUT_MS, 'store ping').catch(() => false);
-    if (!reachable) reasons.push('store unreachable');
-    else {
-      const policy = await this.storePolicyProblem();
-      if (policy !== null) reasons.push(policy);
+    const store = this.draining ? ['store unreachable'] : await this.storeProbe.problems();
+    if (store.length === 0 && !this.draining) await this.probePosition();
+    if (this.guard.reason !== null) reasons.push(`store regressed: ${this.guard.reason}`);
+    const lease = this.writer.problem;
+    if (lease !== null) reasons.push(lease);
+    if (this.stale) {
+      reasons.push(
+        this.lastWriteError === null
+          ? 'state is being reloaded from the store'
+          : `the last state write failed (${this.lastWriteError}); the state is reloaded before the next batch`,
+      );
     }
+    reasons.push(...store);
     return { ready: reasons.length === 0, reasons };
   }
 
-  private policyCheck: { at: number; problem: string | null } | null = null;
-
-  /** A Redis store's eviction and persistence policy, re-read at most every 10 s (readiness). */
-  private async storePolicyProblem(): Promise<string | null> {
-    const { store } = this.options;
-    if (!(store instanceof RedisStore)) return null;
-    if (this.policyCheck !== null && Date.now() - this.policyCheck.at < POLICY_RECHECK_MS) {
-      return this.policyCheck.problem;
-    }
-    let problem: string | null = null;
+  /** Readiness notices a store that fell behind (e.g. restarted empty) even before the next commit does. */
+  private async probePosition(): Promise<void> {
+    if (this.guard.reason !== null) return;
+    let stored: StorePosition;
     try {
-      const policy = await withTimeout(store.policy(), STORE_PROBE_TIMEOUT_MS, 'store policy');
-      if (policy.maxmemoryPolicy !== 'noeviction') {
-        problem = `store evicts keys (maxmemory-policy ${policy.maxmemoryPolicy ?? 'unknown'})`;
-      } else if (
-        !policy.persistence.aof &&
-        !policy.persistence.rdb &&
-        this.options.allowVolatileStore !== true
-      ) {
-        problem = 'store persists nothing (no AOF, no RDB)';
-      }
+      stored = await withTimeout(this.options.store.position(), STORE_PROBE_TIMEOUT_MS, 'store position');
     } catch {
-      return 'store unreachable';
+      return;
     }
-    this.policyCheck = { at: Date.now(), problem };
-    return problem;
+    const behind = regressionOf(stored, this.position);
+    if (behind !== null) this.storeRegressed(behind, stored);
   }
 
   /** The daemon's model: architecture and masks (read-only use). */
@@ -241,6 +288,7 @@ export class Daemon {
     const deadline = this.options.stopTimeoutMs ?? 20_000;
     const steps: [string, () => Promise<void>][] = [
       ['source', () => this.source?.stop() ?? Promise.resolve()],
+      ['writer lease', () => this.writer.release()],
       ['sink', () => this.options.sink.close()],
       ['store', () => this.options.store.close()],
     ];
@@ -288,6 +336,9 @@ export class Daemon {
   }
 
   private async handleBatch(batch: SourceBatch, copies: AlignedCopies): Promise<void> {
+    // A regressed store is refused: nothing is learned or published from it.
+    if (this.guard.reason !== null) throw this.guard.refusal();
+    await this.holdWriter();
     // A failed state write left the in-memory model ahead of the store: start again from the store.
     if (this.stale) await this.reload();
     const key = `${batch.topic}/${batch.partition}`;
@@ -319,7 +370,7 @@ export class Daemon {
       events.push(...outcome.events);
       for (const task of outcome.changed) changed.add(task);
       if (outcome.checked) this.stats.checks++;
-      this.logDecision(group.records, outcome.decision, outcome.checked);
+      logDecision(this.log, this.learner, group.records, outcome.decision, outcome.checked);
       observations.push({
         partition: key,
         firstOffset: group.records[0]?.position.offset ?? '',
@@ -368,7 +419,10 @@ export class Daemon {
     changed: ReadonlySet<number>,
     events: readonly DaemonEvent[],
   ): Promise<void> {
-    const commit = buildCommit(this.engine, this.learner, changed, key, offset, events);
+    const commit = {
+      ...buildCommit(this.engine, this.learner, changed, key, offset, events),
+      expect: this.position,
+    };
     let outcome: Awaited<ReturnType<MaskStore['commit']>>;
     const started = performance.now();
     const observe = (result: 'applied' | 'fenced' | 'failed') =>
@@ -381,11 +435,13 @@ export class Daemon {
       // Whether or not the write landed, the batch will be delivered again; the model must not keep
       // what it learned from it in memory only.
       this.stale = true;
-      throw error;
+      this.lastWriteError = errorMessage(error);
+      throw this.failedWrite(error);
     }
     if (outcome === 'applied') {
       this.stats.commitsApplied++;
       this.applied.set(key, offset);
+      await this.advancePosition();
       return;
     }
     // Another member applied this partition further than we have: our model is stale. Reload the
@@ -405,8 +461,65 @@ export class Daemon {
     );
   }
 
+  /** After an applied commit: the next sequence (and, for a store that was empty, the epoch it created). */
+  private async advancePosition(): Promise<void> {
+    const { epoch, sequence } = this.position;
+    if (epoch !== null) {
+      this.position = { epoch, sequence: sequence + 1 };
+      return;
+    }
+    try {
+      this.position = await this.options.store.position();
+    } catch (error) {
+      // The commit landed; the position is read again by the reload before the next batch.
+      this.stale = true;
+      this.lastWriteError = errorMessage(error);
+    }
+  }
+
+  /** The error a failed commit is rethrown as (regressed and lost-lease commits are retried later). */
+  private failedWrite(error: unknown): unknown {
+    if (!isSupsupError(error)) return error;
+    if (error.code === 'E_STORE_REGRESSED') return this.storeRegressed(error.message);
+    if (error.code === 'E_STORE_CONFLICT') {
+      return new SupsupError('E_STORE_CONFLICT', error.message, { retriable: true, cause: error });
+    }
+    return error;
+  }
+
+  /** A regressed store: refused until a restart, or (onRegression "accept") reloaded from where it is now. */
+  private storeRegressed(reason: string, stored?: StorePosition): SupsupError {
+    const error = this.guard.regressed(reason, this.position, stored);
+    if (this.guard.reason === null) this.stale = true;
+    return error;
+  }
+
+  /** Takes the writer lease again after it was lost; the state is reloaded (another writer may have committed). */
+  private async holdWriter(): Promise<void> {
+    const problem = this.writer.problem;
+    if (problem === null) return;
+    if (!(await this.writer.regain())) {
+      throw new SupsupError('E_STORE_CONFLICT', `${problem}; another daemon holds it now`, {
+        retriable: true,
+      });
+    }
+    this.stale = true;
+  }
+
+  /** Start-up check of the store against what the source committed (see store.onRegression). */
+  private checkSource(source: Source): Promise<void> {
+    const side = { position: this.position, applied: Object.fromEntries(this.applied) };
+    return checkSourcePositions(source, side, this.options.onRegression ?? 'refuse', this.log);
+  }
+
   /** Replaces the engine and learner by the store's state (after a failed or fenced write). */
   private async reload(): Promise<void> {
+    const stored = await this.options.store.position();
+    const behind = regressionOf(stored, this.position);
+    if (behind !== null) {
+      const error = this.storeRegressed(behind, stored);
+      if (this.guard.reason !== null) throw error;
+    }
     const { engine, learner, applied } = await Daemon.restore(this.options);
     this.learner.dispose();
     this.engine.dispose();
@@ -414,89 +527,12 @@ export class Daemon {
     this.learner = learner;
     this.applied.clear();
     for (const [k, v] of Object.entries(applied)) this.applied.set(k, v);
+    this.position = stored;
     this.stale = false;
-    this.log.info('state reloaded from the store', { tasks: learner.learnedTasks.length });
-  }
-
-  private logDecision(
-    records: readonly InputRecord[],
-    decision: { kind: string; reason: string },
-    checked: boolean,
-  ): void {
-    const first = records[0];
-    const last = records[records.length - 1];
-    if (first === undefined || last === undefined) return;
-    const task = this.learner.currentTask(`${first.position.topic}/${first.position.partition}`);
-    this.log.debug('decision', {
-      topic: first.position.topic,
-      partition: first.position.partition,
-      offset: first.position.offset,
-      lastOffset: last.position.offset,
-      task,
-      mask: task === null ? null : (this.learner.learnedTasks[task]?.version ?? null),
-      decision: decision.kind,
-      reason: decision.reason,
-      checked,
-      records: records.length,
+    this.lastWriteError = null;
+    this.log.info('state reloaded from the store', {
+      tasks: learner.learnedTasks.length,
+      position: formatPosition(stored),
     });
-  }
-}
-
-/** Records between the last one handled and the partition's end, when the source knows its end. */
-function consumerLag(highWatermark: string | undefined, lastOffset: string | undefined): number | null {
-  if (highWatermark === undefined || lastOffset === undefined) return null;
-  const lag = BigInt(highWatermark) - BigInt(lastOffset) - 1n;
-  return lag < 0n ? 0 : Number(lag);
-}
-
-/** Refuses a Redis that persists nothing unless the configuration accepts it. */
-async function checkDurability(options: DaemonOptions): Promise<void> {
-  const { store } = options;
-  if (!(store instanceof RedisStore)) return;
-  const persistence = store.persistence();
-  if (persistence.aof || persistence.rdb) return;
-  if (options.allowVolatileStore === true) {
-    options.logger.warn('Redis persists nothing (no AOF, no RDB): masks live only as long as the server');
-    return;
-  }
-  await store.close();
-  throw new SupsupError(
-    'E_STORE_POLICY',
-    'Redis persists nothing (no AOF, no RDB), so masks would vanish with the server: enable appendonly, or set store.allowNoPersistence',
-  );
-}
-
-/**
- * Splits a partition's valid records into micro-batches of at most `size`, never mixing records
- * already applied (offset ≤ `applied`: inferred only) with new ones (learned).
- */
-export function* microBatches(
-  records: readonly InputRecord[],
-  size: number,
-  applied: string | undefined,
-): Generator<{ records: InputRecord[]; learn: boolean }> {
-  let group: InputRecord[] = [];
-  let learn = true;
-  for (const record of records) {
-    const isNew = applied === undefined || compareOffsets(record.position.offset, applied) > 0;
-    if (group.length > 0 && (group.length === size || isNew !== learn)) {
-      yield { records: group, learn };
-      group = [];
-    }
-    learn = isNew;
-    group.push(record);
-  }
-  if (group.length > 0) yield { records: group, learn };
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new SupsupError('E_INTERNAL', `${what} took longer than ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }

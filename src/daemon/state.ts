@@ -169,8 +169,14 @@ async function restoreMask(
   }
   engine.addMask(packed);
   if (!meta.frozen) {
+    // A mask still learning cannot go on without its scores: found here, not at its next batch.
     const bytes = await store.loadTrainingState(meta.task);
-    if (bytes !== null) training.set(meta.task, decodeTrainingState(bytes, engine.layout.sizes));
+    if (bytes === null) {
+      throw new SupsupError('E_STORE_CORRUPT', `mask ${meta.task} is not frozen but has no training state`, {
+        details: { task: meta.task },
+      });
+    }
+    training.set(meta.task, decodeTrainingState(bytes, engine.layout.sizes));
   }
 }
 

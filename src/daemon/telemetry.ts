@@ -1,4 +1,5 @@
-import type { DaemonEvent, DeadLetter, ResultRecord } from '../records.js';
+import type { Logger } from '../logger.js';
+import type { DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
 
 /** One micro-batch as the daemon handled it. */
 export interface BatchObservation {
@@ -57,4 +58,33 @@ export function observers(...list: readonly DaemonObserver[]): DaemonObserver {
       for (const o of list) o.events(events);
     },
   };
+}
+
+/** The debug log line of one micro-batch's decision (task and mask version of its stream afterwards). */
+export function logDecision(
+  log: Logger,
+  learner: {
+    currentTask(stream: string): number | null;
+    readonly learnedTasks: readonly { readonly version: number }[];
+  },
+  records: readonly InputRecord[],
+  decision: { kind: string; reason: string },
+  checked: boolean,
+): void {
+  const first = records[0];
+  const last = records[records.length - 1];
+  if (first === undefined || last === undefined) return;
+  const task = learner.currentTask(`${first.position.topic}/${first.position.partition}`);
+  log.debug('decision', {
+    topic: first.position.topic,
+    partition: first.position.partition,
+    offset: first.position.offset,
+    lastOffset: last.position.offset,
+    task,
+    mask: task === null ? null : (learner.learnedTasks[task]?.version ?? null),
+    decision: decision.kind,
+    reason: decision.reason,
+    checked,
+    records: records.length,
+  });
 }

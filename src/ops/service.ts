@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { DaemonConfig } from '../config.js';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
+import type { SourceContext } from '../daemon/line-sources.js';
 import { observers } from '../daemon/telemetry.js';
 import { errorMessage, SupsupError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -19,7 +20,7 @@ import type { JobRun, JobStatus, Scheduler } from './scheduler.js';
 export interface ServiceOptions {
   readonly daemon: Omit<DaemonOptions, 'observer'>;
   /** Builds the source once the daemon's state is restored (run() needs it). */
-  readonly makeSource?: () => Promise<Source>;
+  readonly makeSource?: (context: SourceContext) => Promise<Source>;
   readonly http: DaemonConfig['http'];
   readonly logger: Logger;
   /** Flushes the logs; called last by stop(). */
@@ -111,7 +112,11 @@ export class SupsupService implements OpsViews {
   async run(): Promise<void> {
     if (this.options.makeSource === undefined)
       throw new Error('SupsupService.run() needs options.makeSource');
-    const source = await this.options.makeSource();
+    const daemon = this.daemon;
+    const source = await this.options.makeSource({
+      storePosition: () => daemon.storePosition,
+      appliedOffsets: () => daemon.appliedOffsets(),
+    });
     await this.daemon.run(source);
   }
 

@@ -2,7 +2,8 @@
  * File and stdio ends of the stream: a JSONL source over a file or any Readable (stdin), and sinks
  * that append JSON lines to files (fsync'd per write call) or write them to stdout/stderr.
  *
- * Source positions: topic (default 'file' / 'stdin'), partition 0, offset = 0-based line number.
+ * Source positions: topic (default 'file' / 'stdin'), partition 0, offset = 0-based line number (plus
+ * `firstOffset`, where a stdin session continues the numbering of earlier ones).
  * Blank lines are skipped but keep their number, so an offset always names the same line. Reading is
  * streaming with bounded memory: a line longer than `maxLineBytes` keeps only its first
  * `maxLineBytes + 1` bytes and becomes a record that fails the decoder's size check (keep
@@ -13,7 +14,8 @@
  * throws stops the source: `done()` rejects with that error and no later batch is delivered.
  */
 import { once } from 'node:events';
-import { type FileHandle, open, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, type FileHandle, mkdir, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { encodeDeadLetterJson, encodeEvent, encodeResult } from '../codec/record-codec.js';
@@ -28,6 +30,11 @@ export interface LineSourceOptions {
   readonly batchSize?: number;
   /** Resume: skip records whose offset (line number) is ≤ this (decimal string). */
   readonly startAfter?: string;
+  /**
+   * Offset of the first line (default 0): a stdin session numbers its lines on from where earlier sessions
+   * ended, so its records are never taken for ones already applied.
+   */
+  readonly firstOffset?: string;
   /** Longest line kept whole (default 16 MiB); longer lines are cut to maxLineBytes + 1 bytes. */
   readonly maxLineBytes?: number;
   /** A batch is also cut once its lines hold this many bytes (default 64 MiB). */
@@ -45,6 +52,7 @@ abstract class LineSource implements Source {
   private readonly topic: string;
   private readonly batchSize: number;
   private readonly startAfter: bigint | undefined;
+  private readonly firstOffset: bigint;
   private readonly maxLineBytes: number;
   private readonly maxBatchBytes: number;
   private readonly stopTimeoutMs: number;
@@ -71,6 +79,10 @@ abstract class LineSource implements Source {
       }
       this.startAfter = BigInt(options.startAfter);
     }
+    if (options.firstOffset !== undefined && !/^(0|[1-9][0-9]{0,18})$/.test(options.firstOffset)) {
+      throw new SupsupError('E_CONFIG', `firstOffset must be a decimal offset, got ${options.firstOffset}`);
+    }
+    this.firstOffset = BigInt(options.firstOffset ?? '0');
     this.finished = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
@@ -134,7 +146,7 @@ abstract class LineSource implements Source {
   }
 
   private async run(stream: Readable, handler: (batch: SourceBatch) => Promise<void>): Promise<void> {
-    let lineNo = -1n;
+    let lineNo = this.firstOffset - 1n;
     let batch: RawRecord[] = [];
     let batchBytes = 0;
     const flush = async (): Promise<void> => {
@@ -400,6 +412,22 @@ export class JsonlFileSink implements Sink {
     this.results = new AppendFile(resultsPath);
     this.deadLetters = new AppendFile(deadLetterPath);
     this.events = new AppendFile(eventsPath);
+  }
+
+  /** Creates the files' directories and checks they are writable, before anything is learned. */
+  async check(): Promise<void> {
+    for (const file of [this.results, this.deadLetters, this.events]) {
+      const dir = dirname(file.path);
+      try {
+        await mkdir(dir, { recursive: true });
+        await access(dir, constants.W_OK);
+      } catch (error) {
+        throw new SupsupError('E_SINK', `output directory ${dir} is not writable: ${errorMessage(error)}`, {
+          cause: error,
+          retriable: false,
+        });
+      }
+    }
   }
 
   async writeResults(results: readonly ResultRecord[]): Promise<void> {

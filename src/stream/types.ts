@@ -4,6 +4,7 @@
  */
 
 import type { DaemonEvent, DeadLetter, RawRecord, ResultRecord } from '../records.js';
+import type { StorePosition } from '../store/types.js';
 
 export type {
   DaemonEvent,
@@ -24,6 +25,16 @@ export interface SourceBatch {
   heartbeat(): Promise<void>;
   /** The partition's next offset to be written (Kafka's high watermark), for the consumer lag. */
   readonly highWatermark?: string;
+}
+
+/**
+ * What a source has recorded as consumed: per partition key (`topic/partition`), the offset of the last record
+ * whose batch was committed, and, where the source records it (file and stdin checkpoints), the store position
+ * at that commit.
+ */
+export interface SourcePositions {
+  readonly offsets: Readonly<Record<string, string>>;
+  readonly store?: StorePosition;
 }
 
 /** Whether a source can deliver now (readiness), and why not. */
@@ -50,11 +61,20 @@ export interface Source {
    */
   readonly redelivers?: boolean;
   health?(): SourceHealth;
+  /** Before start(): what the source committed (see {@link SourcePositions}); absent where it records nothing. */
+  positions?(): Promise<SourcePositions>;
+  /**
+   * Before start(): deliver again everything after `applied` (per partition key; a partition absent from it from
+   * its beginning) instead of resuming at the committed position. Absent where the source cannot go back (stdin).
+   */
+  rewind?(applied: Readonly<Record<string, string>>): Promise<void>;
 }
 
 /** A sink resolves each write only once the destination acknowledged it. */
 export interface Sink {
   readonly name: string;
+  /** Checks at start that the sink can write (directories exist or are created, topics exist). */
+  check?(): Promise<void>;
   writeResults(results: readonly ResultRecord[]): Promise<void>;
   writeDeadLetters(letters: readonly DeadLetter[]): Promise<void>;
   writeEvents(events: readonly DaemonEvent[]): Promise<void>;

@@ -79,6 +79,8 @@ test('secrets come from the environment or *_FILE and override the file; flags o
     namespace: 'supsupd:default',
     commandTimeoutMs: 5000,
     allowNoPersistence: false,
+    onRegression: 'refuse',
+    writer: { leaseMs: 15_000, standby: false },
   });
   assert.equal(config.log.level, 'warn');
   const kafka = loadConfig({
