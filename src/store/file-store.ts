@@ -81,7 +81,7 @@ import {
   TRAINING_DIR,
 } from './file-registry.js';
 import { compareOffsets } from './offsets.js';
-import { checkExpectedPosition, EMPTY_POSITION } from './position.js';
+import { checkExpectedPosition, checkNotRegressed, EMPTY_POSITION } from './position.js';
 import type {
   Commit,
   CommitOutcome,
@@ -201,6 +201,9 @@ export class FileStore implements MaskStore {
     return this.exclusive(async () => {
       this.assertOpen();
       const checked = checkCommit(commit);
+      const before = this.snapshot;
+      const stored = { epoch: before.epoch, sequence: before.generation };
+      checkNotRegressed(stored, commit.expect, `file store ${this.dir}`);
       if (!(await this.lock?.held())) {
         this.status = 'broken';
         throw new SupsupError(
@@ -209,14 +212,9 @@ export class FileStore implements MaskStore {
           { details: { path: join(this.dir, LOCK_FILE) } },
         );
       }
-      const before = this.snapshot;
       const current = before.state?.applied[checked.partitionKey];
       if (current !== undefined && compareOffsets(checked.appliedOffset, current) <= 0) return 'fenced';
-      const epoch = checkExpectedPosition(
-        { epoch: before.epoch, sequence: before.generation },
-        commit.expect,
-        `file store ${this.dir}`,
-      );
+      const epoch = checkExpectedPosition(stored, commit.expect, `file store ${this.dir}`);
 
       const generation = before.generation + 1;
       const files = new Map(before.files);

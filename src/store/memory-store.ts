@@ -20,7 +20,7 @@ import {
   trimCount,
 } from './events.js';
 import { compareOffsets } from './offsets.js';
-import { checkExpectedPosition, EMPTY_POSITION } from './position.js';
+import { checkExpectedPosition, checkNotRegressed, EMPTY_POSITION } from './position.js';
 import type {
   Commit,
   CommitOutcome,
@@ -89,6 +89,7 @@ export class MemoryStore implements MaskStore {
   async commit(commit: Commit): Promise<CommitOutcome> {
     this.assertOpen();
     const checked = checkCommit(commit);
+    checkNotRegressed(this.storePosition, commit.expect, 'memory store');
     this.checkWriter();
     const current = this.applied.get(checked.partitionKey);
     if (current !== undefined && compareOffsets(checked.appliedOffset, current) <= 0) return 'fenced';

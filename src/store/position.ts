@@ -27,6 +27,8 @@ export function formatPosition(position: StorePosition): string {
 export function regressionOf(stored: StorePosition, seen: StorePosition): string | null {
   if (seen.epoch === null) return null;
   if (stored.epoch === null) {
+    // An epoch at sequence 0 is one a writer chose for an empty store and has not committed yet.
+    if (seen.sequence === 0) return null;
     return `the store is empty, but ${formatPosition(seen)} was committed before`;
   }
   if (stored.epoch !== seen.epoch) {
@@ -36,6 +38,25 @@ export function regressionOf(stored: StorePosition, seen: StorePosition): string
     return `the store is at sequence ${stored.sequence}, behind sequence ${seen.sequence} of epoch ${seen.epoch}`;
   }
   return null;
+}
+
+/**
+ * The first check of a commit that carries `expect`, before the writer lease and the offset fence: a store that
+ * lost its state, was replaced or rolled back is refused as such (E_STORE_REGRESSED) whoever holds the lease (a
+ * Redis server restarted empty has lost the lease too, and that is not the news).
+ */
+export function checkNotRegressed(
+  stored: StorePosition,
+  expect: StorePosition | undefined,
+  where: string,
+): void {
+  if (expect === undefined) return;
+  const regression = regressionOf(stored, expect);
+  if (regression !== null) {
+    throw new SupsupError('E_STORE_REGRESSED', `${where}: commit refused: ${regression}`, {
+      details: { stored, expected: expect },
+    });
+  }
 }
 
 /**
@@ -49,12 +70,7 @@ export function checkExpectedPosition(
   where: string,
 ): string {
   if (expect === undefined) return stored.epoch ?? newEpoch();
-  const regression = regressionOf(stored, expect);
-  if (regression !== null) {
-    throw new SupsupError('E_STORE_REGRESSED', `${where}: commit refused: ${regression}`, {
-      details: { stored, expected: expect },
-    });
-  }
+  checkNotRegressed(stored, expect, where);
   if (stored.sequence !== expect.sequence || (expect.epoch === null && stored.epoch !== null)) {
     throw new SupsupError(
       'E_STORE_CONFLICT',

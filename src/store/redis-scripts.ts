@@ -12,9 +12,11 @@
  * event j; per write i, with b = 9+n: ARGV[b+3i-2] encoded mask, ARGV[b+3i-1] 'S' (set the training state to
  * ARGV[b+3i]) or 'D' (delete it).
  *
- * Order of the checks: the writer lease (a commit of a writer that lost its lease, or of anyone while another
- * writer holds one, is refused: LEASELOST / WRITERHELD), then the offset fence (a repeated commit answers 0),
- * then the expected position, the same rule as checkExpectedPosition in position.ts (REGRESSED / CONFLICT).
+ * Order of the checks, the same as checkNotRegressed then checkExpectedPosition in position.ts: a store behind the
+ * expected position (REGRESSED: empty, another epoch, a lower sequence; whoever holds the lease, since a server
+ * restarted empty lost the lease too), then the writer lease (a commit of a writer that lost its lease, or of
+ * anyone while another writer holds one, is refused: LEASELOST / WRITERHELD), then the offset fence (a repeated
+ * commit answers 0), then whether another writer moved the store on (CONFLICT).
  * Offsets can exceed 2^53 (Lua numbers are doubles), so they are compared as canonical decimal strings: a longer
  * string is a larger number; at equal length the first differing digit decides (bytes, not locale collation).
  * The only writes come after every check (the events key's type included), and SET/DEL/HSET/XADD cannot fail on
@@ -32,6 +34,22 @@ local function greater(a, b)
     if x ~= y then return x > y end
   end
   return false
+end
+local epoch = redis.call('HGET', KEYS[4], 'epoch')
+local sequence = tonumber(redis.call('HGET', KEYS[4], 'sequence') or '0')
+if sequence == nil then return redis.error_reply('STORECORRUPT the stored sequence is not a number') end
+local expects = ARGV[5] == '1'
+local seenEpoch, seenSequence = ARGV[6], tonumber(ARGV[7])
+if expects and seenEpoch ~= '' then
+  if not epoch then
+    if seenSequence ~= 0 then
+      return redis.error_reply('REGRESSED the store is empty, but epoch ' .. seenEpoch .. ' sequence ' .. ARGV[7] .. ' was committed before')
+    end
+  elseif epoch ~= seenEpoch then
+    return redis.error_reply('REGRESSED the store is at epoch ' .. epoch .. ' sequence ' .. sequence .. ', another history than epoch ' .. seenEpoch .. ' sequence ' .. ARGV[7])
+  elseif sequence < seenSequence then
+    return redis.error_reply('REGRESSED the store is at sequence ' .. sequence .. ', behind sequence ' .. ARGV[7] .. ' of epoch ' .. seenEpoch)
+  end
 end
 local writer = redis.call('GET', KEYS[5])
 if ARGV[4] ~= '' then
@@ -52,22 +70,7 @@ if current then
   end
   if not greater(offset, current) then return 0 end
 end
-local epoch = redis.call('HGET', KEYS[4], 'epoch')
-local sequence = tonumber(redis.call('HGET', KEYS[4], 'sequence') or '0')
-if sequence == nil then return redis.error_reply('STORECORRUPT the stored sequence is not a number') end
-if ARGV[5] == '1' then
-  local seenEpoch, seenSequence = ARGV[6], tonumber(ARGV[7])
-  if seenEpoch ~= '' then
-    if not epoch then
-      return redis.error_reply('REGRESSED the store is empty, but epoch ' .. seenEpoch .. ' sequence ' .. ARGV[7] .. ' was committed before')
-    end
-    if epoch ~= seenEpoch then
-      return redis.error_reply('REGRESSED the store is at epoch ' .. epoch .. ' sequence ' .. sequence .. ', another history than epoch ' .. seenEpoch .. ' sequence ' .. ARGV[7])
-    end
-    if sequence < seenSequence then
-      return redis.error_reply('REGRESSED the store is at sequence ' .. sequence .. ', behind sequence ' .. ARGV[7] .. ' of epoch ' .. seenEpoch)
-    end
-  end
+if expects then
   if sequence ~= seenSequence or (seenEpoch == '' and epoch) then
     return redis.error_reply('CONFLICT another writer moved the store to sequence ' .. sequence .. ' (this writer saw ' .. ARGV[7] .. ')')
   end
