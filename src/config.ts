@@ -48,7 +48,10 @@ const sourceSchema = z.discriminatedUnion('kind', [
       session: z.string().min(1).max(200).optional(),
     })
     .strict()
-    .refine((s) => s.session === undefined || s.checkpoint !== undefined, 'source.session needs source.checkpoint'),
+    .refine(
+      (s) => s.session === undefined || s.checkpoint !== undefined,
+      'source.session needs source.checkpoint',
+    ),
 ]);
 
 const sinkSchema = z.discriminatedUnion('kind', [
@@ -113,6 +116,22 @@ export const configSchema = z
         seed: z.number().int().min(0).max(0xffffffff).default(1),
         optimizer: z.enum(['rmsprop', 'adam', 'sgd']).default('rmsprop'),
         lr: z.number().positive().optional(),
+        /** How inputs are standardised before the network sees them (src/discovery/input-transform.ts). */
+        input: z
+          .object({
+            standardise: z
+              .union([
+                z.enum(['auto', 'off']),
+                z.object({ mean: z.array(z.number()), std: z.array(z.number().min(0)) }).strict(),
+              ])
+              .default('auto'),
+            /** `auto`: records the per-feature mean and standard deviation are fitted on. */
+            fitRecords: positiveInt.default(2048),
+            /** Standardised values are clipped to ±clip. */
+            clip: z.number().positive().default(8),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .refine(
@@ -120,9 +139,39 @@ export const configSchema = z
         'give model.arch or model.hidden, not both',
       )
       .refine((m) => m.realClasses <= m.outputs, 'model.realClasses must not exceed model.outputs')
-      .default({ inputs: 784, outputs: 100, realClasses: 10, seed: 1, optimizer: 'rmsprop', arch: 'lenet' }),
+      .refine(
+        (m) =>
+          typeof m.input.standardise === 'string' ||
+          (m.input.standardise.mean.length === m.inputs && m.input.standardise.std.length === m.inputs),
+        'model.input.standardise: give mean and std with model.inputs values each',
+      )
+      .prefault({}),
     discovery: z
       .object({
+        /** The new-task rule: the evidence rule (default) or the paper's entropy-gradient rule. */
+        rule: z.enum(['evidence', 'paper']).default('evidence'),
+        evidence: z
+          .object({
+            z: z.number().positive().default(5),
+            inputEffect: z.number().min(0).default(0.25),
+            uncalibratedShift: z.number().gt(1).default(3),
+            shiftBatches: positiveInt.default(4),
+            shiftSmoothing: z.number().gt(0).lt(1).default(0.1),
+            shiftPriorStd: z.number().positive().default(0.3),
+            lossEffect: z.number().min(0).default(0.25),
+            minBandRows: positiveInt.default(128),
+            inputMemory: positiveInt.default(4096),
+            lossMemory: positiveInt.default(512),
+            settleBatches: positiveInt.default(3),
+            settleFall: z.number().min(0).default(0.1),
+            minSplitRows: positiveInt.default(8),
+            rowZ: z.number().positive().default(4),
+            rowEffect: z.number().min(0).default(0.5),
+            shortlistFrom: positiveInt.default(17),
+            shortlist: positiveInt.default(8),
+          })
+          .strict()
+          .prefault({}),
         epsilon: z.number().positive().default(0.125),
         minCandidates: positiveInt.default(5),
         budget: positiveInt.default(2500),

@@ -34,6 +34,9 @@ export interface ResultRecord {
   readonly source: SourcePosition;
   readonly task: number;
   readonly newTask: boolean;
+  /** How sure the new-task rule is that the record belongs to `task`, in [0, 1]. */
+  readonly taskConfidence: number;
+  /** Probability the softmax gives the predicted class. */
   readonly confidence: number;
   readonly entropy: number;
   readonly prediction: number;

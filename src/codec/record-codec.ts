@@ -113,7 +113,8 @@ export function encodeResult(result: ResultRecord): Buffer {
 
 /**
  * The JSON text of a result, byte for byte what JSON.stringify gives for
- * `{id, source: {topic, partition, offset}, task, newTask, confidence, entropy, prediction, maskVersion}`,
+ * `{id, source: {topic, partition, offset}, task, newTask, taskConfidence, confidence, entropy, prediction,
+ * maskVersion}`,
  * built as one template string: no intermediate objects, and the topic's JSON form is computed once
  * per topic rather than once per result.
  */
@@ -123,6 +124,7 @@ export function resultJson(result: ResultRecord): string {
     `{"id":${JSON.stringify(result.id)},"source":{"topic":${topicJson(source.topic)},` +
     `"partition":${jsonNumber(source.partition)},"offset":${JSON.stringify(source.offset)}},` +
     `"task":${jsonNumber(result.task)},"newTask":${result.newTask ? 'true' : 'false'},` +
+    `"taskConfidence":${jsonNumber(result.taskConfidence)},` +
     `"confidence":${jsonNumber(result.confidence)},"entropy":${jsonNumber(result.entropy)},` +
     `"prediction":${jsonNumber(result.prediction)},"maskVersion":${jsonNumber(result.maskVersion)}}`
   );

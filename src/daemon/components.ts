@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { SASLOptions } from 'kafkajs';
 import type { DaemonConfig } from '../config.js';
+import type { StandardiseConfig } from '../discovery/input-transform.js';
 import type { Logger } from '../logger.js';
 import { makeArchitecture } from '../model/network/arch.js';
 import { defaultOptimizer } from '../model/training/optimizers.js';
@@ -33,7 +34,7 @@ export function buildComponents(config: DaemonConfig, logger: Logger): Component
     outputs: model.outputs,
     realClasses: model.realClasses,
   });
-  const { epsilon, minCandidates, budget, warmupBatches, checkEvery, fastPath, ...training } =
+  const { epsilon, minCandidates, budget, warmupBatches, checkEvery, fastPath, rule, evidence, ...training } =
     config.discovery;
   const options: DaemonOptions = {
     sink: makeSink(config.sink, logger),
@@ -48,8 +49,11 @@ export function buildComponents(config: DaemonConfig, logger: Logger): Component
       rule: { kind: 'threshold' },
     },
     learner: {
+      rule,
+      evidence,
       policy: { epsilon, minCandidates, budget, warmupBatches, checkEvery, fastPath },
       objective: 'H',
+      standardise: standardiseConfig(model.input),
       ...training,
     },
     microBatch: config.batch.size,
@@ -58,6 +62,13 @@ export function buildComponents(config: DaemonConfig, logger: Logger): Component
     stopTimeoutMs: config.stopTimeoutMs,
   };
   return { options, makeSource: (context = NO_CONTEXT) => makeSource(config.source, logger, context) };
+}
+
+function standardiseConfig(input: DaemonConfig['model']['input']): StandardiseConfig {
+  const { standardise, fitRecords, clip } = input;
+  if (standardise === 'off') return { mode: 'off' };
+  if (standardise === 'auto') return { mode: 'auto', fitRecords, clip };
+  return { mode: 'given', mean: standardise.mean, std: standardise.std, clip };
 }
 
 function kafkaLog(logger: Logger): KafkaLogCallback {

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { decodeMask, encodeMask, storedMaskChecksum } from '../codec/mask-codec.js';
-import type { LearnedTask, StreamStates } from '../discovery/learner.js';
+import type { LearnedTask, LearnerSnapshot } from '../discovery/learner.js';
+import {
+  decodeLearnerSnapshot,
+  encodeLearnerSnapshot,
+  type LearnerSnapshotJson,
+} from '../discovery/persisted.js';
 import { isSupsupError, SupsupError } from '../errors.js';
 import type { SupermaskEngine } from '../model/engine.js';
 import {
@@ -14,7 +19,8 @@ import type { Commit, LoadedState, MaskStore, MaskWrite, Registry, TaskMeta } fr
 /** Everything the learner needs to resume, read back from a store. */
 export interface RestoredState {
   readonly tasks: readonly LearnedTask[];
-  readonly streams: StreamStates;
+  /** The learner's own state: streams, task profiles, input transform. */
+  readonly snapshot: Partial<LearnerSnapshot>;
   readonly training: ReadonlyMap<number, TrainingState>;
   readonly applied: Readonly<Record<string, string>>;
   /** Events committed with the last state write; the sink may not have acknowledged them. */
@@ -22,20 +28,13 @@ export interface RestoredState {
 }
 
 /**
- * What the daemon keeps in the registry's opaque `policy` field: the policy state of every stream,
- * and the outbox of events of the last committed batch (written again after a crash, so a
+ * What the daemon keeps in the registry's opaque `policy` field: the learner's snapshot (the policy
+ * state of every stream, the task profiles, the input transform; src/discovery/persisted.ts), and
+ * the outbox of events of the last committed batch (written again after a crash, so a
  * task_discovered event is never lost between the state write and the sink).
  */
-export interface DaemonSnapshot {
-  readonly streams: StreamStates;
-  readonly outbox: readonly DaemonEvent[];
-}
+export type DaemonSnapshot = LearnerSnapshotJson & { readonly outbox: readonly DaemonEvent[] };
 
-const bandSchema = z.object({
-  mean: z.number(),
-  variance: z.number().min(0),
-  observations: z.number().int().min(0),
-});
 const positionSchema = z.object({ topic: z.string(), partition: z.number().int(), offset: z.string() });
 const eventSchema = z.discriminatedUnion('type', [
   z.object({
@@ -57,18 +56,7 @@ const eventSchema = z.discriminatedUnion('type', [
     time: z.string(),
   }),
 ]);
-const policySchema = z.object({
-  masks: z.number().int().min(0),
-  current: z.number().int().min(0).nullable(),
-  sinceAllocation: z.number().int().min(0),
-  sinceCheck: z.number().int().min(0),
-  band: bandSchema,
-  budgetReported: z.boolean(),
-});
-const snapshotSchema = z.object({
-  streams: z.record(z.string(), policySchema),
-  outbox: z.array(eventSchema),
-});
+const snapshotSchema = z.object({ outbox: z.array(eventSchema) }).loose();
 
 /**
  * Loads the registry, masks and training states into a fresh engine. Refuses a store written for
@@ -110,24 +98,17 @@ export async function restoreState(store: MaskStore, engine: SupermaskEngine): P
       await restoreMask(store, engine, tasks[first + j] as TaskMeta, encoded, training);
     }
   }
-  const parsed = snapshotSchema.safeParse(registry.policy ?? { streams: {}, outbox: [] });
+  const policy = registry.policy ?? { streams: {}, outbox: [] };
+  const parsed = snapshotSchema.safeParse(policy);
   if (!parsed.success) {
     throw new SupsupError(
       'E_STORE_CORRUPT',
       `the registry's daemon state is malformed: ${parsed.error.message}`,
     );
   }
-  for (const [stream, state] of Object.entries(parsed.data.streams)) {
-    if (state.masks > tasks.length) {
-      throw new SupsupError(
-        'E_STORE_CORRUPT',
-        `stream ${stream} counts ${state.masks} masks, the registry has ${tasks.length}`,
-      );
-    }
-  }
   return {
     tasks,
-    streams: parsed.data.streams,
+    snapshot: decodeLearnerSnapshot(policy, engine.arch.inputs, tasks.length),
     training,
     applied: loaded.applied,
     outbox: parsed.data.outbox,
@@ -188,7 +169,7 @@ export function buildCommit(
   engine: SupermaskEngine,
   learner: {
     readonly learnedTasks: readonly LearnedTask[];
-    readonly streamStates: StreamStates;
+    snapshot(): LearnerSnapshot;
     trainingState(task: number): TrainingState | null;
     setChecksum(task: number, checksum: number): void;
   },
@@ -212,7 +193,7 @@ export function buildCommit(
     archKey: engine.archKey,
     seed: engine.seed,
     tasks: learner.learnedTasks,
-    policy: { streams: learner.streamStates, outbox } satisfies DaemonSnapshot,
+    policy: { ...encodeLearnerSnapshot(learner.snapshot()), outbox } satisfies DaemonSnapshot,
   };
   // The same events also go to the store's event log, appended atomically with this commit.
   return { partitionKey, appliedOffset, registry, masks, events: outbox };

@@ -1,53 +1,66 @@
 import type { SupermaskEngine } from '../model/engine.js';
 import type { Classification } from '../model/network/classification.js';
-import { RandomStream } from '../model/network/prng.js';
 import type { Objective } from '../model/training/objectives.js';
-import type { LabelledBatch, ScoreTrainer } from '../model/training/trainer.js';
 import type { TrainingState } from '../model/training/training-state.js';
-import type { DaemonEvent, InputRecord, ResultRecord, SourcePosition } from '../records.js';
+import type { DaemonEvent, InputRecord, ResultRecord } from '../records.js';
+import {
+  DEFAULT_EVIDENCE,
+  type EvidenceConfig,
+  learnRows,
+  newProfile,
+  shiftRatio,
+  type TaskProfile,
+} from './evidence.js';
+import {
+  type Assignment,
+  decideByEvidence,
+  type Group,
+  range,
+  type TaskBatchEvidence,
+  taskEvidence,
+} from './evidence-rule.js';
+import { columnPrefixSums } from './input-model.js';
+import {
+  DEFAULT_STANDARDISE,
+  InputTransform,
+  type InputTransformState,
+  type StandardiseConfig,
+} from './input-transform.js';
+import { decideByPaperRule } from './paper-rule.js';
 import {
   advance,
-  afterEntropy,
   type Decision,
-  decideFromGradient,
   INITIAL_STATE,
   type PolicyConfig,
   type PolicyState,
   padsNeeded,
-  precheck,
 } from './policy.js';
+import { type LearnedTask, TaskTrainers, type TrainingSchedule } from './task-trainer.js';
 
-export interface LearnerConfig {
+export type { LearnedTask } from './task-trainer.js';
+
+/** Which new-task rule decides: the evidence rule (default) or the paper's entropy-gradient rule. */
+export type DiscoveryRule = 'evidence' | 'paper';
+
+export interface LearnerConfig extends TrainingSchedule {
+  readonly rule: DiscoveryRule;
+  /** The paper rule's settings; `budget` bounds the masks under either rule. */
   readonly policy: PolicyConfig;
+  readonly evidence: EvidenceConfig;
   readonly objective: Objective;
-  /** Optimizer steps per labelled batch, each on a batch drawn from the replay buffer. */
-  readonly stepsPerBatch: number;
-  /** Labelled batches of the current task kept for replay. */
-  readonly replayBatches: number;
-  /** Rows per training step. */
-  readonly trainBatchSize: number;
-  /** A mask stops training (its scores are dropped) after this many steps; 0 = never. */
-  readonly freezeAfterSteps: number;
+  readonly standardise: StandardiseConfig;
 }
 
 export const DEFAULT_LEARNER: Omit<LearnerConfig, 'policy'> = {
+  rule: 'evidence',
+  evidence: DEFAULT_EVIDENCE,
   objective: 'H',
   stepsPerBatch: 8,
   replayBatches: 16,
   trainBatchSize: 128,
   freezeAfterSteps: 4000,
+  standardise: DEFAULT_STANDARDISE,
 };
-
-/** What the daemon knows of a task. Structurally the store's TaskMeta. */
-export interface LearnedTask {
-  readonly task: number;
-  readonly version: number;
-  readonly frozen: boolean;
-  readonly trainSteps: number;
-  readonly bornAt: SourcePosition;
-  readonly bornTime: string;
-  readonly checksum: number;
-}
 
 export interface BatchOutcome {
   readonly results: ResultRecord[];
@@ -55,8 +68,12 @@ export interface BatchOutcome {
   /** Tasks whose mask (and training state) changed in this batch. */
   readonly changed: ReadonlySet<number>;
   readonly decision: Decision;
-  /** Whether the full ∂H/∂α check ran. */
+  /** Whether masks other than the stream's current one were examined. */
   readonly checked: boolean;
+  /** First row of the batch's second group where it was divided between two tasks, or null. */
+  readonly split: number | null;
+  /** Labelled rows and how many of them the mask they went to predicted right, before training on them. */
+  readonly prequential: { readonly correct: number; readonly labelled: number };
   /** Where the time went (for metrics; decisions never depend on it). */
   readonly work: {
     readonly inferSeconds: number;
@@ -65,76 +82,99 @@ export interface BatchOutcome {
   };
 }
 
-/** The recent labelled batches of one task. */
-type ReplayBuffer = LabelledBatch[];
-
-/** Replay buffers kept for this many recently trained tasks. */
-const REPLAY_TASKS = 8;
-
 /** Policy state of every stream, as persisted between runs. */
 export type StreamStates = Readonly<Record<string, PolicyState>>;
 
+/** What the learner persists besides masks and training states (JSON). */
+export interface LearnerSnapshot {
+  readonly streams: StreamStates;
+  readonly profiles: readonly TaskProfile[];
+  readonly inputTransform: InputTransformState | null;
+}
+
+/** One micro-batch's rows after the input transform, and its labels (−1: none). */
+export interface BatchRows {
+  readonly x: Float32Array;
+  readonly labels: Int32Array;
+  readonly rows: number;
+  readonly labelled: number;
+  /** The rows before the input transform (task input models live in this space). */
+  readonly raw: Float32Array;
+  /** Column prefix sums of the raw rows (input-model.ts). */
+  readonly prefix: Float64Array;
+  /** The input transform's per-feature factors. */
+  readonly scale: Float32Array;
+}
+
 /**
- * Learns from a stream without task labels: per micro-batch it asks the policy whether to keep the
- * current task, check all masks, or allocate; trains the chosen mask on the batch's labelled rows
- * (several steps drawn from a replay buffer of the current task); classifies every row. One live
- * trainer at a time; the training state of other unfrozen masks is kept as plain arrays.
+ * Learns from a stream without task labels: per micro-batch the rule (evidence or paper) assigns
+ * the batch's rows to tasks (at most one change inside a batch), allocating a mask where no task
+ * explains them; every assigned task with labelled rows trains on them; every row is classified
+ * under its task.
  */
 export class StreamLearner {
   private readonly engine: SupermaskEngine;
   private readonly config: LearnerConfig;
   private readonly streams = new Map<string, PolicyState>();
-  private readonly tasks: LearnedTask[];
-  private readonly saved = new Map<number, TrainingState>();
-  private live: { task: number; trainer: ScoreTrainer } | null = null;
-  private readonly replay = new Map<number, ReplayBuffer>();
-  /**
-   * The rows of the micro-batch being processed, reused from batch to batch: a fresh 400 KB array
-   * per LeNet batch of 128 was a third of the daemon's ArrayBuffer allocations, each of which
-   * brings V8's next external-memory garbage collection closer. Nothing keeps it past `process`.
-   */
-  private rows = new Float32Array(0);
+  private readonly trainers: TaskTrainers;
+  private readonly profiles: TaskProfile[];
+  private readonly transform: InputTransform;
 
   constructor(
     engine: SupermaskEngine,
     config: LearnerConfig,
     restored?: {
       readonly tasks: readonly LearnedTask[];
-      readonly streams: StreamStates;
       readonly training: ReadonlyMap<number, TrainingState>;
+      readonly snapshot: Partial<LearnerSnapshot>;
     },
   ) {
     this.engine = engine;
     this.config = config;
-    for (const [stream, state] of Object.entries(restored?.streams ?? {})) this.streams.set(stream, state);
-    this.tasks = [...(restored?.tasks ?? [])];
-    for (const [task, state] of restored?.training ?? []) this.saved.set(task, state);
+    for (const [stream, state] of Object.entries(restored?.snapshot.streams ?? {}))
+      this.streams.set(stream, state);
+    this.trainers = new TaskTrainers(engine, config, restored);
+    const inputs = engine.arch.inputs;
+    this.profiles = [...(restored?.snapshot.profiles ?? [])];
+    while (this.profiles.length < this.trainers.tasks.length) this.profiles.push(newProfile(inputs));
+    const transformState = restored?.snapshot.inputTransform ?? undefined;
+    this.transform = new InputTransform(config.standardise, inputs, transformState ?? undefined);
   }
 
-  /** The policy state of every stream seen so far. */
   get streamStates(): StreamStates {
     return Object.fromEntries(this.streams);
   }
 
-  /** The task a stream is on, or null. */
+  /** Everything but masks and training states, for the registry. */
+  snapshot(): LearnerSnapshot {
+    return { streams: this.streamStates, profiles: this.profiles, inputTransform: this.transform.state() };
+  }
+
   currentTask(stream: string): number | null {
     return this.streams.get(stream)?.current ?? null;
   }
 
   get learnedTasks(): readonly LearnedTask[] {
-    return this.tasks;
+    return this.trainers.tasks;
   }
 
-  /** Training state of an unfrozen mask (the live one is exported from its trainer), else null. */
+  /** Prequential accuracy of each task (labelled rows, before training on them), or null before any. */
+  taskAccuracy(task: number): number | null {
+    const band = this.profiles[task]?.accuracy;
+    return band === undefined || band.rows === 0 ? null : band.mean;
+  }
+
+  /** Whether the input transform has finished fitting, and the rows it has seen. */
+  get inputFit(): { readonly fitted: boolean; readonly records: number } {
+    return { fitted: this.transform.fitted, records: this.transform.recordsSeen };
+  }
+
   trainingState(task: number): TrainingState | null {
-    if (this.live !== null && this.live.task === task) return this.live.trainer.exportState();
-    return this.saved.get(task) ?? null;
+    return this.trainers.trainingState(task);
   }
 
-  /** Sets the checksum of a task's encoded mask (computed by whoever encodes it). */
   setChecksum(task: number, checksum: number): void {
-    const meta = this.tasks[task];
-    if (meta !== undefined) this.tasks[task] = { ...meta, checksum };
+    this.trainers.setChecksum(task, checksum);
   }
 
   /**
@@ -145,169 +185,232 @@ export class StreamLearner {
     records: readonly InputRecord[],
     options: { readonly learn: boolean; readonly now: string; readonly stream: string },
   ): BatchOutcome {
-    const x = this.batchRows(records);
-    const labelled = records.filter((r) => r.y !== undefined);
-    if (!options.learn) return this.inferOnly(records, x);
-
-    const at = (records[records.length - 1] as InputRecord).position;
+    const batch = this.batchRows(records, options.learn);
+    if (!options.learn) return this.inferOnly(records, batch);
     const state: PolicyState = {
       ...(this.streams.get(options.stream) ?? INITIAL_STATE),
-      masks: this.tasks.length,
+      masks: this.trainers.tasks.length,
     };
     const inferStarted = performance.now();
-    const { decision, checked, entropy, current } = this.decide(state, x, labelled.length > 0);
+    const assignment = this.decide(state, batch);
     const inferSeconds = (performance.now() - inferStarted) / 1000;
-    let trainSteps = 0;
-    let trainSeconds = 0;
-    const events: DaemonEvent[] = [];
-    const changed = new Set<number>();
-    let newTask = false;
-    let task: number;
-    if (decision.kind === 'allocate') {
-      task = this.allocate(at, options.now);
-      newTask = true;
-      changed.add(task);
-      events.push({ type: 'task_discovered', task, at, time: options.now });
-      if (this.tasks.length === this.config.policy.budget) {
-        events.push({ type: 'budget_reached', masks: this.tasks.length, at, time: options.now });
-      }
-    } else {
-      task = decision.task;
-    }
-    let trained = false;
-    if (labelled.length > 0 && !(this.tasks[task] as LearnedTask).frozen) {
-      trained = true;
-      const trainStarted = performance.now();
-      this.train(task, labelled);
-      trainSteps = this.config.stepsPerBatch;
-      trainSeconds = (performance.now() - trainStarted) / 1000;
-      changed.add(task);
-      const meta = this.tasks[task] as LearnedTask;
-      if (this.config.freezeAfterSteps > 0 && meta.trainSteps >= this.config.freezeAfterSteps) {
-        this.freeze(task);
-        events.push({ type: 'mask_frozen', task, steps: meta.trainSteps, time: options.now });
-      }
-    }
-    // The entropy check already classified the batch under the current mask: when the batch stays
-    // on that mask and did not train it, that classification is the result (one forward pass, not two).
-    const classification =
-      current !== undefined && current.task === task && !trained
-        ? current.classification
-        : this.engine.classify(x, task);
-    const meanEntropy = entropy ?? mean(classification.entropies);
-    this.streams.set(
-      options.stream,
-      advance(
-        state,
-        decision,
-        { labelled: labelled.length > 0, entropy: meanEntropy, checked },
-        this.config.policy,
-      ),
-    );
-    const version = (this.tasks[task] as LearnedTask).version;
-    const results = records.map((r, i) => ({
-      id: r.id,
-      source: r.position,
-      task,
-      newTask,
-      confidence: classification.confidences[i] as number,
-      entropy: classification.entropies[i] as number,
-      prediction: classification.predictions[i] as number,
-      maskVersion: version,
-    }));
-    return { results, events, changed, decision, checked, work: { inferSeconds, trainSteps, trainSeconds } };
-  }
-
-  /** The records' feature vectors one after the other, in the reused batch array. */
-  private batchRows(records: readonly InputRecord[]): Float32Array {
-    const dim = this.engine.arch.inputs;
-    const length = records.length * dim;
-    if (this.rows.length < length) this.rows = new Float32Array(length);
-    const x = this.rows.subarray(0, length);
-    records.forEach((r, i) => {
-      x.set(r.x, i * dim);
-    });
-    return x;
-  }
-
-  dispose(): void {
-    this.live?.trainer.dispose();
-    this.live = null;
-  }
-
-  private decide(
-    state: PolicyState,
-    x: Float32Array,
-    labelled: boolean,
-  ): {
-    decision: Decision;
-    checked: boolean;
-    entropy?: number;
-    /** The batch classified under the current task's mask, when the entropy check computed it. */
-    current?: { readonly task: number; readonly classification: Classification };
-  } {
-    const pre = precheck(state, this.config.policy);
-    const current = state.current ?? 0;
-    if (pre.kind === 'allocate') {
-      return { decision: { kind: 'allocate', confidence: 0, reason: pre.reason }, checked: false };
-    }
-    if (pre.kind === 'keep') {
-      return {
-        decision: { kind: 'route', task: current, confidence: 1, reason: pre.reason },
-        checked: false,
-      };
-    }
-    let entropy: number | undefined;
-    let classified: { readonly task: number; readonly classification: Classification } | undefined;
-    if (pre.kind === 'entropy') {
-      const classification = this.engine.classify(x, current);
-      classified = { task: current, classification };
-      entropy = mean(classification.entropies);
-      if (afterEntropy(state, entropy, this.config.policy) === 'keep') {
-        return {
-          decision: { kind: 'route', task: current, confidence: 1, reason: 'fast_path' },
-          checked: false,
-          entropy,
-          current: classified,
-        };
-      }
-    }
-    const rows = Math.floor(x.length / this.engine.arch.inputs);
-    const gradient = this.engine.paddedAlphaGradient(
-      x,
-      rows,
-      this.config.objective,
-      padsNeeded(this.tasks.length, this.config.policy),
-    );
-    const decision = decideFromGradient(state, gradient, this.config.policy, labelled);
-    // The band follows the entropy of the task the batch ends up on.
-    const routed = decision.kind === 'route' && decision.task !== state.current ? undefined : entropy;
-    return { decision, checked: true, entropy: routed, current: classified };
+    return this.apply(records, batch, state, assignment, options, inferSeconds);
   }
 
   /**
-   * Runs a full check and the classification of each stream's current task once, on `rows` rows
-   * of zeros, and changes nothing (the results are dropped; what stays are caches whose contents
-   * depend only on the state). So the first batch after a start does not pay for one-time work:
-   * kernel compilation, the superposed weights, the cached effective weights of the current tasks.
+   * Handles a micro-batch whose true task is known (the benchmark's oracle: the same network,
+   * training schedule and input transform, told the task of every row).
+   */
+  processKnown(
+    records: readonly InputRecord[],
+    task: number | null,
+    options: { readonly now: string },
+  ): BatchOutcome {
+    const batch = this.batchRows(records, true);
+    const state: PolicyState = { ...INITIAL_STATE, masks: this.trainers.tasks.length, current: task };
+    const decision: Decision =
+      task === null
+        ? { kind: 'allocate', confidence: 1, reason: 'first' }
+        : { kind: 'route', task, confidence: 1, reason: 'confident' };
+    const assignment: Assignment = {
+      groups: [{ rows: range(0, batch.rows), task: task ?? 'new', confidence: 1 }],
+      decision,
+      checked: false,
+      evidence: new Map(),
+    };
+    return this.apply(records, batch, state, assignment, { ...options, stream: 'oracle' }, 0);
+  }
+
+  private decide(state: PolicyState, batch: BatchRows): Assignment {
+    const context = { engine: this.engine, batch, state, policy: this.config.policy };
+    if (this.config.rule === 'paper')
+      return decideByPaperRule({ ...context, objective: this.config.objective });
+    return decideByEvidence({
+      ...context,
+      profiles: this.profiles,
+      tasks: this.trainers.tasks,
+      config: this.config.evidence,
+      objective: this.config.objective,
+    });
+  }
+
+  private apply(
+    records: readonly InputRecord[],
+    batch: BatchRows,
+    state: PolicyState,
+    assignment: Assignment,
+    options: { readonly now: string; readonly stream: string },
+    inferSeconds: number,
+  ): BatchOutcome {
+    const events: DaemonEvent[] = [];
+    const changed = new Set<number>();
+    const byRow = new Array<ResultRecord>(batch.rows);
+    let trainSteps = 0;
+    let trainSeconds = 0;
+    let lastTask = state.current ?? 0;
+    const prequential = { correct: 0, labelled: 0 };
+    for (const group of assignment.groups) {
+      const rows = groupRows(batch, group.rows, this.engine.arch.inputs);
+      const isNew = group.task === 'new';
+      const task = isNew
+        ? this.allocateFor(records[group.rows[0] as number] as InputRecord, options.now, events)
+        : (group.task as number);
+      if (isNew) changed.add(task);
+      const profile = this.profiles[task] as TaskProfile;
+      const known = assignment.evidence.get(task);
+      const evidence =
+        known === undefined ? taskEvidence(this.engine, profile, task, rows) : pick(known, group.rows);
+      const trainStarted = performance.now();
+      const trained = this.trainers.train(task, labelledBatch(rows, this.engine.arch.inputs));
+      trainSteps += trained.steps;
+      trainSeconds += (performance.now() - trainStarted) / 1000;
+      if (trained.steps > 0) changed.add(task);
+      if (trained.froze) {
+        const steps = (this.trainers.tasks[task] as LearnedTask).trainSteps;
+        events.push({ type: 'mask_frozen', task, steps, time: options.now });
+      }
+      if (rows.labelled > 0) {
+        const shift = shiftRatio(profile, rows, 0, rows.rows);
+        const learned = {
+          shift,
+          distances: evidence.distances,
+          losses: evidence.losses,
+          correct: evidence.correct,
+        };
+        this.profiles[task] = learnRows(
+          profile,
+          { x: rows.raw, count: rows.rows },
+          learned,
+          this.config.evidence,
+        );
+        changed.add(task);
+        for (const hit of evidence.correct) {
+          if (Number.isNaN(hit)) continue;
+          prequential.labelled++;
+          prequential.correct += hit;
+        }
+      }
+      const classification = this.engine.classify(rows.x, task);
+      this.results(records, group, task, isNew, classification, byRow);
+      if (group.rows.includes(batch.rows - 1)) lastTask = task;
+    }
+    const results = byRow;
+    const decision = assignment.decision;
+    const allocated = assignment.groups.some((g) => g.task === 'new');
+    const next = advance(
+      state,
+      effectiveDecision(decision, allocated, lastTask),
+      {
+        labelled: batch.labelled > 0,
+        entropy: assignment.entropy ?? meanEntropy(results),
+        checked: assignment.checked,
+      },
+      this.config.policy,
+    );
+    this.streams.set(options.stream, { ...next, current: lastTask, masks: this.trainers.tasks.length });
+    return {
+      results,
+      events,
+      changed,
+      decision,
+      checked: assignment.checked,
+      split: assignment.groups.length > 1 ? ((assignment.groups[1] as Group).rows[0] as number) : null,
+      prequential,
+      work: { inferSeconds, trainSteps, trainSeconds },
+    };
+  }
+
+  private allocateFor(first: InputRecord, now: string, events: DaemonEvent[]): number {
+    const at = first.position;
+    const task = this.trainers.allocate(at, now);
+    this.profiles[task] = newProfile(this.engine.arch.inputs);
+    events.push({ type: 'task_discovered', task, at, time: now });
+    if (this.trainers.tasks.length === this.config.policy.budget) {
+      events.push({ type: 'budget_reached', masks: this.trainers.tasks.length, at, time: now });
+    }
+    return task;
+  }
+
+  /** Writes the results of a group's rows into `out` at their rows. */
+  private results(
+    records: readonly InputRecord[],
+    group: Group,
+    task: number,
+    isNew: boolean,
+    classification: Classification,
+    out: ResultRecord[],
+  ): void {
+    const version = (this.trainers.tasks[task] as LearnedTask).version;
+    group.rows.forEach((row, j) => {
+      const r = records[row] as InputRecord;
+      out[row] = {
+        id: r.id,
+        source: r.position,
+        task,
+        newTask: isNew,
+        taskConfidence: group.confidence,
+        confidence: classification.confidences[j] as number,
+        entropy: classification.entropies[j] as number,
+        prediction: classification.predictions[j] as number,
+        maskVersion: version,
+      };
+    });
+  }
+
+  /** The records' feature vectors, transformed, and their labels. */
+  private batchRows(records: readonly InputRecord[], learn: boolean): BatchRows {
+    const dim = this.engine.arch.inputs;
+    const rows = records.length;
+    const x = new Float32Array(rows * dim);
+    const labels = new Int32Array(rows);
+    let labelled = 0;
+    records.forEach((r, i) => {
+      x.set(r.x, i * dim);
+      labels[i] = r.y ?? -1;
+      if (r.y !== undefined) labelled++;
+    });
+    if (learn) this.transform.observe(x, rows);
+    const raw = Float32Array.from(x);
+    this.transform.apply(x, rows);
+    const prefix = columnPrefixSums(raw, rows, dim);
+    return { x, raw, labels, rows, labelled, prefix, scale: this.transform.scales };
+  }
+
+  dispose(): void {
+    this.trainers.dispose();
+  }
+
+  /**
+   * Runs task inference and the classification of each stream's current task once on zeros, and
+   * changes nothing, so the first batch after a start does not pay for one-time work.
    */
   warmUp(rows: number): void {
-    if (this.tasks.length === 0 || rows <= 0) return;
+    if (this.trainers.tasks.length === 0 || rows <= 0) return;
     const x = new Float32Array(rows * this.engine.arch.inputs);
-    const pads = padsNeeded(this.tasks.length, this.config.policy);
+    const pads =
+      this.config.rule === 'paper' ? padsNeeded(this.trainers.tasks.length, this.config.policy) : 0;
     this.engine.paddedAlphaGradient(x, rows, this.config.objective, pads);
     const current = new Set<number>();
     for (const { current: task } of this.streams.values()) {
-      if (task !== null && task < this.tasks.length) current.add(task);
+      if (task !== null && task < this.trainers.tasks.length) current.add(task);
     }
     for (const task of current) this.engine.classify(x, task);
   }
 
   /**
-   * Task inference (one-shot over all masks) and classification of `rows` inputs, changing nothing:
-   * for repeated batches and for ad-hoc requests. Throws E_NO_MASKS before the first mask.
+   * Task inference (one-shot over all masks) and classification of `rows` raw inputs, changing
+   * nothing: for repeated batches and ad-hoc requests. Throws E_NO_MASKS before the first mask.
    */
-  infer(x: Float32Array, rows: number): { task: number; inferSeconds: number } & Classification {
+  infer(raw: Float32Array, rows: number): { task: number; inferSeconds: number } & Classification {
+    const x = Float32Array.from(raw.subarray(0, rows * this.engine.arch.inputs));
+    this.transform.apply(x, rows);
+    return this.inferTransformed(x, rows);
+  }
+
+  private inferTransformed(
+    x: Float32Array,
+    rows: number,
+  ): { task: number; inferSeconds: number } & Classification {
     const started = performance.now();
     const inferred = this.engine.inferTask(x, {
       method: 'one-shot',
@@ -318,132 +421,77 @@ export class StreamLearner {
     return { task: inferred.task, inferSeconds, ...this.engine.classify(x, inferred.task) };
   }
 
-  private inferOnly(records: readonly InputRecord[], x: Float32Array): BatchOutcome {
-    const inferred = this.infer(x, records.length);
-    const classification = inferred;
-    const version = (this.tasks[inferred.task] as LearnedTask).version;
+  private inferOnly(records: readonly InputRecord[], batch: BatchRows): BatchOutcome {
+    const inferred = this.inferTransformed(batch.x, batch.rows);
+    const group: Group = { rows: range(0, batch.rows), task: inferred.task, confidence: 0.5 };
+    const results = new Array<ResultRecord>(batch.rows);
+    this.results(records, group, inferred.task, false, inferred, results);
     return {
-      results: records.map((r, i) => ({
-        id: r.id,
-        source: r.position,
-        task: inferred.task,
-        newTask: false,
-        confidence: classification.confidences[i] as number,
-        entropy: classification.entropies[i] as number,
-        prediction: classification.predictions[i] as number,
-        maskVersion: version,
-      })),
+      results,
       events: [],
       changed: new Set(),
       decision: { kind: 'route', task: inferred.task, confidence: 1, reason: 'confident' },
       checked: true,
+      split: null,
+      prequential: { correct: 0, labelled: 0 },
       work: { inferSeconds: inferred.inferSeconds, trainSteps: 0, trainSeconds: 0 },
     };
   }
-
-  private allocate(at: SourcePosition, now: string): number {
-    const task = this.tasks.length;
-    const scores = this.engine.initialScores(task, 'kaiming');
-    this.makeLive(task, { scores, optimizer: { steps: 0, slots: {} } });
-    const packed = (this.live as { trainer: ScoreTrainer }).trainer.packedMask();
-    const index = this.engine.addMask(packed);
-    if (index !== task) throw new Error(`mask bank index ${index} does not match task ${task}`);
-    this.tasks.push({
-      task,
-      version: 1,
-      frozen: false,
-      trainSteps: 0,
-      bornAt: at,
-      bornTime: now,
-      checksum: 0,
-    });
-    return task;
-  }
-
-  private train(task: number, labelled: readonly InputRecord[]): void {
-    this.makeLive(task, this.saved.get(task) ?? null);
-    this.remember(task, labelled);
-    const trainer = (this.live as { trainer: ScoreTrainer }).trainer;
-    const meta = this.tasks[task] as LearnedTask;
-    for (let s = 0; s < this.config.stepsPerBatch; s++)
-      trainer.step(this.drawReplayBatch(task, meta.trainSteps + s));
-    this.engine.replaceMask(task, trainer.packedMask());
-    this.tasks[task] = {
-      ...meta,
-      version: meta.version + 1,
-      trainSteps: meta.trainSteps + this.config.stepsPerBatch,
-    };
-  }
-
-  private freeze(task: number): void {
-    if (this.live?.task === task) {
-      this.live.trainer.dispose();
-      this.live = null;
-    }
-    this.saved.delete(task);
-    const meta = this.tasks[task] as LearnedTask;
-    this.tasks[task] = { ...meta, frozen: true };
-  }
-
-  /** Makes `task` the live trainer; the previous live trainer's state is saved as arrays. */
-  private makeLive(task: number, state: TrainingState | null): void {
-    if (this.live?.task === task) return;
-    if (this.live !== null) {
-      this.saved.set(this.live.task, this.live.trainer.exportState());
-      this.live.trainer.dispose();
-      this.live = null;
-    }
-    const resume = state ?? this.saved.get(task);
-    if (resume === undefined || resume === null) {
-      throw new Error(`no training state for task ${task}`);
-    }
-    const optimizer = resume.optimizer.steps > 0 ? resume.optimizer : undefined;
-    this.live = { task, trainer: this.engine.createTrainer(resume.scores, optimizer) };
-    this.saved.delete(task);
-  }
-
-  private remember(task: number, labelled: readonly InputRecord[]): void {
-    const buffer = this.replay.get(task) ?? [];
-    this.replay.delete(task);
-    this.replay.set(task, buffer);
-    while (this.replay.size > REPLAY_TASKS) this.replay.delete(this.replay.keys().next().value as number);
-    const dim = this.engine.arch.inputs;
-    const x = new Float32Array(labelled.length * dim);
-    const y = new Int32Array(labelled.length);
-    labelled.forEach((r, i) => {
-      x.set(r.x, i * dim);
-      y[i] = r.y as number;
-    });
-    buffer.push({ x, y, rows: labelled.length });
-    if (buffer.length > this.config.replayBatches) buffer.shift();
-  }
-
-  /** A training batch drawn uniformly from the replay buffer's rows, seeded by (task, step). */
-  private drawReplayBatch(task: number, step: number): LabelledBatch {
-    const buffer = this.replay.get(task) as ReplayBuffer;
-    const total = buffer.reduce((n, b) => n + b.rows, 0);
-    const rows = this.config.trainBatchSize;
-    const dim = this.engine.arch.inputs;
-    const stream = new RandomStream(this.engine.seed, 'replay', task, step * Math.ceil(rows / 4));
-    const x = new Float32Array(rows * dim);
-    const y = new Int32Array(rows);
-    for (let r = 0; r < rows; r++) {
-      let pick = stream.nextInt(total);
-      let b = 0;
-      while (pick >= (buffer[b] as LabelledBatch).rows) {
-        pick -= (buffer[b] as LabelledBatch).rows;
-        b++;
-      }
-      const source = buffer[b] as LabelledBatch;
-      x.set(source.x.subarray(pick * dim, (pick + 1) * dim), r * dim);
-      y[r] = source.y[pick] as number;
-    }
-    return { x, y, rows };
-  }
 }
 
-function mean(values: Float32Array): number {
-  let sum = 0;
-  for (const v of values) sum += v;
-  return values.length === 0 ? 0 : sum / values.length;
+/** The rows of one group of a batch: the batch itself when the group is all of it, else gathered copies. */
+function groupRows(batch: BatchRows, rows: readonly number[], dim: number): BatchRows {
+  if (rows.length === batch.rows) return batch;
+  const n = rows.length;
+  const x = new Float32Array(n * dim);
+  const raw = new Float32Array(n * dim);
+  const labels = new Int32Array(n);
+  let labelled = 0;
+  rows.forEach((r, i) => {
+    x.set(batch.x.subarray(r * dim, (r + 1) * dim), i * dim);
+    raw.set(batch.raw.subarray(r * dim, (r + 1) * dim), i * dim);
+    labels[i] = batch.labels[r] as number;
+    if ((labels[i] as number) >= 0) labelled++;
+  });
+  return { x, raw, labels, rows: n, labelled, prefix: columnPrefixSums(raw, n, dim), scale: batch.scale };
+}
+
+/** The labelled rows of a batch, copied (the replay buffer keeps them). */
+function labelledBatch(rows: BatchRows, dim: number) {
+  const x = new Float32Array(rows.labelled * dim);
+  const y = new Int32Array(rows.labelled);
+  let k = 0;
+  for (let i = 0; i < rows.rows; i++) {
+    const label = rows.labels[i] as number;
+    if (label < 0) continue;
+    x.set(rows.x.subarray(i * dim, (i + 1) * dim), k * dim);
+    y[k] = label;
+    k++;
+  }
+  return { x, y, rows: rows.labelled };
+}
+
+/** A task's evidence on the batch, restricted to a group's rows. */
+function pick(evidence: TaskBatchEvidence, rows: readonly number[]) {
+  return {
+    distances: Float64Array.from(rows, (r) => evidence.distances[r] as number),
+    losses: Float64Array.from(rows, (r) => evidence.losses[r] as number),
+    correct: Float64Array.from(rows, (r) => evidence.correct[r] as number),
+  };
+}
+
+/** The decision as the stream's policy state records it: an allocation if any segment allocated. */
+function effectiveDecision(decision: Decision, allocated: boolean, lastTask: number): Decision {
+  if (allocated) {
+    return decision.kind === 'allocate'
+      ? decision
+      : { kind: 'allocate', confidence: decision.confidence, reason: 'uncertain' };
+  }
+  return decision.kind === 'route'
+    ? { ...decision, task: lastTask }
+    : { kind: 'route', task: lastTask, confidence: decision.confidence, reason: 'confident' };
+}
+
+function meanEntropy(results: readonly ResultRecord[]): number {
+  return results.reduce((sum, r) => sum + r.entropy, 0) / Math.max(results.length, 1);
 }

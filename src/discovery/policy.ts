@@ -122,7 +122,21 @@ export type Decision =
     }
   | { readonly kind: 'allocate'; readonly confidence: number; readonly reason: AllocateReason };
 
-export type RouteReason = 'confident' | 'budget' | 'warmup' | 'schedule' | 'fast_path' | 'unlabelled';
+export type RouteReason =
+  | 'confident'
+  | 'budget'
+  | 'warmup'
+  | 'schedule'
+  | 'fast_path'
+  | 'unlabelled'
+  /** Evidence rule: the batch fits the current task's bands. */
+  | 'fits'
+  /** Evidence rule: the batch fits another task's bands. */
+  | 'switched'
+  /** Evidence rule: a stream's first batch fits a task learned from another stream. */
+  | 'first_seen'
+  /** Evidence rule: the batch was split; its tail fits another task. */
+  | 'split';
 export type AllocateReason = 'first' | 'uncertain' | 'pad_won';
 
 /** Number of untrained pads the check needs: k′ − k. */

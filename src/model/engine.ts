@@ -259,11 +259,13 @@ export class SupermaskEngine {
 
   /**
    * Classifies every row of x with mask `task`: the predicted real class (argmax over the first ℓ
-   * logits), the probability softmax gives it over all s outputs, and the entropy of that softmax.
+   * logits), the probability softmax gives it over all s outputs, and the entropy of that softmax;
+   * with `labels` (−1 for a row without one) also each labelled row's cross-entropy.
    */
-  classify(x: Float32Array, task: number): Classification {
+  classify(x: Float32Array, task: number, labels?: Int32Array): Classification {
     const rows = Math.floor(x.length / this.arch.inputs);
-    return classifyLogits(this.taskLogits(x, rows, task), rows, this.arch.outputs, this.arch.realClasses);
+    const logits = this.taskLogits(x, rows, task);
+    return classifyLogits(logits, rows, this.arch.outputs, this.arch.realClasses, labels);
   }
 
   dispose(): void {

@@ -166,6 +166,7 @@ function result(task: number, confidence: number, offset: number): ResultRecord 
     source: { topic: 't', partition: 0, offset: String(offset) },
     task,
     newTask: false,
+    taskConfidence: 1,
     confidence,
     entropy: 1 - confidence,
     prediction: 0,

@@ -10,6 +10,7 @@ function results(count: number, task: number): ResultRecord[] {
     source: { topic: 't', partition: 0, offset: String(i) },
     task,
     newTask: false,
+    taskConfidence: 1,
     confidence: 0.9,
     entropy: 0.3,
     prediction: 1,

@@ -85,8 +85,13 @@ test('service: one start order and one stop order; readiness goes false first; s
   await service.run();
   assert.equal(sink.results, 512);
   assert.deepEqual(await service.readiness(), { ready: true, reasons: [] });
-  assert.equal(service.tasks().length, 1);
-  assert.equal(service.tasks()[0]?.recordsRouted, 512);
+  // The stream's second segment (record 300 on) is a second task. Two batches into the first task its
+  // bands are not calibrated yet, so the batch holding the change (44 new rows of 128) stays with task
+  // 0 and the next batch, all new, allocates task 1.
+  assert.deepEqual(
+    service.tasks().map((task) => task.recordsRouted),
+    [384, 128],
+  );
 
   const first = service.stop();
   const second = service.stop();

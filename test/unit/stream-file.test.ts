@@ -44,6 +44,7 @@ const RESULT: ResultRecord = {
   source: { topic: 'file', partition: 0, offset: '3' },
   task: 1,
   newTask: true,
+  taskConfidence: 1,
   confidence: 0.9,
   entropy: 0.1,
   prediction: 2,

@@ -3,6 +3,8 @@ export interface Classification {
   readonly predictions: Int32Array;
   readonly confidences: Float32Array;
   readonly entropies: Float32Array;
+  /** Cross-entropy −log softmax(z)_y of each row with a label (NaN without one), when labels were given. */
+  readonly losses?: Float64Array;
 }
 
 /**
@@ -17,6 +19,7 @@ export function classifyLogits(
   rows: number,
   outputs: number,
   realClasses: number,
+  labels?: Int32Array,
 ): Classification {
   if (logits.length < rows * outputs || realClasses < 1 || realClasses > outputs) {
     throw new RangeError(
@@ -26,6 +29,7 @@ export function classifyLogits(
   const predictions = new Int32Array(rows);
   const confidences = new Float32Array(rows);
   const entropies = new Float32Array(rows);
+  const losses = labels === undefined ? undefined : new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     const base = r * outputs;
     let max = -Infinity;
@@ -46,6 +50,12 @@ export function classifyLogits(
     predictions[r] = best;
     confidences[r] = Math.exp((logits[base + best] as number) - max) / sum;
     entropies[r] = Math.log(sum) - weighted / sum;
+    if (losses !== undefined) {
+      const y = (labels as Int32Array)[r] as number;
+      losses[r] = y >= 0 && y < outputs ? Math.log(sum) - ((logits[base + y] as number) - max) : Number.NaN;
+    }
   }
-  return { predictions, confidences, entropies };
+  return losses === undefined
+    ? { predictions, confidences, entropies }
+    : { predictions, confidences, entropies, losses };
 }

@@ -68,6 +68,8 @@ export const Purpose = {
   randomMasks: 7,
   replay: 8,
   probe: 9,
+  /** Generated benchmark streams (src/bench/discovery). */
+  stream: 10,
 } as const;
 export type PurposeName = keyof typeof Purpose;
 

@@ -1,0 +1,322 @@
+/**
+ * The evidence rule (docs/discovery.md): a micro-batch stays on the stream's current task while its
+ * rows fit that task's own bands (the shift of their mean from its inputs, and their loss once its
+ * mask has settled). Otherwise, in this order: a change inside the batch (the head still fits the
+ * current task) splits it; a batch that fits another task (all of them, or the one-shot shortlist
+ * of many) goes there; a batch mixed of the current task's rows and foreign ones is divided row by
+ * row; and rows no task explains start a new mask. Batches without labels are routed by the same
+ * calibrated fits and never allocate.
+ */
+import type { SupermaskEngine } from '../model/engine.js';
+import type { Objective } from '../model/training/objectives.js';
+import {
+  changePoint,
+  type EvidenceConfig,
+  type Fit,
+  fitOf,
+  foreignRows,
+  type TaskProfile,
+} from './evidence.js';
+import { columnPrefixSums, rowDistances } from './input-model.js';
+import type { BatchRows } from './learner.js';
+import type { Decision, PolicyConfig, PolicyState, RouteReason } from './policy.js';
+import type { LearnedTask } from './task-trainer.js';
+
+/** Rows of a batch (ascending indices) and the task they go to ('new': a mask allocated for them). */
+export interface Group {
+  readonly rows: readonly number[];
+  readonly task: number | 'new';
+  /** How sure the rule is of this assignment, in [0, 1] (reported per record). */
+  readonly confidence: number;
+}
+
+/** A task's evidence on every row of a batch, computed before any training on them. */
+export interface TaskBatchEvidence {
+  /** The batch's column prefix sums of raw rows, and the transform's factors (the same for every task). */
+  readonly prefix: Float64Array;
+  readonly scale: Float32Array;
+  /** Each row's own distance from the task's inputs. */
+  readonly distances: Float64Array;
+  /** NaN for rows without a label. */
+  readonly losses: Float64Array;
+  /** 1 where the mask predicted the label, 0 where not, NaN without a label. */
+  readonly correct: Float64Array;
+}
+
+export interface Assignment {
+  /** Every row in exactly one group; at most one group is 'new'. */
+  readonly groups: readonly Group[];
+  readonly decision: Decision;
+  /** Whether tasks other than the current one were examined. */
+  readonly checked: boolean;
+  /** Evidence computed on the way, by task (reused to update the profiles). */
+  readonly evidence: ReadonlyMap<number, TaskBatchEvidence>;
+  /** Paper rule: the batch entropy its fast-path band follows. */
+  readonly entropy?: number;
+}
+
+export interface EvidenceContext {
+  readonly engine: SupermaskEngine;
+  readonly batch: BatchRows;
+  readonly state: PolicyState;
+  readonly policy: PolicyConfig;
+  readonly profiles: readonly TaskProfile[];
+  readonly tasks: readonly LearnedTask[];
+  readonly config: EvidenceConfig;
+  readonly objective: Objective;
+}
+
+/** Rows [from, to). */
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+/** Distances, and for labelled rows losses and hits, of `rows` under task `task`. */
+export function taskEvidence(
+  engine: SupermaskEngine,
+  profile: TaskProfile,
+  task: number,
+  rows: BatchRows,
+): TaskBatchEvidence {
+  const distances = rowDistances(profile.input, rows.raw, rows.rows, rows.scale);
+  const losses = new Float64Array(rows.rows).fill(Number.NaN);
+  const correct = new Float64Array(rows.rows).fill(Number.NaN);
+  if (rows.labelled > 0) {
+    const classified = engine.classify(rows.x, task, rows.labels);
+    const computed = classified.losses as Float64Array;
+    for (let i = 0; i < rows.rows; i++) {
+      const y = rows.labels[i] as number;
+      if (y < 0) continue;
+      losses[i] = computed[i] as number;
+      correct[i] = classified.predictions[i] === y ? 1 : 0;
+    }
+  }
+  return { prefix: rows.prefix, scale: rows.scale, distances, losses, correct };
+}
+
+/** The rule's view of one batch: evidence per task, computed once, and fits of row sets. */
+class BatchView {
+  readonly evidence = new Map<number, TaskBatchEvidence>();
+  constructor(private readonly context: EvidenceContext) {}
+
+  evidenceOf(task: number): TaskBatchEvidence {
+    let found = this.evidence.get(task);
+    if (found === undefined) {
+      const { engine, profiles, batch } = this.context;
+      found = taskEvidence(engine, profiles[task] as TaskProfile, task, batch);
+      this.evidence.set(task, found);
+    }
+    return found;
+  }
+
+  /** Fit of rows [from, to). */
+  fit(task: number, from: number, to: number): Fit {
+    return fitOf(this.profile(task), this.evidenceOf(task), from, to, this.context.config);
+  }
+
+  /** Fit of any set of rows (gathered: its own prefix sums). */
+  fitRows(task: number, rows: readonly number[]): Fit {
+    const { batch } = this.context;
+    const d = batch.raw.length / batch.rows;
+    const gathered = new Float32Array(rows.length * d);
+    rows.forEach((r, i) => {
+      gathered.set(batch.raw.subarray(r * d, (r + 1) * d), i * d);
+    });
+    const e = this.evidenceOf(task);
+    const evidence = {
+      prefix: columnPrefixSums(gathered, rows.length, d),
+      scale: e.scale,
+      losses: Float64Array.from(rows, (r) => e.losses[r] as number),
+    };
+    return fitOf(this.profile(task), evidence, 0, rows.length, this.context.config);
+  }
+
+  profile(task: number): TaskProfile {
+    return this.context.profiles[task] as TaskProfile;
+  }
+}
+
+export function decideByEvidence(context: EvidenceContext): Assignment {
+  const { batch, state, tasks } = context;
+  const n = batch.rows;
+  const view = new BatchView(context);
+  const labelled = batch.labelled > 0;
+  const canAllocate = labelled && tasks.length < context.policy.budget;
+  const assign = (groups: Group[], decision: Decision, checked: boolean): Assignment => ({
+    groups,
+    decision,
+    checked,
+    evidence: view.evidence,
+  });
+  if (tasks.length === 0) {
+    return assign([{ rows: range(0, n), task: 'new', confidence: 1 }], allocation(1), false);
+  }
+  const current = state.current !== null && state.current < tasks.length ? state.current : null;
+  if (current !== null) {
+    const own = view.fit(current, 0, n);
+    if (own.fits) {
+      return assign(
+        [{ rows: range(0, n), task: current, confidence: keepConfidence(own, context.config) }],
+        route(current, 'fits'),
+        false,
+      );
+    }
+  }
+  const others = candidates(context, current);
+  const fittingRows = (rows: readonly number[]) =>
+    lowest(others.map((task) => ({ task, fit: view.fitRows(task, rows) })).filter((c) => c.fit.fits));
+  const elsewhere = (rows: readonly number[], fallback: number) => {
+    const fitting = fittingRows(rows);
+    if (fitting !== null) return { task: fitting.task as number | 'new', confidence: 0.9 };
+    const hasLabels = rows.some((r) => (batch.labels[r] as number) >= 0);
+    if (hasLabels && canAllocate) return { task: 'new' as const, confidence: 0.9 };
+    return { task: nearestRows(view, others, rows, fallback), confidence: 0.5 };
+  };
+  const decisionFor = (task: number | 'new', reason: RouteReason): Decision =>
+    task === 'new' ? allocation(0.9) : route(task, reason);
+  if (current !== null) {
+    // A change inside the batch (the head still fits the current task, the tail goes on), or a batch
+    // mixed of the current task's rows and foreign ones (a gradual change), divided row by row. Where
+    // both exist, the mixture wins when it puts more than MIXED_SHARE of the rows on the other side
+    // of the split than the split does: the rows do not change at one point.
+    const split = splitAt(context, view, current);
+    const mixed = mixture(context, view, current);
+    if (split !== null && (mixed === null || !gradual(mixed, split, n))) {
+      const tailRows = range(split, n);
+      const tail = elsewhere(tailRows, current);
+      return assign(
+        [
+          { rows: range(0, split), task: current, confidence: 0.9 },
+          { rows: tailRows, task: tail.task, confidence: tail.confidence },
+        ],
+        decisionFor(tail.task, 'split'),
+        true,
+      );
+    }
+    if (mixed !== null && (split !== null || fittingRows(range(0, n)) === null)) {
+      const away = elsewhere(mixed.foreign, current);
+      return assign(
+        [
+          { rows: mixed.own, task: current, confidence: 0.8 },
+          { rows: mixed.foreign, task: away.task, confidence: Math.min(away.confidence, 0.8) },
+        ],
+        decisionFor(away.task, 'split'),
+        true,
+      );
+    }
+  }
+  const whole = fittingRows(range(0, n));
+  if (whole !== null) {
+    const reason = current === null ? 'first_seen' : 'switched';
+    return assign(
+      [{ rows: range(0, n), task: whole.task, confidence: 0.9 }],
+      route(whole.task, reason),
+      true,
+    );
+  }
+  if (canAllocate)
+    return assign([{ rows: range(0, n), task: 'new', confidence: 0.9 }], allocation(0.9), true);
+  // Nothing fits and nothing can be learned (no labels, or the budget is spent): the nearest task.
+  const all = current === null ? others : [current, ...others];
+  const task = nearestRows(view, all, range(0, n), current ?? 0);
+  return assign(
+    [{ rows: range(0, n), task, confidence: 0.5 }],
+    route(task, labelled ? 'budget' : 'unlabelled'),
+    true,
+  );
+}
+
+/**
+ * The row where a change falls inside the batch, if the rows before it still fit the current task
+ * and those after it do not; null when the batch does not split that way.
+ */
+function splitAt(context: EvidenceContext, view: BatchView, current: number): number | null {
+  const n = context.batch.rows;
+  const own = view.fit(current, 0, n);
+  if (own.left === null) return null;
+  const evidence = { ...view.evidenceOf(current), raw: context.batch.raw };
+  const k = changePoint(view.profile(current), evidence, n, own.left, context.config.minSplitRows);
+  if (k === 0) return null;
+  if (!view.fit(current, 0, k).fits || view.fit(current, k, n).fits) return null;
+  return k;
+}
+
+/** Share of a batch's rows that must sit on the wrong side of a split for the mixture to win. */
+const MIXED_SHARE = 0.1;
+
+/** Whether the per-row division disagrees with the split on more than MIXED_SHARE of the rows. */
+function gradual(
+  mixed: { own: readonly number[]; foreign: readonly number[] },
+  split: number,
+  n: number,
+): boolean {
+  const ownAfter = mixed.own.filter((r) => r >= split).length;
+  const foreignBefore = mixed.foreign.filter((r) => r < split).length;
+  return ownAfter + foreignBefore > MIXED_SHARE * n;
+}
+
+/** The current task's own rows and the foreign ones, if both are enough and the own rows fit. */
+function mixture(
+  context: EvidenceContext,
+  view: BatchView,
+  current: number,
+): { own: number[]; foreign: number[] } | null {
+  const foreign = foreignRows(view.profile(current), view.evidenceOf(current).distances, context.config);
+  const own: number[] = [];
+  const away: number[] = [];
+  foreign.forEach((isForeign, r) => {
+    (isForeign ? away : own).push(r);
+  });
+  const min = context.config.minSplitRows;
+  if (own.length < min || away.length < min) return null;
+  if (!view.fitRows(current, own).fits) return null;
+  return { own, foreign: away };
+}
+
+function candidates(context: EvidenceContext, current: number | null): number[] {
+  const count = context.tasks.length;
+  const all = range(0, count).filter((t) => t !== current);
+  if (count < context.config.shortlistFrom) return all;
+  const { batch, engine } = context;
+  const gradient = engine.alphaGradient(batch.x, batch.rows, context.objective);
+  return all
+    .sort((a, b) => (gradient[a] as number) - (gradient[b] as number) || a - b)
+    .slice(0, context.config.shortlist);
+}
+
+function lowest<T extends { task: number; fit: Fit }>(list: readonly T[]): T | null {
+  let best: T | null = null;
+  for (const item of list) if (best === null || item.fit.score < best.fit.score) best = item;
+  return best;
+}
+
+function nearestRows(
+  view: BatchView,
+  tasks: readonly number[],
+  rows: readonly number[],
+  fallback: number,
+): number {
+  let best = fallback;
+  let bestScore = Number.POSITIVE_INFINITY;
+  for (const task of tasks) {
+    const score = view.fitRows(task, rows).score;
+    if (score < bestScore) {
+      bestScore = score;
+      best = task;
+    }
+  }
+  return best;
+}
+
+function route(task: number, reason: RouteReason): Decision {
+  return { kind: 'route', task, confidence: 1, reason };
+}
+
+function allocation(confidence: number): Decision {
+  return { kind: 'allocate', confidence, reason: 'uncertain' };
+}
+
+/** Confidence of staying on a task that fits: near 1 deep inside its bands, 0.9 at their edge. */
+function keepConfidence(fit: Fit, config: EvidenceConfig): number {
+  return 0.99 - 0.09 * Math.min(1, Math.max(0, fit.score) / config.z);
+}

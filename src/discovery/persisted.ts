@@ -1,0 +1,135 @@
+/**
+ * The learner's persisted state as JSON (kept in the registry's opaque `policy` field): the policy
+ * state of every stream, every task's profile (its input model as base64 float32 arrays, its bands)
+ * and the input transform. Decoding validates everything; anything malformed is E_STORE_CORRUPT.
+ */
+import { z } from 'zod';
+import { SupsupError } from '../errors.js';
+import type { TaskProfile } from './evidence.js';
+import type { InputTransformState } from './input-transform.js';
+import type { LearnerSnapshot, StreamStates } from './learner.js';
+
+const bandSchema = z.object({
+  mean: z.number(),
+  variance: z.number().min(0),
+  observations: z.number().int().min(0),
+});
+const rowBandSchema = z.object({ mean: z.number(), variance: z.number().min(0), rows: z.number().min(0) });
+export const policyStateSchema = z.object({
+  masks: z.number().int().min(0),
+  current: z.number().int().min(0).nullable(),
+  sinceAllocation: z.number().int().min(0),
+  sinceCheck: z.number().int().min(0),
+  band: bandSchema,
+  budgetReported: z.boolean(),
+});
+const profileSchema = z.object({
+  input: z.object({ rows: z.number().min(0), mean: z.string(), m2: z.string() }),
+  shiftBand: bandSchema,
+  rowBand: rowBandSchema,
+  lossBand: rowBandSchema,
+  batches: z.number().int().min(0),
+  lossTrail: z.array(z.number()),
+  accuracy: rowBandSchema,
+});
+const transformSchema = z.object({
+  features: z.number().int().positive(),
+  count: z.number().int().min(0),
+  frozen: z.boolean(),
+  mean: z.array(z.number()),
+  m2: z.array(z.number()),
+});
+const snapshotSchema = z.object({
+  streams: z.record(z.string(), policyStateSchema),
+  profiles: z.array(profileSchema).optional(),
+  inputTransform: transformSchema.nullable().optional(),
+});
+
+export type EncodedProfile = z.infer<typeof profileSchema>;
+
+/** The JSON form of the learner's snapshot (profiles and transform absent in stores of older versions). */
+export interface LearnerSnapshotJson {
+  readonly streams: StreamStates;
+  readonly profiles?: readonly EncodedProfile[];
+  readonly inputTransform?: InputTransformState | null;
+}
+
+export function encodeLearnerSnapshot(snapshot: LearnerSnapshot): LearnerSnapshotJson {
+  return {
+    streams: snapshot.streams,
+    profiles: snapshot.profiles.map(encodeProfile),
+    inputTransform: snapshot.inputTransform,
+  };
+}
+
+/** Validates and decodes the JSON form; `features` is the network's input width. */
+export function decodeLearnerSnapshot(
+  json: unknown,
+  features: number,
+  tasks: number,
+): Partial<LearnerSnapshot> {
+  const parsed = snapshotSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new SupsupError(
+      'E_STORE_CORRUPT',
+      `the registry's learner state is malformed: ${parsed.error.message}`,
+    );
+  }
+  const { streams, profiles, inputTransform } = parsed.data;
+  for (const [stream, state] of Object.entries(streams)) {
+    if (state.masks > tasks) {
+      throw new SupsupError(
+        'E_STORE_CORRUPT',
+        `stream ${stream} counts ${state.masks} masks, the registry has ${tasks}`,
+      );
+    }
+  }
+  if (profiles !== undefined && profiles.length !== tasks) {
+    throw new SupsupError(
+      'E_STORE_CORRUPT',
+      `the registry has ${tasks} tasks but ${profiles.length} task profiles`,
+    );
+  }
+  return {
+    streams: streams as StreamStates,
+    ...(profiles === undefined ? {} : { profiles: profiles.map((p, t) => decodeProfile(p, features, t)) }),
+    ...(inputTransform === undefined ? {} : { inputTransform: inputTransform as InputTransformState | null }),
+  };
+}
+
+function encodeProfile(profile: TaskProfile): EncodedProfile {
+  return {
+    ...profile,
+    lossTrail: [...profile.lossTrail],
+    input: {
+      rows: profile.input.rows,
+      mean: floatsToBase64(profile.input.mean),
+      m2: floatsToBase64(profile.input.m2),
+    },
+  };
+}
+
+function decodeProfile(encoded: EncodedProfile, features: number, task: number): TaskProfile {
+  const mean = base64ToFloats(encoded.input.mean);
+  const m2 = base64ToFloats(encoded.input.m2);
+  if (mean.length !== features || m2.length !== features) {
+    throw new SupsupError(
+      'E_STORE_CORRUPT',
+      `task ${task}'s input model has ${mean.length} features, the network ${features}`,
+    );
+  }
+  return { ...encoded, input: { rows: encoded.input.rows, mean, m2 } };
+}
+
+function floatsToBase64(values: Float32Array): string {
+  return Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64');
+}
+
+function base64ToFloats(text: string): Float32Array {
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length % 4 !== 0)
+    throw new SupsupError('E_STORE_CORRUPT', 'a task input model is not float32 data');
+  const out = new Float32Array(bytes.length / 4);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
