@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { errorMessage, isSupsupError } from '../errors.js';
 import { benchColdStart, benchDaemon, benchOneShot, benchProtocol, benchTrain } from './bench.js';
+import { benchDiscovery } from './bench-discovery.js';
 import { demo } from './demo.js';
 import { info } from './info.js';
 import { enableRelaxedSimd } from './relaxed-simd.js';
@@ -149,6 +150,18 @@ function buildProgram(): Command {
     .option('--backend <name>', BACKEND_HELP, 'auto')
     .option('--json', 'print one JSON object as the last line of stdout')
     .action((options: Record<string, unknown>) => benchDaemon(options));
+  bench
+    .command('discovery')
+    .description(
+      'task discovery on generated streams (permutations, rotations, class splits, tabular regimes; raw and standardised; abrupt and gradual; 100/50/10 % labels) through the daemon, scored per record against the true tasks and an oracle told them',
+    )
+    .option('--rule <name>', 'evidence|paper|both', 'both')
+    .option('--seeds <list>', 'stream seeds, e.g. 1,2', '1,2')
+    .option('--filter <text>', 'only the streams whose name contains this')
+    .option('--seed <n>', 'network seed', '1')
+    .option('--backend <name>', BACKEND_HELP, 'wasm')
+    .option('--json', 'print one JSON object as the last line of stdout')
+    .action((options: Record<string, unknown>) => benchDiscovery(options));
   bench
     .command('coldstart')
     .description(
