@@ -83,9 +83,11 @@ export async function readEventLog(path: string, generation: number): Promise<Ev
     }
     start = end < 0 ? bytes.length : end + 1;
   }
-  if (beyond) {
+  if (beyond || (generation === 0 && valid < bytes.length)) {
     // Lines of generations registry.json never reached by one commit: the registry is older than the log
-    // (deleted, or restored from an older copy), not a crashed commit. They are kept beside, for the operator.
+    // (deleted, or restored from an older copy), not a crashed commit. With no registry at all, even lines of
+    // generation 1 may be a deleted registry's history rather than a crashed first commit. They are kept beside,
+    // for the operator.
     await writeFile(`${path}.orphaned-${Date.now()}`, bytes.subarray(valid));
   }
   if (valid < bytes.length) await truncateDurably(path, valid);
