@@ -35,6 +35,7 @@ export interface KafkaSinkOptions extends KafkaClientOptions {
 export class KafkaSink implements Sink {
   readonly name: string;
   private readonly options: KafkaSinkOptions;
+  private readonly kafka: ReturnType<typeof createKafka>;
   private readonly producer: Producer;
   private readonly acks: -1 | 1;
   private readonly timeoutMs: number;
@@ -57,7 +58,8 @@ export class KafkaSink implements Sink {
     this.timeoutMs = positiveInt('timeoutMs', options.timeoutMs ?? 30_000);
     this.maxMessagesPerSend = positiveInt('maxMessagesPerSend', options.maxMessagesPerSend ?? 4096);
     this.maxBytesPerSend = positiveInt('maxBytesPerSend', options.maxBytesPerSend ?? 768 * 1024);
-    this.producer = createKafka(options).producer({
+    this.kafka = createKafka(options);
+    this.producer = this.kafka.producer({
       idempotent: false,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
@@ -79,6 +81,36 @@ export class KafkaSink implements Sink {
       throw toKafkaSupsupError(error, 'E_SINK', `${this.name}: cannot connect the producer`);
     });
     return this.connecting;
+  }
+
+  /**
+   * At start: the brokers answer and the results, dead-letter and events topics exist (the sink never creates a
+   * topic, so a missing one would fail the first write, after its batch was learnt and committed). E_SINK,
+   * not retriable, names the missing topics.
+   */
+  async check(): Promise<void> {
+    const topics = [
+      ...new Set([this.options.resultsTopic, this.options.deadLetterTopic, this.options.eventsTopic]),
+    ];
+    const admin = this.kafka.admin();
+    let existing: Set<string>;
+    try {
+      await admin.connect();
+      existing = new Set(await admin.listTopics());
+    } catch (error) {
+      throw toKafkaSupsupError(error, 'E_SINK', `${this.name}: cannot list the brokers' topics`);
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+    const missing = topics.filter((topic) => !existing.has(topic));
+    if (missing.length > 0) {
+      throw new SupsupError(
+        'E_SINK',
+        `${this.name}: topic${missing.length > 1 ? 's' : ''} ${missing.join(', ')} do${missing.length > 1 ? '' : 'es'} not exist; create ${missing.length > 1 ? 'them' : 'it'} first (the sink never creates topics)`,
+        { retriable: false, details: { missing } },
+      );
+    }
+    await this.connect();
   }
 
   connected(): boolean {
