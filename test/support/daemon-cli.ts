@@ -47,6 +47,7 @@ export function startDaemonCli(options: {
   env?: Readonly<Record<string, string>>;
   /** Removed by the harness watchdog if the test process dies first. */
   dir?: string;
+  stdinFile?: string;
 }): DaemonCli {
   return startCli({ ...options, args: ['run', '--config', options.configPath] });
 }
@@ -57,21 +58,32 @@ export function startCli(options: {
   logFile: string;
   env?: Readonly<Record<string, string>>;
   dir?: string;
+  /** A file given to the CLI as its stdin (default: /dev/null). */
+  stdinFile?: string;
 }): DaemonCli {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('SUPSUPD_') && !name.startsWith('KAFKAJS_')) env[name] = value;
   }
   Object.assign(env, options.env ?? {});
+  const node = [process.execPath, '--import', 'tsx', CLI_ENTRY, ...options.args];
+  let command = process.execPath;
+  let args = node.slice(1);
+  if (options.stdinFile !== undefined) {
+    // The shell only redirects stdin and execs node, so the child's pid is the CLI's.
+    env.SUPSUPD_TEST_STDIN = options.stdinFile;
+    command = '/bin/sh';
+    args = ['-c', 'exec "$0" "$@" < "$SUPSUPD_TEST_STDIN"', ...node];
+  }
   const child = spawnService({
-    command: process.execPath,
-    args: ['--import', 'tsx', CLI_ENTRY, ...options.args],
+    command,
+    args,
     cwd: REPO_ROOT,
     outFile: options.logFile,
     env,
     dir: options.dir,
   });
-  if (child.pid === undefined) throw new Error(`could not spawn ${process.execPath} ${CLI_ENTRY}`);
+  if (child.pid === undefined) throw new Error(`could not spawn ${command} ${CLI_ENTRY}`);
   const pid = child.pid;
   const exit = new Promise<DaemonExit>((resolve) => {
     if (hasExited(child)) resolve({ code: child.exitCode, signal: child.signalCode });

@@ -17,7 +17,7 @@ import { checkSourcePositions, findRegressions } from '../../src/daemon/regressi
 import { WriterLease } from '../../src/daemon/writer-lease.ts';
 import { DEFAULT_LEARNER } from '../../src/discovery/learner.ts';
 import { PAPER_POLICY } from '../../src/discovery/policy.ts';
-import { isSupsupError } from '../../src/errors.ts';
+import { isSupsupError, SupsupError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { makeArchitecture } from '../../src/model/network/arch.ts';
 import { defaultOptimizer } from '../../src/model/training/optimizers.ts';
@@ -267,6 +267,43 @@ describe('daemon on a regressed store', () => {
     await assert.rejects(handle(batch(128, 256)), hasCode('E_STORE_REGRESSED'), 'still refused');
     assert.equal(sink.results.length, 128);
     assert.equal(await store.load(), null, 'nothing was written to the wiped store');
+    await daemon.stop();
+  });
+
+  test('readiness names why the state write failed (Redis out of memory), not "state is being reloaded"', async () => {
+    class FullStore extends MemoryStore {
+      full = false;
+      override async commit(commit: Commit) {
+        if (this.full) {
+          throw new SupsupError(
+            'E_STORE_UNAVAILABLE',
+            "redis 127.0.0.1:6379/0 commit failed: OOM command not allowed when used memory > 'maxmemory'.",
+            { retriable: true },
+          );
+        }
+        return super.commit(commit);
+      }
+    }
+    const store = new FullStore();
+    const sink = new MemorySink();
+    const daemon = await Daemon.open(daemonOptions(store, sink));
+    const source = new ManualSource();
+    await daemon.run(source);
+    const handle = source.handler;
+    assert.ok(handle !== null);
+    await handle(batch(0, 128));
+    store.full = true;
+    await assert.rejects(handle(batch(128, 256)), hasCode('E_STORE_UNAVAILABLE', /OOM/));
+    const health = await daemon.health();
+    assert.equal(health.ready, false);
+    assert.deepEqual(health.reasons, [
+      "the last state write failed (redis 127.0.0.1:6379/0 commit failed: OOM command not allowed when used memory > 'maxmemory'.); the state is reloaded before the next batch",
+    ]);
+    assert.equal(sink.results.length, 128, 'nothing published from the batch that was not stored');
+    store.full = false;
+    await handle(batch(128, 256));
+    assert.deepEqual((await daemon.health()).reasons, [], 'ready again once a write succeeds');
+    assert.equal(sink.results.length, 256);
     await daemon.stop();
   });
 
