@@ -1,74 +1,26 @@
-import { AlignedCopies, decodeRecord } from '../codec/record-codec.js';
-import { DEFAULT_LEARNER, type LearnerConfig, StreamLearner } from '../discovery/learner.js';
+import { AlignedCopies } from '../codec/record-codec.js';
+import { DEFAULT_LEARNER, StreamLearner } from '../discovery/learner.js';
 import { errorMessage, isSupsupError, SupsupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { SupermaskEngine } from '../model/engine.js';
-import type { Architecture } from '../model/network/arch.js';
-import type { MaskRule } from '../model/training/mask-rule.js';
-import type { OptimizerConfig } from '../model/training/optimizers.js';
-import type { DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
+import type { DaemonEvent } from '../records.js';
 import { retry } from '../retry.js';
 import { compareOffsets } from '../store/offsets.js';
 import { formatPosition, regressionOf } from '../store/position.js';
 import type { MaskStore, StorePosition } from '../store/types.js';
-import type { Sink, Source, SourceBatch } from '../stream/types.js';
-import { consumerLag, microBatches } from './batches.js';
+import type { Source, SourceBatch } from '../stream/types.js';
+import { consumerLag } from './batches.js';
+import { type DaemonHealth, type DaemonOptions, type DaemonStats, DEFAULT_WRITER } from './daemon-options.js';
 import { failpoint } from './failpoints.js';
 import { STORE_PROBE_TIMEOUT_MS, StoreProbe, withTimeout } from './health.js';
-import { checkSourcePositions, type OnRegression, RegressionGuard } from './regression.js';
+import { learnBatch } from './learn-batch.js';
+import { checkSourcePositions, RegressionGuard } from './regression.js';
 import { checkDurability, closeAfterFailedOpen } from './startup.js';
 import { buildCommit, restoreState } from './state.js';
-import { type BatchObservation, type DaemonObserver, logDecision } from './telemetry.js';
-import { openStoreAsWriter, WriterLease, type WriterLeaseOptions } from './writer-lease.js';
+import { openStoreAsWriter, WriterLease } from './writer-lease.js';
 
 export { microBatches } from './batches.js';
-
-export interface DaemonOptions {
-  readonly sink: Sink;
-  readonly store: MaskStore;
-  readonly model: {
-    readonly arch: Architecture;
-    readonly seed: number;
-    readonly optimizer: OptimizerConfig;
-    readonly rule: MaskRule;
-  };
-  readonly learner: LearnerConfig;
-  /** Largest micro-batch handed to the learner. */
-  readonly microBatch: number;
-  readonly maxRecordBytes: number;
-  /** Accept a Redis store that persists nothing (no AOF, no RDB). */
-  readonly allowVolatileStore?: boolean;
-  readonly logger: Logger;
-  /** Deadline for stop(): sources drain, sinks flush, stores close. */
-  readonly stopTimeoutMs?: number;
-  readonly clock?: () => Date;
-  /** Metrics, the API's views and the dashboard's feed (src/ops). */
-  readonly observer?: DaemonObserver;
-  /** Backoff of in-place retries for sources that do not redeliver by themselves. */
-  readonly retryBackoff?: { readonly baseMs: number; readonly maxMs: number };
-  /** A store that is empty or behind the source: refuse (default), replay the source, or accept it. */
-  readonly onRegression?: OnRegression;
-  /** The writer lease (default: 15 s, no standby). */
-  readonly writer?: WriterLeaseOptions;
-}
-
-const DEFAULT_WRITER: WriterLeaseOptions = { leaseMs: 15_000, standby: false };
-
-/** Readiness of the daemon: every reason it cannot serve now (empty when ready). */
-export interface DaemonHealth {
-  readonly ready: boolean;
-  readonly reasons: readonly string[];
-}
-
-export interface DaemonStats {
-  recordsIn: number;
-  resultsOut: number;
-  deadLetters: number;
-  batches: number;
-  checks: number;
-  commitsApplied: number;
-  commitsFenced: number;
-}
+export type { DaemonHealth, DaemonOptions, DaemonStats } from './daemon-options.js';
 
 /**
  * Wiring of one daemon: source → decode → micro-batches → learner → store commit → sink → (the
@@ -342,47 +294,22 @@ export class Daemon {
     // A failed state write left the in-memory model ahead of the store: start again from the store.
     if (this.stale) await this.reload();
     const key = `${batch.topic}/${batch.partition}`;
-    const limits = {
-      dim: this.engine.arch.inputs,
-      maxBytes: this.options.maxRecordBytes,
-      classes: this.engine.arch.realClasses,
-    };
-    const valid: InputRecord[] = [];
-    const letters: DeadLetter[] = [];
-    for (const raw of batch.records) {
-      const outcome = decodeRecord(raw, limits, copies);
-      if (outcome.ok) valid.push(outcome.record);
-      else letters.push(outcome.letter);
-    }
-    const observer = this.options.observer;
-    // Reported once the batch is done, so a batch handled again after a failure counts once.
-    const observations: BatchObservation[] = [];
     const applied = this.applied.get(key);
-    const results: ResultRecord[] = [];
-    const events: DaemonEvent[] = [];
-    const changed = new Set<number>();
-    let learned = false;
-    for (const group of microBatches(valid, this.options.microBatch, applied)) {
-      const now = (this.options.clock?.() ?? new Date()).toISOString();
-      const outcome = this.learner.process(group.records, { learn: group.learn, now, stream: key });
-      learned ||= group.learn;
-      results.push(...outcome.results);
-      events.push(...outcome.events);
-      for (const task of outcome.changed) changed.add(task);
-      if (outcome.checked) this.stats.checks++;
-      logDecision(this.log, this.learner, group.records, outcome.decision, outcome.checked);
-      observations.push({
-        partition: key,
-        firstOffset: group.records[0]?.position.offset ?? '',
-        lastOffset: group.records[group.records.length - 1]?.position.offset ?? '',
-        time: Date.now(),
-        results: outcome.results,
-        decision: outcome.decision,
-        checked: outcome.checked,
-        ...outcome.work,
-      });
-      await batch.heartbeat();
-    }
+    const { results, events, letters, changed, learned, observations } = await learnBatch(batch, copies, {
+      learner: this.learner,
+      limits: {
+        dim: this.engine.arch.inputs,
+        maxBytes: this.options.maxRecordBytes,
+        classes: this.engine.arch.realClasses,
+      },
+      microBatch: this.options.microBatch,
+      key,
+      applied,
+      now: () => (this.options.clock?.() ?? new Date()).toISOString(),
+      log: this.log,
+      onCheck: () => this.stats.checks++,
+    });
+    const observer = this.options.observer;
     const last = batch.records[batch.records.length - 1];
     if (last !== undefined && (applied === undefined || compareOffsets(last.position.offset, applied) > 0)) {
       await this.commitState(key, last.position.offset, changed, events);
