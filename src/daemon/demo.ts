@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js';
 import { makeArchitecture } from '../model/network/arch.js';
 import { defaultOptimizer } from '../model/training/optimizers.js';
 import type { DaemonEvent, ResultRecord } from '../records.js';
-import { FileStore } from '../store/file-store.js';
+import { openStore } from '../store/index.js';
 import type { MaskStore } from '../store/types.js';
 import { JsonlFileSink } from '../stream/file.js';
 import { checkpointed, OffsetCheckpoint } from './checkpoint.js';
@@ -76,7 +76,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const open = options.open ?? openPlainDaemon;
   const running = await open({
     sink: new JsonlFileSink(files.results, files.deadLetters, files.events),
-    store: options.store ?? new FileStore(path.join(dir, 'store')),
+    store: options.store ?? openStore({ kind: 'file', dir: path.join(dir, 'store') }),
     allowVolatileStore: true,
     model: {
       arch: makeArchitecture({ arch: 'lenet', outputs: 100 }),

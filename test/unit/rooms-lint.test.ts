@@ -17,6 +17,9 @@ const FILES: Readonly<Record<string, string>> = {
   'src/errors.ts': 'export const e = 1;\n',
   'src/records.ts': 'export type R = number;\n',
   'src/store/types.ts': 'export type S = number;\n',
+  'src/store/file-store.ts': 'export class FileStore {}\n',
+  'src/store/redis-keys.ts': 'export const k = 1;\n',
+  'src/store/index.ts': "export { FileStore } from './file-store.js';\nexport const openStore = 1;\n",
   'src/stream/types.ts': 'export type T = number;\n',
   'src/daemon/daemon.ts': 'export const d = 1;\n',
   'src/daemon/state.ts': 'export const s = 1;\n',
@@ -32,6 +35,10 @@ const FILES: Readonly<Record<string, string>> = {
   'src/codec/mixed.ts':
     "import { e } from '../errors.js';\nimport type { T } from '../stream/types.js';\nimport x from 'kafkajs';\nimport type { R } from '../records.js';\nimport { isUtf8 } from 'node:buffer';\nimport { own } from './own.js';\nexport type Y = T | R;\nexport const m = [e, x, isUtf8, own];\n",
   'src/codec/own.ts': 'export const own = 1;\n',
+  // daemon: the MaskStore port and openStore() allowed; a concrete store (line 2), a store internal
+  // (line 3) and a concrete class through the store's index (line 5) refused
+  'src/daemon/uses-store.ts':
+    "import type { S } from '../store/types.js';\nimport { FileStore } from '../store/file-store.js';\nimport { k } from '../store/redis-keys.js';\nimport { openStore } from '../store/index.js';\nimport { FileStore as Concrete } from '../store/index.js';\nexport type U = S;\nexport const u = [FileStore, k, openStore, Concrete];\n",
   // ops: telemetry allowed, state refused (line 2), daemon.js refused outside service.ts (line 3)
   'src/ops/metrics.ts':
     "import { t } from '../daemon/telemetry.js';\nimport { s } from '../daemon/state.js';\nimport { d } from '../daemon/daemon.js';\nexport const o = [t, s, d];\n",
@@ -78,6 +85,9 @@ test('Biome refuses imports across the rooms and import cycles, and only those',
   assert.deepEqual(lintScratchTree(), [
     'src/codec/mixed.ts:2 noRestrictedImports',
     'src/codec/mixed.ts:3 noRestrictedImports',
+    'src/daemon/uses-store.ts:2 noRestrictedImports',
+    'src/daemon/uses-store.ts:3 noRestrictedImports',
+    'src/daemon/uses-store.ts:5 noRestrictedImports',
     'src/model/bank/cycle-a.ts:1 noImportCycles',
     'src/model/bank/cycle-b.ts:1 noImportCycles',
     'src/model/bank/uses-store.ts:1 noRestrictedImports',
