@@ -4,6 +4,7 @@
  *   kafka/errors.ts          kafkajs errors: retriable, rebalance, their SupsupError form
  *   kafka/source.ts          KafkaSource: a consumer-group member with fetch-ahead and commit-behind
  *   kafka/source-options.ts  its options and events
+ *   kafka/group-offsets.ts   the group's committed offsets, read and moved back (start-up check, replay)
  *   kafka/raw-record.ts      a fetched message as a RawRecord
  *   kafka/sink.ts            KafkaSink: results, dead letters and events, acked writes cut into requests
  *   kafka/partitioner.ts     kafkajs's default partitioner without its per-message costs (murmur2)

@@ -64,7 +64,13 @@ export interface RunOptions {
   /** The source: a file (with a checkpoint) or stdin (checkpoint optional). */
   readonly source:
     | { readonly kind: 'file'; readonly path: string; readonly checkpoint?: string }
-    | { readonly kind: 'stdin'; readonly checkpoint?: string; readonly input: string };
+    | { readonly kind: 'stdin'; readonly checkpoint?: string; readonly input: string }
+    | {
+        readonly kind: 'kafka';
+        readonly brokers: string[];
+        readonly topic: string;
+        readonly groupId: string;
+      };
   readonly redisUrl?: string;
   readonly onRegression?: 'refuse' | 'replay' | 'accept';
   readonly writer?: { readonly leaseMs?: number; readonly standby?: boolean };
@@ -87,14 +93,7 @@ export function startRun(options: RunOptions): Run {
   };
   const configPath = path.join(dir, `${name}.config.json`);
   writeConfig(configPath, {
-    source:
-      source.kind === 'file'
-        ? {
-            kind: 'file',
-            path: source.path,
-            checkpoint: source.checkpoint ?? path.join(dir, 'checkpoint.json'),
-          }
-        : { kind: 'stdin', ...(source.checkpoint === undefined ? {} : { checkpoint: source.checkpoint }) },
+    source: sourceConfig(source, dir),
     sink: { kind: 'file', dir },
     store: store.kind === 'file' ? { ...store, ...safety } : { ...store, ...safety },
     model: MODEL,
@@ -110,6 +109,21 @@ export function startRun(options: RunOptions): Run {
     ...(source.kind === 'stdin' ? { stdinFile: source.input } : {}),
   });
   return { cli, logFile };
+}
+
+function sourceConfig(source: RunOptions['source'], dir: string): Record<string, unknown> {
+  switch (source.kind) {
+    case 'file':
+      return {
+        kind: 'file',
+        path: source.path,
+        checkpoint: source.checkpoint ?? path.join(dir, 'checkpoint.json'),
+      };
+    case 'stdin':
+      return { kind: 'stdin', ...(source.checkpoint === undefined ? {} : { checkpoint: source.checkpoint }) };
+    case 'kafka':
+      return { kind: 'kafka', brokers: source.brokers, topic: source.topic, groupId: source.groupId };
+  }
 }
 
 /** Runs to the end: the exit code and the log. Fails if the process is still running after `timeoutMs`. */

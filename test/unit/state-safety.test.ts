@@ -25,6 +25,7 @@ import type { RawRecord, ResultRecord } from '../../src/records.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import { checkExpectedPosition, EMPTY_POSITION, regressionOf } from '../../src/store/position.ts';
 import type { Commit, Registry } from '../../src/store/types.ts';
+import { type GroupAdmin, groupPositions, rewindGroup } from '../../src/stream/kafka/group-offsets.ts';
 import type { Sink, Source, SourceBatch, SourcePositions } from '../../src/stream/types.ts';
 import { testBackend } from '../support/backend.ts';
 
@@ -442,4 +443,55 @@ test('a record with "y": null has no label: it is inferred, not dead-lettered', 
   const outcome = decodeRecord(raw, { dim: 2, maxBytes: 1024, classes: 10 });
   assert.equal(outcome.ok, true);
   if (outcome.ok) assert.equal(outcome.record.y, undefined);
+});
+
+test('Kafka group offsets: one less than committed (none for -1 or 0); rewind goes to applied + 1 or the earliest', async () => {
+  const calls: string[] = [];
+  const admin: GroupAdmin = {
+    connect: async () => {
+      calls.push('connect');
+    },
+    disconnect: async () => {
+      calls.push('disconnect');
+    },
+    fetchOffsets: async () => [
+      {
+        topic: 'in',
+        partitions: [
+          { partition: 0, offset: '512', metadata: null },
+          { partition: 1, offset: '-1', metadata: null },
+          { partition: 2, offset: '0', metadata: null },
+        ],
+      },
+    ],
+    fetchTopicOffsets: async () => [
+      { partition: 0, offset: '900', high: '900', low: '0' },
+      { partition: 1, offset: '40', high: '40', low: '7' },
+    ],
+    setOffsets: async (request) => {
+      calls.push(`set ${JSON.stringify(request.partitions)}`);
+    },
+  };
+  assert.deepEqual(await groupPositions(admin, 'g', 'in'), { offsets: { 'in/0': '511' } });
+  await rewindGroup(admin, 'g', 'in', { 'in/0': '99' });
+  assert.deepEqual(calls, [
+    'connect',
+    'disconnect',
+    'connect',
+    `set ${JSON.stringify([
+      { partition: 0, offset: '100' },
+      { partition: 1, offset: '7' },
+    ])}`,
+    'disconnect',
+  ]);
+  const refusing: GroupAdmin = {
+    ...admin,
+    setOffsets: async () => {
+      throw new Error('The consumer group must have no running instances, current state: Stable');
+    },
+  };
+  await assert.rejects(
+    rewindGroup(refusing, 'g', 'in', {}),
+    hasCode('E_SOURCE', /stop the group's other members first.*no running instances/),
+  );
 });

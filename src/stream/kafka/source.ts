@@ -34,9 +34,10 @@ import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { errorMessage, SupsupError } from '../../errors.js';
 import { type Backoff, backoffDelay, retry } from '../../retry.js';
 import { positiveInt } from '../checks.js';
-import type { RawRecord, Source, SourceHealth } from '../types.js';
+import type { RawRecord, Source, SourceHealth, SourcePositions } from '../types.js';
 import { createKafka, type LogLevelName } from './client.js';
 import { isRebalanceError, isRetriableKafkaError, toKafkaSupsupError } from './errors.js';
+import { groupPositions, rewindGroup } from './group-offsets.js';
 import { maxOffset, toRawRecord } from './raw-record.js';
 import type {
   BatchHandler,
@@ -142,6 +143,14 @@ export class KafkaSource implements Source {
 
   health(): SourceHealth {
     return this.isJoined ? { ready: true } : { ready: false, reason: 'kafka consumer group not joined' };
+  }
+
+  /** Before start(): the group's committed positions; rewind() moves them back (group-offsets.ts). */
+  positions(): Promise<SourcePositions> {
+    return groupPositions(createKafka(this.options).admin(), this.options.groupId, this.options.topic);
+  }
+  rewind(applied: Readonly<Record<string, string>>): Promise<void> {
+    return rewindGroup(createKafka(this.options).admin(), this.options.groupId, this.options.topic, applied);
   }
 
   /** Epoch ms of the last fetch, heartbeat or batch: a stalled consumer stops advancing it (liveness). */
