@@ -20,15 +20,15 @@
  * Locks: SET key token NX PX ttl takes one; renew (PEXPIRE) and release (DEL) are Lua scripts that act only while
  * the key still holds the caller's token, so nobody renews or releases a lease that has passed to someone else.
  *
- * Client settings: no offline queue (a command while disconnected fails at once instead of piling up), one retry
- * per request, a command timeout (so no promise hangs on a dead server), lazy connect (open() connects), and a
- * bounded reconnect backoff so readiness recovers within ~2 s of the server coming back.
+ * Client settings (redis-connection.ts): no offline queue (a command while disconnected fails at once instead of
+ * piling up), one retry per request, a command timeout (so no promise hangs on a dead server), lazy connect (open()
+ * connects), and a bounded reconnect backoff so readiness recovers within ~2 s of the server coming back.
  *
  * ioredis resends in-flight commands after a reconnect (autoResendUnfulfilledCommands), and a commit that timed
  * out may still have been applied. Both are harmless here: a resent or retried commit carries the same offset,
  * which the script then finds already applied and answers 0 ('fenced') without writing anything.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { SupsupError } from '../errors.js';
 import {
   checkLockArguments,
@@ -40,15 +40,17 @@ import {
   successorEventId,
 } from './events.js';
 import { EMPTY_POSITION, newEpoch } from './position.js';
-import { asBuffer, parseInfo, type RedisKeys, redisError, redisKeys, withTimeout } from './redis-keys.js';
 import {
-  ACQUIRE_WRITER_SCRIPT,
-  COMMIT_SCRIPT,
-  LOAD_SCRIPT,
-  RELEASE_SCRIPT,
-  RENEW_SCRIPT,
-  TRIM_SCRIPT,
-} from './redis-scripts.js';
+  type ConnectionSettings,
+  connectAndCheck,
+  createStoreClient,
+  describeServer,
+  type RedisPersistence,
+  readPolicy,
+  type ScriptArg,
+  type StoreClient,
+} from './redis-connection.js';
+import { asBuffer, type RedisKeys, redisError, redisKeys } from './redis-keys.js';
 import type {
   Commit,
   CommitOutcome,
@@ -89,34 +91,12 @@ export interface RedisStoreOptions {
   readonly commandTimeoutMs?: number;
 }
 
-/** What the server persists, as found by open(). The daemon decides whether "neither" is acceptable. */
-export interface RedisPersistence {
-  /** `aof_enabled:1` in INFO persistence. */
-  readonly aof: boolean;
-  /** RDB snapshot points configured (`CONFIG GET save` non-empty); false when CONFIG is not permitted. */
-  readonly rdb: boolean;
-}
-
-type ScriptArg = string | Buffer | number;
-
-interface StoreScripts {
-  supsupdCommit(numKeys: number, ...args: ScriptArg[]): Promise<unknown>;
-  supsupdLoad(registryKey: string, appliedKey: string, metaKey: string): Promise<unknown>;
-  supsupdAcquireWriter(writerKey: string, metaKey: string, random: string, ttlMs: string): Promise<unknown>;
-  supsupdTrim(eventsKey: string, minId: string, maxLength: string): Promise<unknown>;
-  supsupdRenew(lockKey: string, token: string, ttlMs: string): Promise<unknown>;
-  supsupdRelease(lockKey: string, token: string): Promise<unknown>;
-}
-
-type StoreClient = Redis & StoreScripts;
-
 export class RedisStore implements MaskStore {
   readonly kind = 'redis' as const;
   readonly namespace: string;
   readonly keys: RedisKeys;
   readonly commandTimeoutMs: number;
-  private readonly url: string | undefined;
-  private readonly clientOptions: RedisOptions;
+  private readonly settings: ConnectionSettings;
   private client: StoreClient | null = null;
   private status: 'new' | 'open' | 'closed' = 'new';
   private persistenceInfo: RedisPersistence | null = null;
@@ -133,8 +113,7 @@ export class RedisStore implements MaskStore {
       throw new SupsupError('E_CONFIG', `commandTimeoutMs must be a positive integer, got ${timeout}`);
     }
     this.commandTimeoutMs = timeout;
-    this.url = options.url;
-    this.clientOptions = options.client ?? {};
+    this.settings = { url: options.url, clientOptions: options.client ?? {}, commandTimeoutMs: timeout };
   }
 
   /** Connects and checks the server: `maxmemory-policy` must be noeviction (else E_STORE_POLICY). */
@@ -416,48 +395,12 @@ export class RedisStore implements MaskStore {
   // -------------------------------------------------------------------------------------------------------------
 
   private async doOpen(): Promise<void> {
-    const options: RedisOptions = {
-      retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-      ...this.clientOptions,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: this.commandTimeoutMs,
-      connectTimeout: this.commandTimeoutMs,
-      enableAutoPipelining: false,
-    };
-    const client = (
-      this.url === undefined ? new Redis(options) : new Redis(this.url, options)
-    ) as StoreClient;
     // Without a listener ioredis prints every connection error; keep the last one for error messages instead.
-    client.on('error', (error: Error) => {
+    const client = createStoreClient(this.settings, (error) => {
       this.lastClientError = error;
     });
-    client.defineCommand('supsupdCommit', { lua: COMMIT_SCRIPT });
-    client.defineCommand('supsupdLoad', { lua: LOAD_SCRIPT, numberOfKeys: 3, readOnly: true });
-    client.defineCommand('supsupdAcquireWriter', { lua: ACQUIRE_WRITER_SCRIPT, numberOfKeys: 2 });
-    client.defineCommand('supsupdTrim', { lua: TRIM_SCRIPT, numberOfKeys: 1 });
-    client.defineCommand('supsupdRenew', { lua: RENEW_SCRIPT, numberOfKeys: 1 });
-    client.defineCommand('supsupdRelease', { lua: RELEASE_SCRIPT, numberOfKeys: 1 });
     try {
-      const connecting = client.connect();
-      connecting.catch(() => {}); // settled by withTimeout's race; never an unhandled rejection
-      await withTimeout(connecting, this.commandTimeoutMs * 2, 'connect');
-      await this.checkDatabase(client);
-      const [memory, persistence] = await Promise.all([client.info('memory'), client.info('persistence')]);
-      const policy = parseInfo(memory).get('maxmemory_policy');
-      if (policy !== 'noeviction') {
-        throw new SupsupError(
-          'E_STORE_POLICY',
-          `${this.where(client)}: maxmemory-policy is ${policy ?? 'not reported'}; masks could be evicted ` +
-            'silently, so the store requires noeviction',
-          { details: { maxmemoryPolicy: policy ?? null } },
-        );
-      }
-      this.persistenceInfo = {
-        aof: parseInfo(persistence).get('aof_enabled') === '1',
-        rdb: await this.rdbConfigured(client),
-      };
+      this.persistenceInfo = await connectAndCheck(client, this.commandTimeoutMs, this.where(client));
     } catch (error) {
       client.disconnect();
       throw this.mapError(error, 'open', client);
@@ -472,43 +415,9 @@ export class RedisStore implements MaskStore {
    */
   async policy(): Promise<{ maxmemoryPolicy: string | null; persistence: RedisPersistence }> {
     const client = this.requireClient();
-    const [memory, persistence] = await this.call('policy', () =>
-      Promise.all([client.info('memory'), client.info('persistence')]),
-    );
-    this.persistenceInfo = {
-      aof: parseInfo(persistence).get('aof_enabled') === '1',
-      rdb: await this.rdbConfigured(client),
-    };
-    return {
-      maxmemoryPolicy: parseInfo(memory).get('maxmemory_policy') ?? null,
-      persistence: { ...this.persistenceInfo },
-    };
-  }
-
-  /**
-   * ioredis sends SELECT for the URL's database on connect but goes on with database 0 when the server refuses
-   * it: select it again here and fail with E_CONFIG instead of writing to another database.
-   */
-  private async checkDatabase(client: Redis): Promise<void> {
-    const db = client.options.db ?? 0;
-    try {
-      await client.select(db);
-    } catch (error) {
-      throw new SupsupError(
-        'E_CONFIG',
-        `${this.where(client)}: database ${db} cannot be selected (${error instanceof Error ? error.message : String(error)})`,
-        { cause: error, details: { db } },
-      );
-    }
-  }
-
-  private async rdbConfigured(client: Redis): Promise<boolean> {
-    try {
-      const reply = (await client.config('GET', 'save')) as unknown;
-      return Array.isArray(reply) && typeof reply[1] === 'string' && reply[1].trim() !== '';
-    } catch {
-      return false; // CONFIG not permitted (ACL, managed Redis): cannot confirm snapshots
-    }
+    const policy = await this.call('policy', () => readPolicy(client));
+    this.persistenceInfo = policy.persistence;
+    return { maxmemoryPolicy: policy.maxmemoryPolicy, persistence: { ...policy.persistence } };
   }
 
   private notOpenState(): 'new' | 'closed' {
@@ -542,16 +451,7 @@ export class RedisStore implements MaskStore {
 
   /** host:port/db of the server, never the credentials. */
   private where(client: Redis | null = this.client): string {
-    const o = client?.options ?? this.clientOptions;
-    if (client === null && this.url !== undefined) {
-      try {
-        const url = new URL(this.url);
-        return `redis ${url.host}${url.pathname.length > 1 ? url.pathname : ''}`;
-      } catch {
-        return 'redis';
-      }
-    }
-    return `redis ${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
+    return describeServer(client, this.settings);
   }
 
   private mapError(error: unknown, operation: string, client: Redis | null): SupsupError {
@@ -560,4 +460,5 @@ export class RedisStore implements MaskStore {
   }
 }
 
+export type { RedisPersistence } from './redis-connection.js';
 export { checkNamespace, parseInfo, type RedisKeys, redisKeys } from './redis-keys.js';
