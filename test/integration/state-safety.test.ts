@@ -125,7 +125,7 @@ describe('Redis restarted empty mid-run (AOF on)', () => {
       assert.deepEqual(resultOffsets(dir), range(0, 2 * BATCH), 'no result from the regressed model');
       assert.equal(await respCommand(redis.port, ['EXISTS', redisKeys(store.namespace).registry]), 0);
       run.cli.signal('SIGTERM');
-      await exitWithin(run, 30_000);
+      assert.equal(await exitWithin(run, 30_000), 0, 'SIGTERM stops it as any other run (see Stopping)');
     } finally {
       await fifo.close();
       await run.cli.kill();
@@ -345,15 +345,18 @@ describe('a corrupted Redis namespace', () => {
     const { tasks } = await storeMasks(store, redis.url);
     const learning = tasks.find((task) => !task.frozen);
     assert.ok(learning !== undefined, 'a mask still learning');
-    const cases: [string, string, string | null][] = [
-      ['registry', keys.registry, '{"archKey": "not a registry"'],
-      ['mask', keys.mask(learning.task), 'not a mask'],
+    // Each key is moved aside, replaced by `garbage` (a command) or left missing, and put back afterwards.
+    const cases: [string, string, string[] | null][] = [
+      ['registry', keys.registry, ['SET', keys.registry, '{"archKey": "not a registry"']],
+      ['registry (deleted)', keys.registry, null],
+      ['applied offsets', keys.applied, ['HSET', keys.applied, 'file/0', '007']],
+      ['mask', keys.mask(learning.task), ['SET', keys.mask(learning.task), 'not a mask']],
       ['training state (deleted)', keys.training(learning.task), null],
     ];
-    for (const [what, key, garbage] of cases) {
+    for (const [n, [what, key, garbage]] of cases.entries()) {
       await respCommand(redis.port, ['RENAME', key, `${key}:saved`]);
-      if (garbage !== null) await respCommand(redis.port, ['SET', key, garbage]);
-      const broken = startRun({ ...common, name: `broken-${key.split(':').at(-1)}` });
+      if (garbage !== null) await respCommand(redis.port, garbage);
+      const broken = startRun({ ...common, name: `broken-${n}` });
       const code = await exitWithin(broken, 10_000);
       const log = new LogView(broken.logFile);
       assert.equal(code, 1, `${what}: ${log.text()}`);
@@ -376,6 +379,23 @@ describe('a corrupted Redis namespace', () => {
     assert.equal(await respCommand(server.port, ['EXISTS', redisKeys(store.namespace).writer]), 0);
     assert.deepEqual(resultOffsets(dir), []);
   });
+});
+
+test('a file sink that cannot write is refused at start, before anything is learnt', async () => {
+  const dir = await subdir('sink-unwritable');
+  await writeLines(path.join(dir, 'not-a-directory'), ['x']);
+  const store: StoreConfig = { kind: 'file', dir: path.join(dir, 'store') };
+  const run = await runToExit({
+    dir,
+    store,
+    sinkDir: path.join(dir, 'not-a-directory', 'out'),
+    source: { kind: 'file', path: stream768 },
+    name: 'run',
+  });
+  assert.equal(run.code, 1, run.log.text());
+  assert.match(run.log.text(), /supsupd: E_SINK: output directory .*not-a-directory\/out is not writable/);
+  assert.equal(run.log.entries('state restored').length, 0);
+  assert.deepEqual((await storeMasks(store)).tasks, [], 'nothing learnt');
 });
 
 describe('stdin across two sessions', () => {

@@ -75,6 +75,8 @@ export interface RunOptions {
   readonly onRegression?: 'refuse' | 'replay' | 'accept';
   readonly writer?: { readonly leaseMs?: number; readonly standby?: boolean };
   readonly httpPort?: number;
+  /** The file sink's directory (default: `dir`). */
+  readonly sinkDir?: string;
   /** Names the log file (several runs share a directory). */
   readonly name: string;
 }
@@ -94,7 +96,7 @@ export function startRun(options: RunOptions): Run {
   const configPath = path.join(dir, `${name}.config.json`);
   writeConfig(configPath, {
     source: sourceConfig(source, dir),
-    sink: { kind: 'file', dir },
+    sink: { kind: 'file', dir: options.sinkDir ?? dir },
     store: store.kind === 'file' ? { ...store, ...safety } : { ...store, ...safety },
     model: MODEL,
     http: options.httpPort === undefined ? { enabled: false } : { port: options.httpPort },
