@@ -49,8 +49,8 @@ import {
   nextEventId,
   trimCount,
 } from './events.js';
+import { appendEvents, publishRegistry, writeTaskFiles } from './file-commit.js';
 import {
-  appendDurably,
   EMPTY_LOG,
   type EventLog,
   eventLine,
@@ -66,16 +66,11 @@ import {
   EMPTY,
   EVENTS_FILE,
   EVENTS_TEMP,
-  FILE_STORE_FORMAT,
-  FILE_STORE_FORMAT_VERSION,
-  type FileRef,
   LOCK_FILE,
   LOCKS_DIR,
   MASKS_DIR,
   parseDocument,
   REGISTRY_FILE,
-  REGISTRY_TEMP,
-  type RegistryDocument,
   removeLeftovers,
   type Snapshot,
   TRAINING_DIR,
@@ -216,71 +211,31 @@ export class FileStore implements MaskStore {
       if (current !== undefined && compareOffsets(checked.appliedOffset, current) <= 0) return 'fenced';
       const epoch = checkExpectedPosition(stored, commit.expect, `file store ${this.dir}`);
 
+      // Three stages (file-commit.ts): the data files, the events, the registry's rename (the commit point).
       const generation = before.generation + 1;
-      const files = new Map(before.files);
       const created: string[] = [];
-      const superseded: string[] = [];
       let next: Snapshot;
+      let superseded: readonly string[];
       let appended: { entries: LoggedEvent[]; last: EventId | null } | null = null;
       let appendedFrom: number | null = null;
       let appendedBytes = 0;
       try {
-        for (const write of checked.masks) {
-          const mask = await this.writeDataFile(
-            `${MASKS_DIR}/${write.task}.v${generation}.ssmk`,
-            write.encodedMask,
-            created,
-          );
-          const training =
-            write.trainingState === null
-              ? null
-              : await this.writeDataFile(
-                  `${TRAINING_DIR}/${write.task}.v${generation}.bin`,
-                  write.trainingState,
-                  created,
-                );
-          const old = files.get(write.task);
-          if (old) superseded.push(old.mask.path, ...(old.training ? [old.training.path] : []));
-          files.set(write.task, { mask, training });
-        }
-        // The new directory entries must be durable before a registry that names them can be.
-        if (checked.masks.length > 0) await fsyncDir(join(this.dir, MASKS_DIR));
-        if (checked.masks.some((write) => write.trainingState !== null)) {
-          await fsyncDir(join(this.dir, TRAINING_DIR));
-        }
+        const written = await writeTaskFiles(this.dir, checked.masks, generation, before.files, created);
+        superseded = written.superseded;
         await this.failpoint('after-data-files');
-
-        // The events go in before the commit point, tagged with this generation: open() drops them if the rename
-        // below never happens. A new events.log's directory entry is made durable before the rename too.
         if (checked.events.length > 0) {
           appended = this.logEntries(checked.events, generation);
-          const path = join(this.dir, EVENTS_FILE);
-          const text = Buffer.from(appended.entries.map(eventLine).join(''), 'utf8');
           appendedFrom = this.eventLog.bytes;
-          await appendDurably(path, text);
-          appendedBytes = text.byteLength;
-          if (!this.eventLog.exists) await fsyncDir(this.dir);
+          appendedBytes = await appendEvents(this.dir, this.eventLog, appended.entries);
         }
-
         const state: LoadedState = {
           registry: checked.registry,
           applied: { ...(before.state?.applied ?? {}), [checked.partitionKey]: checked.appliedOffset },
         };
-        const document: RegistryDocument = {
-          format: FILE_STORE_FORMAT,
-          formatVersion: FILE_STORE_FORMAT_VERSION,
-          generation,
-          epoch,
-          registry: state.registry,
-          applied: state.applied,
-          files: Object.fromEntries([...files].sort(([a], [b]) => a - b).map(([task, f]) => [task, f])),
-        };
-        const temp = join(this.dir, REGISTRY_TEMP);
-        created.push(temp);
-        await writeDurably(temp, Buffer.from(`${JSON.stringify(document, null, 1)}\n`, 'utf8'));
-        await this.failpoint('before-registry-rename');
-        await rename(temp, join(this.dir, REGISTRY_FILE));
-        next = { generation, epoch, state, files };
+        next = { generation, epoch, state, files: written.files };
+        await publishRegistry(this.dir, { generation, epoch, state, files: written.files }, created, () =>
+          this.failpoint('before-registry-rename'),
+        );
       } catch (error) {
         if (error instanceof FailpointCrash) {
           this.status = 'broken';
@@ -464,13 +419,6 @@ export class FileStore implements MaskStore {
       return { generation, id: formatEventId(last), event };
     });
     return { entries, last };
-  }
-
-  private async writeDataFile(path: string, bytes: Uint8Array, created: string[]): Promise<FileRef> {
-    const absolute = join(this.dir, path);
-    created.push(absolute);
-    await writeDurably(absolute, bytes);
-    return { path, bytes: bytes.byteLength, crc: crc32(bytes) };
   }
 
   private async readTaskFile(task: number, which: 'mask' | 'training'): Promise<Uint8Array | null> {
