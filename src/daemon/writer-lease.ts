@@ -111,26 +111,59 @@ async function takeLease(
   signal: AbortSignal | undefined,
 ): Promise<Lease> {
   let waiting = false;
+  let left: LeftLease | null = null;
   for (;;) {
     const lease = await store.acquireWriter(options.leaseMs);
     if (lease !== null) {
       if (waiting) log.warn('standby: writer lease taken; this daemon is now the writer');
+      if (left !== null) log.warn("the previous writer's lease expired; this daemon is now the writer");
       return lease;
     }
+    let delay = Math.max(100, Math.floor(options.leaseMs / 4));
     if (!options.standby) {
-      throw new SupsupError(
-        'E_STORE_CONFLICT',
-        `another daemon holds the writer lease of this ${store.kind} store; only one daemon may write a namespace ` +
-          '(set store.writer.standby to wait for it instead)',
-      );
+      // Not a standby: a lease a writer left when it died (SIGKILL, a crashed host) runs out by itself, so it is
+      // waited for; one that is renewed, or passes to another writer, belongs to a live daemon: refused.
+      const holder = await store.writerHolder?.();
+      if (holder === undefined || (holder !== null && left !== null && renewed(left, holder))) {
+        throw new SupsupError(
+          'E_STORE_CONFLICT',
+          `another daemon holds the writer lease of this ${store.kind} store; only one daemon may write a namespace ` +
+            '(set store.writer.standby to wait for it instead)',
+        );
+      }
+      if (holder !== null && left === null) {
+        left = { token: holder.token, expiresAt: Date.now() + holder.expiresInMs };
+        log.warn(
+          'the writer lease is held: waiting for it to run out (a writer that died leaves it behind)',
+          {
+            expiresInMs: holder.expiresInMs,
+          },
+        );
+      }
+      delay = holder === null ? 0 : Math.min(500, Math.max(20, holder.expiresInMs));
+    } else {
+      if (!waiting) log.warn('standby: another daemon holds the writer lease; waiting for it');
+      waiting = true;
     }
-    if (!waiting) log.warn('standby: another daemon holds the writer lease; waiting for it');
-    waiting = true;
-    await sleep(Math.max(100, Math.floor(options.leaseMs / 4)), signal);
+    await sleep(delay, signal);
     if (signal?.aborted === true)
       throw new SupsupError('E_STOPPED', 'stopped while waiting for the writer lease');
   }
 }
+
+/** A writer lease found held at start, as first seen. */
+interface LeftLease {
+  readonly token: string;
+  readonly expiresAt: number;
+}
+
+/** True when the lease passed to another holder, or its expiry moved later (its holder renewed it: alive). */
+function renewed(left: LeftLease, holder: { token: string; expiresInMs: number }): boolean {
+  return holder.token !== left.token || Date.now() + holder.expiresInMs > left.expiresAt + RENEWAL_SLACK_MS;
+}
+
+/** Clock and round-trip jitter allowed before a later expiry counts as a renewal. */
+const RENEWAL_SLACK_MS = 250;
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {

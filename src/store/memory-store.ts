@@ -188,6 +188,13 @@ export class MemoryStore implements MaskStore {
     };
   }
 
+  async writerHolder(): Promise<{ token: string; expiresInMs: number } | null> {
+    this.assertOpen();
+    const writer = this.writer;
+    if (writer === null || writer.expiresAt <= this.now()) return null;
+    return { token: writer.token, expiresInMs: writer.expiresAt - this.now() };
+  }
+
   /** Forgets everything, as a server restarted without persistence would (tests of lost state). */
   wipe(): void {
     this.registry = null;

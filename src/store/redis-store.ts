@@ -346,6 +346,15 @@ export class RedisStore implements MaskStore {
     };
   }
 
+  async writerHolder(): Promise<{ token: string; expiresInMs: number } | null> {
+    const client = this.requireClient();
+    const key = this.keys.writer;
+    const [token, ttl] = await this.call('writerHolder', () =>
+      Promise.all([client.get(key), client.pttl(key)]),
+    );
+    return token === null || ttl <= 0 ? null : { token, expiresInMs: ttl };
+  }
+
   /** The server's eviction and persistence policy as a readiness problem (re-read each call). */
   async durabilityProblem(allowVolatile: boolean): Promise<string | null> {
     const policy = await this.policy();

@@ -152,6 +152,13 @@ export interface MaskStore {
    */
   acquireWriter(ttlMs: number): Promise<Lease | null>;
   /**
+   * Optional: who holds the writer lease now (its token and the milliseconds until it expires unless renewed), or
+   * null when nobody does. Lets a daemon that finds the lease taken tell a writer that died (its lease runs out)
+   * from a live one (it renews). Stores without it (the file store: its directory lock already knows dead pids)
+   * refuse at once.
+   */
+  writerHolder?(): Promise<{ readonly token: string; readonly expiresInMs: number } | null>;
+  /**
    * Optional: a reason the store is unsafe to write now (e.g. Redis evicts keys or persists nothing), re-read
    * for readiness; null when it is fine. `allowVolatile` accepts a store that persists nothing.
    */

@@ -328,6 +328,50 @@ describe('two daemons on one Redis namespace', () => {
   });
 });
 
+describe('a writer killed (SIGKILL) and restarted at once', () => {
+  let server: RedisServer | null = null;
+  after(async () => server?.stop());
+
+  test("the restart waits for the dead writer's lease to run out, then takes over", async (t) => {
+    if (!requireRedisServerOrSkip(t)) return;
+    server = await startRedis({ appendonly: true });
+    const redis = server;
+    const dir = await subdir('redis-killed');
+    const store: StoreConfig = { kind: 'redis', namespace: 'state-safety:killed' };
+    const common = { dir, store, redisUrl: redis.url, writer: { leaseMs: 3000 } };
+    const fifo = new Fifo(path.join(dir, 'input.fifo'));
+    const first = startRun({ ...common, source: { kind: 'file', path: fifo.path }, name: 'first' });
+    try {
+      await fifo.connect(first);
+      await fifo.write(LINES.slice(0, BATCH));
+      await waitForResults(dir, BATCH, first);
+      await first.cli.kill();
+    } finally {
+      await fifo.close();
+      await first.cli.kill();
+    }
+    const keys = redisKeys(store.namespace);
+    assert.ok(
+      Number(await respCommand(redis.port, ['PTTL', keys.writer])) > 0,
+      'the dead writer left its lease',
+    );
+    const restart = await runToExit({
+      ...common,
+      source: { kind: 'file', path: stream768 },
+      name: 'restart',
+    });
+    assert.equal(restart.code, 0, restart.log.text());
+    assert.equal(
+      restart.log.entries('the writer lease is held: waiting for it to run out')[0]?.level,
+      'warn',
+    );
+    assert.equal(restart.log.entries("the previous writer's lease expired").length, 1);
+    assert.equal(restart.log.stopped().commitsApplied, 2);
+    assert.deepEqual(resultOffsets(dir), range(0, 3 * BATCH));
+    assert.equal(Number(await respCommand(redis.port, ['HGET', keys.meta, 'sequence'])), 3);
+  });
+});
+
 describe('a corrupted Redis namespace', () => {
   let server: RedisServer | null = null;
   after(async () => server?.stop());

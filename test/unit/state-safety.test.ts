@@ -166,6 +166,22 @@ describe('memory store: sequence and writer lease', () => {
     assert.equal(await store.commit(commitAt('2')), 'applied', 'no lease held: a tool may commit');
   });
 
+  test('a lease left by a writer that died is waited for and taken; a renewed one is refused', async () => {
+    const store = new MemoryStore();
+    await store.open();
+    const dead = await store.acquireWriter(400); // never renewed, never released: its process was killed
+    assert.ok(dead !== null);
+    const next = await WriterLease.acquire(store, { leaseMs: 1000, standby: false }, silentLogger);
+    assert.match((await store.writerHolder())?.token ?? '', /^2\./, 'the restarted daemon holds the lease');
+    await assert.rejects(
+      WriterLease.acquire(store, { leaseMs: 1000, standby: false }, silentLogger),
+      hasCode('E_STORE_CONFLICT', /another daemon holds the writer lease/),
+      'the live writer renews its lease: refused',
+    );
+    await next.release();
+    assert.equal(await store.writerHolder(), null);
+  });
+
   test('a standby takes the lease when the writer releases it', async () => {
     const store = new MemoryStore();
     await store.open();
