@@ -1,5 +1,5 @@
 import { AlignedCopies } from '../codec/record-codec.js';
-import { DEFAULT_LEARNER, StreamLearner } from '../discovery/learner.js';
+import { DEFAULT_LEARNER, StreamLearner, type StreamWarning } from '../discovery/learner.js';
 import { errorMessage, isSupsupError, SupsupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { SupermaskEngine } from '../model/engine.js';
@@ -58,6 +58,8 @@ export class Daemon {
   /** The message of the last failed state write, while the state is stale. */
   private lastWriteError: string | null = null;
   private readonly storeProbe: StoreProbe;
+  /** Codes of the stream warnings already logged (each is logged when it appears, again after it cleared). */
+  private loggedWarnings = new Set<string>();
 
   private constructor(
     options: DaemonOptions,
@@ -139,6 +141,24 @@ export class Daemon {
   /** The task a partition's stream is on (`topic/partition`), or null. */
   currentTask(partitionKey: string): number | null {
     return this.learner.currentTask(partitionKey);
+  }
+
+  /** A task's recent prequential accuracy (labelled records, before training on them), or null. */
+  taskAccuracy(task: number): number | null {
+    return this.learner.taskAccuracy(task);
+  }
+
+  /** Why task assignments should not be trusted now (empty when there is no reason). */
+  warnings(): readonly StreamWarning[] {
+    return this.learner.warnings();
+  }
+
+  private logNewWarnings(): void {
+    const warnings = this.learner.warnings();
+    for (const warning of warnings) {
+      if (!this.loggedWarnings.has(warning.code)) this.log.warn(warning.message, { warning: warning.code });
+    }
+    this.loggedWarnings = new Set(warnings.map((w) => w.code));
   }
 
   /** Consumes `source` until it is done (finite sources) or the daemon is stopped. */
@@ -325,6 +345,7 @@ export class Daemon {
     this.stats.recordsIn += batch.records.length;
     observer?.received(key, batch.records.length, consumerLag(batch.highWatermark, last?.position.offset));
     for (const observation of observations) observer?.batch(observation);
+    this.logNewWarnings();
     if (letters.length > 0) observer?.deadLettered(letters);
     if (events.length > 0) observer?.events(events);
     this.stats.resultsOut += results.length;

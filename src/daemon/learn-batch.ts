@@ -75,6 +75,7 @@ export async function learnBatch(
       results: outcome.results,
       decision: outcome.decision,
       checked: outcome.checked,
+      prequential: outcome.prequential,
       ...outcome.work,
     });
     await batch.heartbeat();

@@ -14,6 +14,8 @@ export interface BatchObservation {
   readonly decision: { readonly kind: string; readonly reason: string };
   /** Whether the full check over all masks ran. */
   readonly checked: boolean;
+  /** Labelled records, and how many of them their task's mask predicted right before training on them. */
+  readonly prequential: { readonly correct: number; readonly labelled: number };
   /** Seconds spent inferring the task (the check, or the fast path's entropy). */
   readonly inferSeconds: number;
   readonly trainSteps: number;

@@ -22,7 +22,13 @@ export type StandardiseConfig =
       readonly clip: number;
     };
 
-export const DEFAULT_STANDARDISE: StandardiseConfig = { mode: 'auto', fitRecords: 2048, clip: 8 };
+const DEFAULT_FIT_RECORDS = 2048;
+
+export const DEFAULT_STANDARDISE: StandardiseConfig = {
+  mode: 'auto',
+  fitRecords: DEFAULT_FIT_RECORDS,
+  clip: 8,
+};
 
 /** A standard deviation below this fraction of the feature's magnitude counts as constant. */
 const CONSTANT_RELATIVE = 1e-7;
@@ -55,14 +61,14 @@ export class InputTransform {
     this.m2 = new Float64Array(features);
     this.centre = new Float32Array(features);
     this.scale = new Float32Array(features).fill(1);
-    this.frozen = config.mode !== 'auto';
+    this.frozen = config.mode === 'given';
     if (config.mode === 'given') this.setGiven(config);
     if (state !== undefined && config.mode === 'auto') this.restore(state);
   }
 
-  /** Whether the statistics are final (always for `off` and `given`). */
+  /** Whether the transform is final (always for `off` and `given`). */
   get fitted(): boolean {
-    return this.frozen;
+    return this.frozen || this.config.mode === 'off';
   }
 
   get recordsSeen(): number {
@@ -72,11 +78,14 @@ export class InputTransform {
   /**
    * Feeds the rows of a micro-batch (row-major, `rows` × features) to the fit while it is open,
    * record by record, and freezes it once `fitRecords` records were seen. Rows past that are ignored.
+   * With `off` the same statistics are gathered (never applied, never persisted) for the
+   * unscaled-input warning.
    */
   observe(x: Float32Array, rows: number): void {
-    if (this.frozen || this.config.mode !== 'auto') return;
+    if (this.frozen) return;
+    const fitRecords = this.config.mode === 'auto' ? this.config.fitRecords : DEFAULT_FIT_RECORDS;
     const d = this.features;
-    const take = Math.min(rows, this.config.fitRecords - this.count);
+    const take = Math.min(rows, fitRecords - this.count);
     for (let r = 0; r < take; r++) {
       this.count++;
       const base = r * d;
@@ -87,8 +96,8 @@ export class InputTransform {
         this.m2[j] = (this.m2[j] as number) + delta * (v - (this.mean[j] as number));
       }
     }
-    if (this.count >= this.config.fitRecords) this.frozen = true;
-    this.refresh();
+    if (this.count >= fitRecords) this.frozen = true;
+    if (this.config.mode === 'auto') this.refresh();
   }
 
   /** Transforms `rows` rows of x in place. */
@@ -120,6 +129,11 @@ export class InputTransform {
       mean: Array.from(this.mean),
       m2: Array.from(this.m2),
     };
+  }
+
+  /** Whether inputs are used as they arrive. */
+  get off(): boolean {
+    return this.config.mode === 'off';
   }
 
   /** Mean and standard deviation per feature as fitted so far (for the status API and warnings). */

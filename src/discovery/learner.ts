@@ -36,8 +36,10 @@ import {
   padsNeeded,
 } from './policy.js';
 import { type LearnedTask, TaskTrainers, type TrainingSchedule } from './task-trainer.js';
+import { noUsableAccuracy, type StreamWarning, unscaledInputs } from './warnings.js';
 
 export type { LearnedTask } from './task-trainer.js';
+export type { StreamWarning } from './warnings.js';
 
 /** Which new-task rule decides: the evidence rule (default) or the paper's entropy-gradient rule. */
 export type DiscoveryRule = 'evidence' | 'paper';
@@ -162,6 +164,23 @@ export class StreamLearner {
   taskAccuracy(task: number): number | null {
     const band = this.profiles[task]?.accuracy;
     return band === undefined || band.rows === 0 ? null : band.mean;
+  }
+
+  /**
+   * Why this stream's task assignments should not be trusted now (warnings.ts): unscaled inputs
+   * while standardisation is off, or no task with a usable prequential accuracy. Empty when none.
+   */
+  warnings(): StreamWarning[] {
+    const out: StreamWarning[] = [];
+    if (this.transform.off) {
+      const { mean, std } = this.transform.statistics();
+      const unscaled = unscaledInputs(mean, std);
+      if (unscaled !== null) out.push(unscaled);
+    }
+    const accuracies = this.profiles.map((p) => ({ accuracy: p.accuracy.mean, labelled: p.accuracy.rows }));
+    const unusable = noUsableAccuracy(accuracies, this.engine.arch.realClasses);
+    if (unusable !== null) out.push(unusable);
+    return out;
   }
 
   /** Whether the input transform has finished fitting, and the rows it has seen. */

@@ -35,6 +35,12 @@ export interface ApiStatus {
     /** Results per second over the last 10 s. */
     readonly perSecond: number;
   };
+  /**
+   * Why task assignments should not be trusted now: `inputs_unscaled` (standardisation is off and
+   * the inputs have large magnitudes, offsets or mixed scales) or `no_usable_accuracy` (no task
+   * predicts its labels usefully). Empty when neither holds.
+   */
+  readonly warnings: readonly { readonly code: string; readonly message: string }[];
 }
 
 /** One row of `GET /api/v1/tasks`, and the body of `GET /api/v1/tasks/:id`. */
@@ -53,6 +59,11 @@ export interface ApiTask {
   readonly recordsRouted: number;
   /** Mean of the results' confidence for this task since start (null before the first). */
   readonly meanConfidence: number | null;
+  /**
+   * Share of the task's recent labelled records (up to the last 512) its mask predicted right before
+   * training on them; null before the first labelled record.
+   */
+  readonly prequentialAccuracy: number | null;
   readonly lastSeen: { readonly at: ApiPosition; readonly time: string } | null;
 }
 

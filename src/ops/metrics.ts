@@ -13,10 +13,13 @@ export interface JobRunObservation {
 export interface MetricsViews {
   tasks(): { total: number; frozen: number; maskBytes: number };
   ready(): boolean;
+  /** Each task's recent prequential accuracy (tasks without labelled records left out). */
+  prequentialAccuracies(): readonly number[];
 }
 
 const ENTROPY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5];
 const CONFIDENCE_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99];
+const ACCURACY_BOUNDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /**
@@ -32,6 +35,8 @@ export class DaemonMetrics implements DaemonObserver {
   private readonly decisions: Counter<'kind' | 'reason'>;
   private readonly allocations: Counter<'reason'>;
   private readonly checks: Counter;
+  private readonly labelled: Counter;
+  private readonly predictedRight: Counter;
   private readonly entropy: Histogram;
   private readonly confidence: Histogram;
   private readonly inferLatency: Histogram<'checked'>;
@@ -78,6 +83,16 @@ export class DaemonMetrics implements DaemonObserver {
     this.checks = new Counter({
       name: 'supsupd_task_checks_total',
       help: 'Full task-inference checks over all masks.',
+      registers,
+    });
+    this.labelled = new Counter({
+      name: 'supsupd_prequential_labelled_total',
+      help: 'Labelled records learnt from (their predictions were made before training on them).',
+      registers,
+    });
+    this.predictedRight = new Counter({
+      name: 'supsupd_prequential_correct_total',
+      help: 'Labelled records whose task mask predicted their label right before training on them: the prequential accuracy is its rate over supsupd_prequential_labelled_total.',
       registers,
     });
     this.entropy = new Histogram({
@@ -170,6 +185,18 @@ export class DaemonMetrics implements DaemonObserver {
       },
     });
     new Gauge({
+      name: 'supsupd_tasks_by_prequential_accuracy',
+      help: 'Tasks whose recent prequential accuracy (labelled records predicted right before training on them) is at most `le`, cumulative like a histogram; tasks without labelled records are not counted.',
+      labelNames: ['le'],
+      registers,
+      collect() {
+        const accuracies = views.prequentialAccuracies();
+        for (const bound of ACCURACY_BOUNDS) {
+          this.set({ le: String(bound) }, accuracies.filter((a) => a <= bound).length);
+        }
+      },
+    });
+    new Gauge({
       name: 'supsupd_ready',
       help: '1 when the daemon is ready (the last /readyz answer), else 0.',
       registers,
@@ -190,6 +217,10 @@ export class DaemonMetrics implements DaemonObserver {
     this.decisions.inc({ kind: decision.kind, reason: decision.reason });
     if (decision.kind === 'allocate') this.allocations.inc({ reason: decision.reason });
     if (observation.checked) this.checks.inc();
+    if (observation.prequential.labelled > 0) {
+      this.labelled.inc(observation.prequential.labelled);
+      this.predictedRight.inc(observation.prequential.correct);
+    }
     for (const result of results) {
       this.entropy.observe(result.entropy);
       this.confidence.observe(result.confidence);

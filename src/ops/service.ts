@@ -64,6 +64,7 @@ export class SupsupService implements OpsViews {
     const metrics = new DaemonMetrics({
       tasks: () => service?.taskTotals() ?? { total: 0, frozen: 0, maskBytes: 0 },
       ready: () => service?.lastReady ?? false,
+      prequentialAccuracies: () => service?.prequentialAccuracies() ?? [],
     });
     const activity = new Activity();
     const daemon = await Daemon.open({ ...options.daemon, observer: observers(metrics, activity) });
@@ -186,6 +187,7 @@ export class SupsupService implements OpsViews {
         deadLettered: this.activity.deadLetters,
         perSecond: this.activity.perSecond(),
       },
+      warnings: this.daemon.warnings(),
     };
   }
 
@@ -204,6 +206,7 @@ export class SupsupService implements OpsViews {
         bornTime: meta.bornTime,
         recordsRouted: seen.routed,
         meanConfidence: seen.meanConfidence,
+        prequentialAccuracy: this.daemon.taskAccuracy(meta.task),
         lastSeen: seen.lastSeen,
       };
     });
@@ -244,6 +247,15 @@ export class SupsupService implements OpsViews {
 
   async metrics(): Promise<{ contentType: string; text: string }> {
     return { contentType: this.metricsRegistry.contentType, text: await this.metricsRegistry.text() };
+  }
+
+  private prequentialAccuracies(): number[] {
+    const out: number[] = [];
+    for (const meta of this.daemon.tasks) {
+      const accuracy = this.daemon.taskAccuracy(meta.task);
+      if (accuracy !== null) out.push(accuracy);
+    }
+    return out;
   }
 
   private taskTotals() {

@@ -24,6 +24,7 @@ import { InputTransform } from '../../src/discovery/input-transform.ts';
 import { decodeLearnerSnapshot, encodeLearnerSnapshot } from '../../src/discovery/persisted.ts';
 import { INITIAL_STATE } from '../../src/discovery/policy.ts';
 import { excess, meanAndVariance, observeRows } from '../../src/discovery/row-band.ts';
+import { noUsableAccuracy, unscaledInputs } from '../../src/discovery/warnings.ts';
 import { RandomStream } from '../../src/model/network/prng.ts';
 
 const config = DEFAULT_EVIDENCE;
@@ -221,4 +222,27 @@ test('the learner snapshot round-trips through JSON and refuses a wrong width', 
     () => decodeLearnerSnapshot({ streams: { a: { masks: -1 } } }, 8, 1),
     (e: Error & { code?: string }) => e.code === 'E_STORE_CORRUPT',
   );
+});
+
+test('unscaled inputs are named only for large magnitudes, offsets or mixed scales', () => {
+  const f64 = (values: number[]) => Float64Array.from(values);
+  assert.equal(unscaledInputs(f64([0.1, -0.2, 0]), f64([1, 0.8, 0])), null, 'standardised (one constant)');
+  assert.equal(unscaledInputs(f64([0.13, 0.1]), f64([0.3, 0.25])), null, '[0, 1] pixels');
+  assert.equal(unscaledInputs(f64([0, 0]), f64([0, 0])), null, 'nothing measured');
+  const large = unscaledInputs(f64([250, 0]), f64([40, 1]));
+  assert.equal(large?.code, 'inputs_unscaled');
+  assert.match(large?.message ?? '', /a feature reaches 250/);
+  assert.match(unscaledInputs(f64([5, 6, 4]), f64([1, 1, 1]))?.message ?? '', /sits 5 std from 0/);
+  assert.match(unscaledInputs(f64([0, 0, 0]), f64([0.01, 0.01, 2]))?.message ?? '', /differ by 200x/);
+});
+
+test('no usable accuracy: judged tasks all below min(0.5, 2 / classes)', () => {
+  const task = (accuracy: number, labelled = 512) => ({ accuracy, labelled });
+  assert.equal(noUsableAccuracy([], 10), null);
+  assert.equal(noUsableAccuracy([task(0.1, 255)], 10), null, 'too few labelled rows to judge');
+  assert.equal(noUsableAccuracy([task(0.19), task(0.2)], 10), null, 'one task reaches 2/10');
+  const warning = noUsableAccuracy([task(0.19), task(0.1)], 10);
+  assert.equal(warning?.code, 'no_usable_accuracy');
+  assert.match(warning?.message ?? '', /best prequential accuracy is 0.19 \(usable: 0.2 with 10 classes\)/);
+  assert.equal(noUsableAccuracy([task(0.49)], 3)?.code, 'no_usable_accuracy', '3 classes: 0.5');
 });

@@ -208,6 +208,7 @@ test('the event stream replays after Last-Event-ID and then delivers live messag
     inferSeconds: 0.001,
     trainSteps: 0,
     trainSeconds: 0,
+    prequential: { correct: 0, labelled: 0 },
   });
   activity.summarize();
   await readUntil(/event: decisions\ndata: .*\n\n/);
@@ -237,6 +238,7 @@ test('activity keeps bounded state: the timeline ring drops the oldest, task cou
       inferSeconds: 0,
       trainSteps: 0,
       trainSeconds: 0,
+      prequential: { correct: 0, labelled: 0 },
     });
   }
   assert.deepEqual(

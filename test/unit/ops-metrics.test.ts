@@ -22,6 +22,7 @@ test('metrics count what the daemon reports, with bounded labels and never a tas
   const metrics = new DaemonMetrics({
     tasks: () => ({ total: 3, frozen: 1, maskBytes: 3 * 34_404 }),
     ready: () => true,
+    prequentialAccuracies: () => [0.15, 0.82, 0.97],
   });
   metrics.received('t/0', 300, 42);
   const batch = {
@@ -33,6 +34,7 @@ test('metrics count what the daemon reports, with bounded labels and never a tas
     inferSeconds: 0.02,
     trainSteps: 8,
     trainSeconds: 0.1,
+    prequential: { correct: 90, labelled: 128 },
   };
   metrics.batch({ ...batch, results: results(128, 7), decision: { kind: 'allocate', reason: 'uncertain' } });
   metrics.batch({
@@ -41,6 +43,7 @@ test('metrics count what the daemon reports, with bounded labels and never a tas
     decision: { kind: 'route', reason: 'fast_path' },
     checked: false,
     trainSteps: 0,
+    prequential: { correct: 0, labelled: 0 },
   });
   metrics.deadLettered([
     {
@@ -77,6 +80,12 @@ test('metrics count what the daemon reports, with bounded labels and never a tas
   assert.equal(series('supsupd_tasks_frozen'), 1);
   assert.equal(series('supsupd_mask_bytes'), 103_212);
   assert.equal(series('supsupd_ready'), 1);
+  assert.equal(series('supsupd_prequential_labelled_total'), 128);
+  assert.equal(series('supsupd_prequential_correct_total'), 90);
+  assert.equal(series('supsupd_tasks_by_prequential_accuracy{le="0.1"}'), 0);
+  assert.equal(series('supsupd_tasks_by_prequential_accuracy{le="0.2"}'), 1);
+  assert.equal(series('supsupd_tasks_by_prequential_accuracy{le="0.9"}'), 2);
+  assert.equal(series('supsupd_tasks_by_prequential_accuracy{le="1"}'), 3);
   assert.ok(text.includes('supsupd_process_resident_memory_bytes'), 'process metrics are exported');
   assert.doesNotMatch(text, /[{,]task="/, 'no task ids in labels');
 });

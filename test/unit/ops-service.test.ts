@@ -92,6 +92,11 @@ test('service: one start order and one stop order; readiness goes false first; s
     service.tasks().map((task) => task.recordsRouted),
     [384, 128],
   );
+  for (const task of service.tasks()) {
+    const accuracy = task.prequentialAccuracy;
+    assert.ok(accuracy !== null && accuracy >= 0 && accuracy <= 1, `task ${task.task}: ${accuracy}`);
+  }
+  assert.deepEqual((await service.status()).warnings, [], 'standardised inputs, usable accuracy');
 
   const first = service.stop();
   const second = service.stop();

@@ -40,6 +40,9 @@ export function renderStatus(state, status) {
   setText('stat-rate', numberFormat.format(Math.round(status.records.perSecond)));
   setText('stat-tasks', `${status.tasks} (${status.frozenTasks}) / ${status.budget}`);
   renderCurrentTasks(status.currentTasks);
+  const warnings = byId('warnings');
+  warnings.hidden = status.warnings.length === 0;
+  warnings.textContent = status.warnings.map((w) => w.message).join(' · ');
 }
 
 /** The status shown while the API does not answer. @param {string} reason */
@@ -125,13 +128,21 @@ const TASK_COLUMNS = [
   'bornTime',
   'recordsRouted',
   'meanConfidence',
+  'prequentialAccuracy',
   'lastSeen',
   'frozen',
   'trainSteps',
   'maskKB',
   'density',
 ];
-const NUMERIC_COLUMNS = new Set(['recordsRouted', 'meanConfidence', 'trainSteps', 'maskKB', 'density']);
+const NUMERIC_COLUMNS = new Set([
+  'recordsRouted',
+  'meanConfidence',
+  'prequentialAccuracy',
+  'trainSteps',
+  'maskKB',
+  'density',
+]);
 
 /** @param {number} task @returns {HTMLTableRowElement} */
 function createTaskRow(task) {
@@ -170,6 +181,8 @@ function fillTaskRow(state, row, task) {
   cell('bornTime').title = task.bornTime;
   cell('recordsRouted').textContent = numberFormat.format(task.recordsRouted);
   cell('meanConfidence').textContent = task.meanConfidence === null ? '–' : task.meanConfidence.toFixed(3);
+  cell('prequentialAccuracy').textContent =
+    task.prequentialAccuracy === null ? '–' : task.prequentialAccuracy.toFixed(3);
   cell('lastSeen').textContent = task.lastSeen === null ? '–' : formatAgo(task.lastSeen.time);
   cell('lastSeen').title = task.lastSeen === null ? '' : formatPosition(task.lastSeen.at);
   cell('frozen').textContent = task.frozen ? 'frozen' : 'training';
