@@ -165,12 +165,13 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
   const others = candidates(context, current);
   const fittingRows = (rows: readonly number[]) =>
     lowest(others.map((task) => ({ task, fit: view.fitRows(task, rows) })).filter((c) => c.fit.fits));
+  const everyTask = current === null ? others : [current, ...others];
+  const mayAllocate = (rows: readonly number[]) => canAllocate && newTaskEvidence(context, rows);
   const elsewhere = (rows: readonly number[], fallback: number) => {
     const fitting = fittingRows(rows);
     if (fitting !== null) return { task: fitting.task as number | 'new', confidence: 0.9 };
-    const hasLabels = rows.some((r) => (batch.labels[r] as number) >= 0);
-    if (hasLabels && canAllocate) return { task: 'new' as const, confidence: 0.9 };
-    return { task: nearestRows(view, others, rows, fallback), confidence: 0.5 };
+    if (mayAllocate(rows)) return { task: 'new' as const, confidence: 0.9 };
+    return { task: nearestRows(view, everyTask, rows, fallback), confidence: 0.5 };
   };
   const decisionFor = (task: number | 'new', reason: RouteReason): Decision =>
     task === 'new' ? allocation(0.9) : route(task, reason);
@@ -214,16 +215,26 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
       true,
     );
   }
-  if (canAllocate)
+  if (mayAllocate(range(0, n)))
     return assign([{ rows: range(0, n), task: 'new', confidence: 0.9 }], allocation(0.9), true);
-  // Nothing fits and nothing can be learned (no labels, or the budget is spent): the nearest task.
-  const all = current === null ? others : [current, ...others];
-  const task = nearestRows(view, all, range(0, n), current ?? 0);
+  // Nothing fits and nothing can be learned (too few labels, or the budget is spent): the nearest task.
+  const task = nearestRows(view, everyTask, range(0, n), current ?? 0);
   return assign(
     [{ rows: range(0, n), task, confidence: 0.5 }],
     route(task, labelled ? 'budget' : 'unlabelled'),
     true,
   );
+}
+
+/**
+ * Whether rows carry the labelled evidence a new task needs: at least `minSplitRows` labelled rows
+ * (a mask is trained on them). A handful of labelled rows at the edge of a split are no new task.
+ */
+function newTaskEvidence(context: EvidenceContext, rows: readonly number[]): boolean {
+  const labels = context.batch.labels;
+  let labelled = 0;
+  for (const r of rows) if ((labels[r] as number) >= 0) labelled++;
+  return labelled >= context.config.minSplitRows;
 }
 
 /**

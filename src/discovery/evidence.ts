@@ -249,7 +249,11 @@ function lossExcess(profile: TaskProfile, evidence: RowEvidence, n: number): Flo
   return out;
 }
 
-/** Each row's projection on the batch's shift direction from the task's input mean. */
+/**
+ * Each row's projection on the batch's shift direction from the task's input mean, in standard
+ * units clipped to ±PROJECTION_CLIP per feature on both sides (a feature the task hardly varies
+ * would otherwise let one row's stray value outweigh the rest).
+ */
 function shiftProjections(
   model: InputModelState,
   evidence: { readonly prefix: Float64Array; readonly scale: Float32Array; readonly raw: Float32Array },
@@ -257,18 +261,29 @@ function shiftProjections(
 ): Float64Array {
   const d = model.mean.length;
   const direction = new Float64Array(d);
+  const inverseStd = new Float64Array(d);
   for (let j = 0; j < d; j++) {
     const batchMean = ((evidence.prefix[n * d + j] as number) - (evidence.prefix[j] as number)) / n;
-    direction[j] = (batchMean - (model.mean[j] as number)) / shiftVariance(model, evidence.scale, j);
+    inverseStd[j] = 1 / Math.sqrt(shiftVariance(model, evidence.scale, j));
+    direction[j] = clip((batchMean - (model.mean[j] as number)) * (inverseStd[j] as number));
   }
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let p = 0;
-    for (let j = 0; j < d; j++)
-      p += ((evidence.raw[i * d + j] as number) - (model.mean[j] as number)) * (direction[j] as number);
+    for (let j = 0; j < d; j++) {
+      const z = ((evidence.raw[i * d + j] as number) - (model.mean[j] as number)) * (inverseStd[j] as number);
+      p += clip(z) * (direction[j] as number);
+    }
     out[i] = p;
   }
   return out;
+}
+
+/** Standard units beyond which a feature's deviation counts no more (change-point projections). */
+const PROJECTION_CLIP = 5;
+
+function clip(z: number): number {
+  return Math.max(-PROJECTION_CLIP, Math.min(PROJECTION_CLIP, z));
 }
 
 /**
