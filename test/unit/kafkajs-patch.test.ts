@@ -1,5 +1,5 @@
 /**
- * patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package) rewrites how kafkajs
+ * patches/kafkajs+2.2.4+001+encoding.patch (applied by `npm ci` through patch-package) rewrites how kafkajs
  * encodes produced records: one exact allocation per record with its headers written inline, varints
  * written in place, 32-bit varlongs without Long arithmetic, and a linear grouping of messages by
  * partition; an uncompressed batch written in one pass into one buffer (no encoder per record), and
