@@ -1,8 +1,9 @@
-/** Options and events of KafkaSource (see source.ts). */
+/** Options and events of KafkaSource (see source.ts), the options checked, and its consumer. */
 import type { Consumer } from 'kafkajs';
-import type { SupsupError } from '../../errors.js';
+import { SupsupError } from '../../errors.js';
+import { positiveInt } from '../checks.js';
 import type { SourceBatch } from '../types.js';
-import type { KafkaClientOptions } from './client.js';
+import { createKafka, type KafkaClientOptions } from './client.js';
 
 export interface KafkaSourceOptions extends KafkaClientOptions {
   readonly groupId: string;
@@ -83,4 +84,55 @@ export interface PendingCommit {
   readonly partition: number;
   readonly offset: string;
   readonly epoch: number;
+}
+
+/** The numbers KafkaSource works with, its options' defaults applied. */
+export interface SourceSettings {
+  readonly maxBatchSize: number;
+  readonly retryBackoffMs: number;
+  readonly maxRetryBackoffMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly commitAttempts: number;
+  readonly stopTimeoutMs: number;
+  readonly maxHandlerAttempts: number;
+}
+
+/** Checks the options (E_CONFIG: no topic or group, more than one batch in flight, a bad number). */
+export function sourceSettings(options: KafkaSourceOptions): SourceSettings {
+  if (!options.topic) throw new SupsupError('E_CONFIG', 'kafka source: topic is required');
+  if (!options.groupId) throw new SupsupError('E_CONFIG', 'kafka source: groupId is required');
+  const inFlight = options.maxInFlightBatches ?? 1;
+  if (inFlight !== 1) {
+    throw new SupsupError(
+      'E_CONFIG',
+      `kafka source: maxInFlightBatches=${inFlight} is not supported; batches are handled one at a time`,
+    );
+  }
+  return {
+    maxBatchSize: positiveInt('maxBatchSize', options.maxBatchSize ?? 256),
+    retryBackoffMs: positiveInt('retryBackoffMs', options.retryBackoffMs ?? 500),
+    maxRetryBackoffMs: positiveInt('maxRetryBackoffMs', options.maxRetryBackoffMs ?? 30_000),
+    heartbeatIntervalMs: positiveInt('heartbeatInterval', options.heartbeatInterval ?? 3000),
+    commitAttempts: positiveInt('commitAttempts', options.commitAttempts ?? 5),
+    stopTimeoutMs: positiveInt('stopTimeoutMs', options.stopTimeoutMs ?? 20_000),
+    maxHandlerAttempts:
+      options.maxHandlerAttempts === undefined
+        ? Number.POSITIVE_INFINITY
+        : positiveInt('maxHandlerAttempts', options.maxHandlerAttempts),
+  };
+}
+
+const DEFAULT_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
+
+/** The group member's kafkajs consumer (the first Kafka client checks kafkajs's patches). */
+export function createSourceConsumer(options: KafkaSourceOptions, heartbeatIntervalMs: number): Consumer {
+  return createKafka(options).consumer({
+    groupId: options.groupId,
+    allowAutoTopicCreation: false,
+    sessionTimeout: options.sessionTimeout ?? 30_000,
+    rebalanceTimeout: options.rebalanceTimeout ?? 60_000,
+    heartbeatInterval: heartbeatIntervalMs,
+    maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1000,
+    maxBytesPerPartition: options.maxBytesPerPartition ?? DEFAULT_MAX_BYTES_PER_PARTITION,
+  });
 }

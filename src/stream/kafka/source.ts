@@ -33,20 +33,20 @@ import { EventEmitter } from 'node:events';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { errorMessage, SupsupError } from '../../errors.js';
 import { type Backoff, backoffDelay, retry } from '../../retry.js';
-import { positiveInt } from '../checks.js';
 import type { RawRecord, Source, SourceHealth, SourcePositions } from '../types.js';
 import { createKafka, type LogLevelName } from './client.js';
 import { isRebalanceError, isRetriableKafkaError, toKafkaSupsupError } from './errors.js';
 import { groupPositions, rewindGroup } from './group-offsets.js';
 import { maxOffset, toRawRecord } from './raw-record.js';
-import type {
-  BatchHandler,
-  KafkaSourceEventMap,
-  KafkaSourceOptions,
-  PendingCommit,
+import {
+  type BatchHandler,
+  createSourceConsumer,
+  type KafkaSourceEventMap,
+  type KafkaSourceOptions,
+  type PendingCommit,
+  sourceSettings,
 } from './source-options.js';
 
-const DEFAULT_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
 /** Backoff between attempts of an offset commit (the one retry policy, src/retry.ts, with its jitter). */
 const COMMIT_BACKOFF: Backoff = { baseMs: 200, maxMs: 5000 };
 
@@ -94,39 +94,17 @@ export class KafkaSource implements Source {
   private deferred: { error: unknown; epoch: number } | undefined;
 
   constructor(options: KafkaSourceOptions) {
-    if (!options.topic) throw new SupsupError('E_CONFIG', 'kafka source: topic is required');
-    if (!options.groupId) throw new SupsupError('E_CONFIG', 'kafka source: groupId is required');
-    const inFlight = options.maxInFlightBatches ?? 1;
-    if (inFlight !== 1) {
-      throw new SupsupError(
-        'E_CONFIG',
-        `kafka source: maxInFlightBatches=${inFlight} is not supported; batches are handled one at a time`,
-      );
-    }
+    const settings = sourceSettings(options);
     this.options = options;
     this.name = `kafka:${options.topic}`;
-    this.maxBatchSize = positiveInt('maxBatchSize', options.maxBatchSize ?? 256);
-    this.retryBackoffMs = positiveInt('retryBackoffMs', options.retryBackoffMs ?? 500);
-    this.maxRetryBackoffMs = positiveInt('maxRetryBackoffMs', options.maxRetryBackoffMs ?? 30_000);
-    this.heartbeatIntervalMs = positiveInt('heartbeatInterval', options.heartbeatInterval ?? 3000);
-    this.commitAttempts = positiveInt('commitAttempts', options.commitAttempts ?? 5);
-    this.stopTimeoutMs = positiveInt('stopTimeoutMs', options.stopTimeoutMs ?? 20_000);
-    this.maxHandlerAttempts =
-      options.maxHandlerAttempts === undefined
-        ? Number.POSITIVE_INFINITY
-        : positiveInt('maxHandlerAttempts', options.maxHandlerAttempts);
-
-    this.consumer =
-      options.consumer ??
-      createKafka(options).consumer({
-        groupId: options.groupId,
-        allowAutoTopicCreation: false,
-        sessionTimeout: options.sessionTimeout ?? 30_000,
-        rebalanceTimeout: options.rebalanceTimeout ?? 60_000,
-        heartbeatInterval: this.heartbeatIntervalMs,
-        maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1000,
-        maxBytesPerPartition: options.maxBytesPerPartition ?? DEFAULT_MAX_BYTES_PER_PARTITION,
-      });
+    this.maxBatchSize = settings.maxBatchSize;
+    this.retryBackoffMs = settings.retryBackoffMs;
+    this.maxRetryBackoffMs = settings.maxRetryBackoffMs;
+    this.heartbeatIntervalMs = settings.heartbeatIntervalMs;
+    this.commitAttempts = settings.commitAttempts;
+    this.stopTimeoutMs = settings.stopTimeoutMs;
+    this.maxHandlerAttempts = settings.maxHandlerAttempts;
+    this.consumer = options.consumer ?? createSourceConsumer(options, settings.heartbeatIntervalMs);
     this.finished = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
