@@ -7,3 +7,21 @@ export function positiveInt(name: string, value: number): number {
   }
   return value;
 }
+
+/** A promise with its resolve and reject, for a source's done() (Promise.withResolvers, which Node 20 lacks). */
+export interface Settlement {
+  readonly promise: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export function settlement(): Settlement {
+  let resolve: () => void = () => {};
+  let reject: (error: unknown) => void = () => {};
+  // The executor runs synchronously: both are the promise's own before this returns.
+  const promise = new Promise<void>((resolvePromise, rejectPromise) => {
+    resolve = resolvePromise;
+    reject = rejectPromise;
+  });
+  return { promise, resolve, reject };
+}

@@ -15,7 +15,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { errorMessage, SupsupError } from '../errors.js';
-import { positiveInt } from './checks.js';
+import { positiveInt, type Settlement, settlement } from './checks.js';
 import type { RawRecord, Source, SourceBatch } from './types.js';
 
 export interface LineSourceOptions {
@@ -60,7 +60,7 @@ abstract class LineSource implements Source {
   private lastHandled: string | undefined;
   private handlerRunning = false;
   private readonly finished: Promise<void>;
-  private settle!: { resolve: () => void; reject: (error: unknown) => void };
+  private readonly settle: Settlement;
 
   protected constructor(defaultTopic: string, options: LineSourceOptions) {
     this.topic = options.topic ?? defaultTopic;
@@ -78,9 +78,8 @@ abstract class LineSource implements Source {
       throw new SupsupError('E_CONFIG', `firstOffset must be a decimal offset, got ${options.firstOffset}`);
     }
     this.firstOffset = BigInt(options.firstOffset ?? '0');
-    this.finished = new Promise<void>((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
+    this.settle = settlement();
+    this.finished = this.settle.promise;
     // done() may never be awaited (e.g. the daemon only calls stop()); that must not be an unhandled rejection.
     this.finished.catch(() => {});
   }

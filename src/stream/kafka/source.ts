@@ -33,6 +33,7 @@ import { EventEmitter } from 'node:events';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { errorMessage, SupsupError } from '../../errors.js';
 import { type Backoff, backoffDelay, retry } from '../../retry.js';
+import { type Settlement, settlement } from '../checks.js';
 import type { RawRecord, Source, SourceHealth, SourcePositions } from '../types.js';
 import { createKafka, type LogLevelName } from './client.js';
 import { isRebalanceError, isRetriableKafkaError, toKafkaSupsupError } from './errors.js';
@@ -76,7 +77,7 @@ export class KafkaSource implements Source {
   /** Aborted by stop(): cuts a commit's retry backoff short (the commit is then given up). */
   private readonly stopSignal = new AbortController();
   private readonly finished: Promise<void>;
-  private settle!: { resolve: () => void; reject: (error: unknown) => void };
+  private readonly settle: Settlement;
   private settled = false;
   /** The batch being handled, outside kafkajs's eachBatch call (see onBatch); never rejects. */
   private handling: Promise<void> = Promise.resolve();
@@ -105,9 +106,8 @@ export class KafkaSource implements Source {
     this.stopTimeoutMs = settings.stopTimeoutMs;
     this.maxHandlerAttempts = settings.maxHandlerAttempts;
     this.consumer = options.consumer ?? createSourceConsumer(options, settings.heartbeatIntervalMs);
-    this.finished = new Promise<void>((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
+    this.settle = settlement();
+    this.finished = this.settle.promise;
     this.finished.catch(() => {});
     this.wireEvents();
   }
