@@ -188,6 +188,8 @@ export const configSchema = z
           .strict()
           .default({ enabled: true, zScore: 3, minObservations: 8, smoothing: 0.1, minStd: 0.02 }),
         stepsPerBatch: z.number().int().min(0).default(8),
+        /** Steps per labelled batch once the task's loss band has settled. */
+        settledSteps: z.number().int().min(0).default(8),
         replayBatches: positiveInt.default(16),
         trainBatchSize: positiveInt.default(128),
         freezeAfterSteps: z.number().int().min(0).default(4000),

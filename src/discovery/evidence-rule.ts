@@ -9,6 +9,7 @@
  */
 import type { SupermaskEngine } from '../model/engine.js';
 import type { Objective } from '../model/training/objectives.js';
+import type { BatchRows } from './batch-rows.js';
 import {
   changePoint,
   type EvidenceConfig,
@@ -17,8 +18,7 @@ import {
   foreignRows,
   type TaskProfile,
 } from './evidence.js';
-import { columnPrefixSums, rowDistances } from './input-model.js';
-import type { BatchRows } from './learner.js';
+import { columnPrefixSums, logVarianceMean, rowDistances } from './input-model.js';
 import type { Decision, PolicyConfig, PolicyState, RouteReason } from './policy.js';
 import type { LearnedTask } from './task-trainer.js';
 
@@ -127,6 +127,7 @@ class BatchView {
       prefix: columnPrefixSums(gathered, rows.length, d),
       scale: e.scale,
       losses: Float64Array.from(rows, (r) => e.losses[r] as number),
+      distances: Float64Array.from(rows, (r) => e.distances[r] as number),
     };
     return fitOf(this.profile(task), evidence, 0, rows.length, this.context.config);
   }
@@ -181,6 +182,20 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
     // both exist, the mixture wins when it puts more than MIXED_SHARE of the rows on the other side
     // of the split than the split does: the rows do not change at one point.
     const split = splitAt(context, view, current);
+    // A labelled batch mixed of the current task's rows and a known task's (a gradual change into,
+    // or back to, a task seen before), where no change point divides it: each row to the likelier of
+    // the two. Not for unlabelled batches: one row's likelihood alone divides them too noisily.
+    const divided = split === null && labelled ? divide(context, view, current, others) : null;
+    if (divided !== null && split === null) {
+      return assign(
+        [
+          { rows: divided.own, task: current, confidence: 0.8 },
+          { rows: divided.other, task: divided.task, confidence: 0.8 },
+        ],
+        route(divided.task, 'split'),
+        true,
+      );
+    }
     const mixed = mixture(context, view, current);
     if (split !== null && (mixed === null || !gradual(mixed, split, n))) {
       const tailRows = range(split, n);
@@ -282,6 +297,42 @@ function mixture(
   if (own.length < min || away.length < min) return null;
   if (!view.fitRows(current, own).fits) return null;
   return { own, foreign: away };
+}
+
+/**
+ * The best division of the batch between the current task and one other known task: each row goes
+ * to the task under whose input model it is likelier (its distance plus the model's mean log
+ * variance, input-model.ts), and the division counts when both parts have `minSplitRows` rows and
+ * each fits its task. The other task with the lowest worse-part excess wins; null when none fits.
+ */
+function divide(
+  context: EvidenceContext,
+  view: BatchView,
+  current: number,
+  others: readonly number[],
+): { own: number[]; other: number[]; task: number } | null {
+  const n = context.batch.rows;
+  const min = context.config.minSplitRows;
+  const scale = context.batch.scale;
+  const mine = view.evidenceOf(current).distances;
+  const myLog = logVarianceMean(view.profile(current).input, scale);
+  let best: { own: number[]; other: number[]; task: number; score: number } | null = null;
+  for (const task of others) {
+    const theirs = view.evidenceOf(task).distances;
+    const theirLog = logVarianceMean(view.profile(task).input, scale);
+    const own: number[] = [];
+    const other: number[] = [];
+    for (let r = 0; r < n; r++) {
+      ((mine[r] as number) + myLog <= (theirs[r] as number) + theirLog ? own : other).push(r);
+    }
+    if (own.length < min || other.length < min) continue;
+    const ownFit = view.fitRows(current, own);
+    const otherFit = view.fitRows(task, other);
+    if (!ownFit.fits || !otherFit.fits) continue;
+    const score = Math.max(ownFit.score, otherFit.score);
+    if (best === null || score < best.score) best = { own, other, task, score };
+  }
+  return best === null ? null : { own: best.own, other: best.other, task: best.task };
 }
 
 function candidates(context: EvidenceContext, current: number | null): number[] {

@@ -126,6 +126,8 @@ export interface RowEvidence {
   readonly scale: Float32Array;
   /** Loss of every row under the task's mask; NaN for rows without a label. */
   readonly losses: ArrayLike<number>;
+  /** Each row's distance from the task's input model (input-model.ts rowDistances), where known. */
+  readonly distances?: ArrayLike<number>;
 }
 
 /** How a stretch of rows [from, to) stands against a task's bands. */
@@ -182,16 +184,39 @@ export function fitOf(
   config: EvidenceConfig,
 ): Fit {
   const input = shiftExcess(profile, shiftRatio(profile, evidence, from, to), config);
-  const { mean: loss, n: labelled } = meanOf(evidence.losses, from, to);
-  const lossJudged = labelled > 0 && lossSettled(profile, config);
   let score = Math.max(0, input.z);
   let left: Fit['left'] = input.left ? 'input' : null;
+  const spread = spreadExcess(profile, evidence.distances, from, to, config);
+  if (spread !== null) {
+    score = Math.max(score, spread.z);
+    if (spread.left) left ??= 'input';
+  }
+  const { mean: loss, n: labelled } = meanOf(evidence.losses, from, to);
+  const lossJudged = labelled > 0 && lossSettled(profile, config);
   if (lossJudged) {
     score = Math.max(score, excess(profile.lossBand, loss, labelled).z);
     if (aboveBand(profile.lossBand, loss, labelled, { z: config.z, effect: config.lossEffect }))
       left ??= 'loss';
   }
   return { fits: left === null, score, left, lossJudged };
+}
+
+/**
+ * The rows' mean distance from the task's input model against the distances of the task's own
+ * rows (its row band): this sees a change of spread or of many small means, which the shift ratio
+ * of batch means misses. Null while the row band has fewer than `minBandRows` rows.
+ */
+function spreadExcess(
+  profile: TaskProfile,
+  distances: ArrayLike<number> | undefined,
+  from: number,
+  to: number,
+  config: EvidenceConfig,
+): { z: number; left: boolean } | null {
+  if (distances === undefined || profile.rowBand.rows < config.minBandRows) return null;
+  const { mean, n } = meanOf(distances, from, to);
+  const { z } = excess(profile.rowBand, mean, n);
+  return { z, left: aboveBand(profile.rowBand, mean, n, { z: config.z, effect: config.inputEffect }) };
 }
 
 /** Mean of the non-NaN values in [from, to) and their count. */

@@ -128,3 +128,15 @@ export function rowDistances(
   }
   return out;
 }
+
+/**
+ * Mean over features of log σ²ⱼ (the variances rowDistances divides by): added to a row's distance
+ * it gives the row's negative log-likelihood under the task's diagonal Gaussian, per feature, up to
+ * a constant shared by every task, so rows can be compared across tasks.
+ */
+export function logVarianceMean(model: InputModelState, scale: Float32Array): number {
+  const d = model.mean.length;
+  let sum = 0;
+  for (let j = 0; j < d; j++) sum += Math.log(shiftVariance(model, scale, j));
+  return sum / d;
+}

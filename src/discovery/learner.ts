@@ -3,10 +3,12 @@ import type { Classification } from '../model/network/classification.js';
 import type { Objective } from '../model/training/objectives.js';
 import type { TrainingState } from '../model/training/training-state.js';
 import type { DaemonEvent, InputRecord, ResultRecord } from '../records.js';
+import { type BatchRows, batchRowsOf, groupRows, labelledBatch } from './batch-rows.js';
 import {
   DEFAULT_EVIDENCE,
   type EvidenceConfig,
   learnRows,
+  lossSettled,
   newProfile,
   shiftRatio,
   type TaskProfile,
@@ -19,7 +21,6 @@ import {
   type TaskBatchEvidence,
   taskEvidence,
 } from './evidence-rule.js';
-import { columnPrefixSums } from './input-model.js';
 import {
   DEFAULT_STANDARDISE,
   InputTransform,
@@ -38,6 +39,7 @@ import {
 import { type LearnedTask, TaskTrainers, type TrainingSchedule } from './task-trainer.js';
 import { noUsableAccuracy, type StreamWarning, unscaledInputs } from './warnings.js';
 
+export type { BatchRows } from './batch-rows.js';
 export type { LearnedTask } from './task-trainer.js';
 export type { StreamWarning } from './warnings.js';
 
@@ -58,6 +60,7 @@ export const DEFAULT_LEARNER: Omit<LearnerConfig, 'policy'> = {
   evidence: DEFAULT_EVIDENCE,
   objective: 'H',
   stepsPerBatch: 8,
+  settledSteps: 8,
   replayBatches: 16,
   trainBatchSize: 128,
   freezeAfterSteps: 4000,
@@ -92,20 +95,6 @@ export interface LearnerSnapshot {
   readonly streams: StreamStates;
   readonly profiles: readonly TaskProfile[];
   readonly inputTransform: InputTransformState | null;
-}
-
-/** One micro-batch's rows after the input transform, and its labels (−1: none). */
-export interface BatchRows {
-  readonly x: Float32Array;
-  readonly labels: Int32Array;
-  readonly rows: number;
-  readonly labelled: number;
-  /** The rows before the input transform (task input models live in this space). */
-  readonly raw: Float32Array;
-  /** Column prefix sums of the raw rows (input-model.ts). */
-  readonly prefix: Float64Array;
-  /** The input transform's per-feature factors. */
-  readonly scale: Float32Array;
 }
 
 /**
@@ -280,7 +269,8 @@ export class StreamLearner {
       const evidence =
         known === undefined ? taskEvidence(this.engine, profile, task, rows) : pick(known, group.rows);
       const trainStarted = performance.now();
-      const trained = this.trainers.train(task, labelledBatch(rows, this.engine.arch.inputs));
+      const settled = lossSettled(profile, this.config.evidence);
+      const trained = this.trainers.train(task, labelledBatch(rows, this.engine.arch.inputs), settled);
       trainSteps += trained.steps;
       trainSeconds += (performance.now() - trainStarted) / 1000;
       if (trained.steps > 0) changed.add(task);
@@ -378,21 +368,7 @@ export class StreamLearner {
 
   /** The records' feature vectors, transformed, and their labels. */
   private batchRows(records: readonly InputRecord[], learn: boolean): BatchRows {
-    const dim = this.engine.arch.inputs;
-    const rows = records.length;
-    const x = new Float32Array(rows * dim);
-    const labels = new Int32Array(rows);
-    let labelled = 0;
-    records.forEach((r, i) => {
-      x.set(r.x, i * dim);
-      labels[i] = r.y ?? -1;
-      if (r.y !== undefined) labelled++;
-    });
-    if (learn) this.transform.observe(x, rows);
-    const raw = Float32Array.from(x);
-    this.transform.apply(x, rows);
-    const prefix = columnPrefixSums(raw, rows, dim);
-    return { x, raw, labels, rows, labelled, prefix, scale: this.transform.scales };
+    return batchRowsOf(records, this.transform, learn, this.engine.arch.inputs);
   }
 
   dispose(): void {
@@ -456,38 +432,6 @@ export class StreamLearner {
       work: { inferSeconds: inferred.inferSeconds, trainSteps: 0, trainSeconds: 0 },
     };
   }
-}
-
-/** The rows of one group of a batch: the batch itself when the group is all of it, else gathered copies. */
-function groupRows(batch: BatchRows, rows: readonly number[], dim: number): BatchRows {
-  if (rows.length === batch.rows) return batch;
-  const n = rows.length;
-  const x = new Float32Array(n * dim);
-  const raw = new Float32Array(n * dim);
-  const labels = new Int32Array(n);
-  let labelled = 0;
-  rows.forEach((r, i) => {
-    x.set(batch.x.subarray(r * dim, (r + 1) * dim), i * dim);
-    raw.set(batch.raw.subarray(r * dim, (r + 1) * dim), i * dim);
-    labels[i] = batch.labels[r] as number;
-    if ((labels[i] as number) >= 0) labelled++;
-  });
-  return { x, raw, labels, rows: n, labelled, prefix: columnPrefixSums(raw, n, dim), scale: batch.scale };
-}
-
-/** The labelled rows of a batch, copied (the replay buffer keeps them). */
-function labelledBatch(rows: BatchRows, dim: number) {
-  const x = new Float32Array(rows.labelled * dim);
-  const y = new Int32Array(rows.labelled);
-  let k = 0;
-  for (let i = 0; i < rows.rows; i++) {
-    const label = rows.labels[i] as number;
-    if (label < 0) continue;
-    x.set(rows.x.subarray(i * dim, (i + 1) * dim), k * dim);
-    y[k] = label;
-    k++;
-  }
-  return { x, y, rows: rows.labelled };
 }
 
 /** A task's evidence on the batch, restricted to a group's rows. */

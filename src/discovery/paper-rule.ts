@@ -7,8 +7,8 @@
 import type { SupermaskEngine } from '../model/engine.js';
 import type { Classification } from '../model/network/classification.js';
 import type { Objective } from '../model/training/objectives.js';
+import type { BatchRows } from './batch-rows.js';
 import { type Assignment, range } from './evidence-rule.js';
-import type { BatchRows } from './learner.js';
 import {
   afterEntropy,
   type Decision,

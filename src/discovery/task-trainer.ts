@@ -18,6 +18,11 @@ export interface LearnedTask {
 export interface TrainingSchedule {
   /** Optimizer steps per labelled batch, each on a batch drawn from the replay buffer. */
   readonly stepsPerBatch: number;
+  /**
+   * Steps per labelled batch once the task's loss band has settled (its loss no longer falls fast):
+   * a learned mask keeps up with its task at a fraction of the cost.
+   */
+  readonly settledSteps: number;
   /** Labelled batches of the current task kept for replay. */
   readonly replayBatches: number;
   /** Rows per training step. */
@@ -94,13 +99,14 @@ export class TaskTrainers {
    * Trains `task` on a labelled batch (rows of x, labels y). Returns the steps taken and whether the
    * mask froze with them; a frozen mask is not trained.
    */
-  train(task: number, batch: LabelledBatch): { steps: number; froze: boolean } {
+  /** Trains a task on a labelled batch: `stepsPerBatch` steps, or `settledSteps` once it has settled. */
+  train(task: number, batch: LabelledBatch, settled: boolean): { steps: number; froze: boolean } {
     if ((this.tasks[task] as LearnedTask).frozen || batch.rows === 0) return { steps: 0, froze: false };
     this.makeLive(task, this.saved.get(task) ?? null);
     this.remember(task, batch);
     const trainer = (this.live as { trainer: ScoreTrainer }).trainer;
     const meta = this.tasks[task] as LearnedTask;
-    const steps = this.schedule.stepsPerBatch;
+    const steps = settled ? this.schedule.settledSteps : this.schedule.stepsPerBatch;
     for (let s = 0; s < steps; s++) trainer.step(this.drawReplayBatch(task, meta.trainSteps + s));
     this.engine.replaceMask(task, trainer.packedMask());
     const trainSteps = meta.trainSteps + steps;

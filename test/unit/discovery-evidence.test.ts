@@ -16,6 +16,7 @@ import {
   columnPrefixSums,
   emptyInputModel,
   expectedShift,
+  logVarianceMean,
   rowDistances,
   SHIFT_CAP,
   shiftStatistic,
@@ -245,4 +246,28 @@ test('no usable accuracy: judged tasks all below min(0.5, 2 / classes)', () => {
   assert.equal(warning?.code, 'no_usable_accuracy');
   assert.match(warning?.message ?? '', /best prequential accuracy is 0.19 \(usable: 0.2 with 10 classes\)/);
   assert.equal(noUsableAccuracy([task(0.49)], 3)?.code, 'no_usable_accuracy', '3 classes: 0.5');
+});
+
+test('a batch with the task means but three times its spread leaves through the row distances', () => {
+  const d = 32;
+  const { profile } = calibrated(d, 13);
+  const rng = new RandomStream(13, 'stream', 2);
+  const wide = Float32Array.from({ length: 128 * d }, () => 3 * (rng.nextFloat() - 0.5) * Math.sqrt(12));
+  const scale = new Float32Array(d).fill(1);
+  const nan = new Float64Array(128).fill(Number.NaN);
+  const prefix = columnPrefixSums(wide, 128, d);
+  const withoutRows = fitOf(profile, { prefix, scale, losses: nan }, 0, 128, config);
+  const distances = rowDistances(profile.input, wide, 128, scale);
+  const withRows = fitOf(profile, { prefix, scale, losses: nan, distances }, 0, 128, config);
+  assert.deepEqual([withRows.fits, withRows.left], [false, 'input']);
+  assert.ok(withRows.score > withoutRows.score, `${withRows.score} > ${withoutRows.score}`);
+});
+
+test('the mean log variance is that of the shrunk, floored variances', () => {
+  const model = absorbRows(emptyInputModel(2), Float32Array.from([0, 0, 2, 4]), 2, 4096);
+  const scale = Float32Array.from([1, 0.5]);
+  // m2 = [2, 8]; global = [1, 4]; own = (m2 + 32·global) / 34; plus 0.01·global.
+  const v0 = (2 + 32) / 34 + 0.01;
+  const v1 = (8 + 32 * 4) / 34 + 0.04;
+  assert.equal(logVarianceMean(model, scale), (Math.log(v0) + Math.log(v1)) / 2);
 });
