@@ -12,6 +12,7 @@ import type { Objective } from '../model/training/objectives.js';
 import type { BatchRows } from './batch-rows.js';
 import {
   changePoint,
+  distanceChangePoint,
   type EvidenceConfig,
   type Fit,
   fitOf,
@@ -197,7 +198,7 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
       );
     }
     const mixed = mixture(context, view, current);
-    if (split !== null && (mixed === null || !gradual(mixed, split, n))) {
+    if (split !== null && (mixed === null || !gradual(mixed, split))) {
       const tailRows = range(split, n);
       const tail = elsewhere(tailRows, current);
       return assign(
@@ -260,25 +261,35 @@ function splitAt(context: EvidenceContext, view: BatchView, current: number): nu
   const n = context.batch.rows;
   const own = view.fit(current, 0, n);
   if (own.left === null) return null;
+  const profile = view.profile(current);
   const evidence = { ...view.evidenceOf(current), raw: context.batch.raw };
-  const k = changePoint(view.profile(current), evidence, n, own.left, context.config.minSplitRows);
-  if (k === 0) return null;
-  if (!view.fit(current, 0, k).fits || view.fit(current, k, n).fits) return null;
-  return k;
+  const cuts = [
+    changePoint(profile, evidence, n, own.left, context.config.minSplitRows),
+    distanceChangePoint(profile, evidence.distances, n, context.config),
+  ];
+  // Of the cuts whose head fits the current task and whose tail does not, the one whose tail
+  // leaves it most clearly.
+  let best: { k: number; score: number } | null = null;
+  for (const k of cuts) {
+    if (k === null || k === 0 || !view.fit(current, 0, k).fits) continue;
+    const tail = view.fit(current, k, n);
+    if (tail.fits) continue;
+    if (best === null || tail.score > best.score) best = { k, score: tail.score };
+  }
+  return best?.k ?? null;
 }
 
-/** Share of a batch's rows that must sit on the wrong side of a split for the mixture to win. */
-const MIXED_SHARE = 0.1;
+/** Share of the foreign rows that must lie before a split for the change to count as gradual. */
+const MIXED_SHARE = 0.2;
 
-/** Whether the per-row division disagrees with the split on more than MIXED_SHARE of the rows. */
-function gradual(
-  mixed: { own: readonly number[]; foreign: readonly number[] },
-  split: number,
-  n: number,
-): boolean {
-  const ownAfter = mixed.own.filter((r) => r >= split).length;
+/**
+ * Whether foreign rows lie before the split as well as after it: a gradual change, divided row by
+ * row. Only foreign rows before the cut count: the per-row test is strict (few false foreign rows)
+ * and misses many changed rows, so own rows after the cut are no evidence against a cut.
+ */
+function gradual(mixed: { foreign: readonly number[] }, split: number): boolean {
   const foreignBefore = mixed.foreign.filter((r) => r < split).length;
-  return ownAfter + foreignBefore > MIXED_SHARE * n;
+  return foreignBefore > MIXED_SHARE * mixed.foreign.length;
 }
 
 /** The current task's own rows and the foreign ones, if both are enough and the own rows fit. */

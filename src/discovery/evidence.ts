@@ -249,6 +249,27 @@ export function changePoint(
 ): number {
   const a =
     left === 'input' ? shiftProjections(profile.input, evidence, n) : lossExcess(profile, evidence, n);
+  return bestCut(a, n, minRows);
+}
+
+/**
+ * The change point of the rows' distances from the task's input model over its own rows' mean
+ * (aᵢ = dᵢ − band mean): a second opinion where the batch-mean direction is dominated by noise (a
+ * young model, few changed rows). Null while the row band has fewer than `minBandRows` rows.
+ */
+export function distanceChangePoint(
+  profile: TaskProfile,
+  distances: ArrayLike<number>,
+  n: number,
+  config: EvidenceConfig,
+): number | null {
+  if (profile.rowBand.rows < config.minBandRows) return null;
+  const a = Float64Array.from({ length: n }, (_, i) => (distances[i] as number) - profile.rowBand.mean);
+  return bestCut(a, n, config.minSplitRows);
+}
+
+/** The k maximising (Σ_{i≥k} aᵢ)² / (n − k) with a positive tail sum, k = 0 or `minRows` from either end. */
+function bestCut(a: ArrayLike<number>, n: number, minRows: number): number {
   const allowed = (k: number) => k === 0 || (k >= minRows && n - k >= minRows);
   let best = 0;
   let bestStat = Number.NEGATIVE_INFINITY;

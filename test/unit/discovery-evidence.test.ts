@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import {
   changePoint,
   DEFAULT_EVIDENCE,
+  distanceChangePoint,
   fitOf,
   learnRows,
   lossSettled,
@@ -270,4 +271,17 @@ test('the mean log variance is that of the shrunk, floored variances', () => {
   const v0 = (2 + 32) / 34 + 0.01;
   const v1 = (8 + 32 * 4) / 34 + 0.04;
   assert.equal(logVarianceMean(model, scale), (Math.log(v0) + Math.log(v1)) / 2);
+});
+
+test('the distance change point finds where rows start to lie far from the task', () => {
+  const d = 32;
+  const { profile, draw } = calibrated(d, 17);
+  const scale = new Float32Array(d).fill(1);
+  const x = new Float32Array(128 * d);
+  x.set(draw(80, 0), 0);
+  const rng = new RandomStream(17, 'stream', 3);
+  for (let i = 80 * d; i < 128 * d; i++) x[i] = 3 * (rng.nextFloat() - 0.5) * Math.sqrt(12);
+  const distances = rowDistances(profile.input, x, 128, scale);
+  assert.equal(distanceChangePoint(profile, distances, 128, config), 80);
+  assert.equal(distanceChangePoint(newProfile(d), distances, 128, config), null, 'no row band yet');
 });
