@@ -29,6 +29,12 @@ export interface Group {
   readonly task: number | 'new';
   /** How sure the rule is of this assignment, in [0, 1] (reported per record). */
   readonly confidence: number;
+  /**
+   * False for rows placed on the nearest task because nothing fits them and nothing can be learned
+   * from them: they are classified there, but neither train its mask nor enter its profile (a
+   * stretch of a new task with too few labels would otherwise teach the old task the new inputs).
+   */
+  readonly learn?: boolean;
 }
 
 /** A task's evidence on every row of a batch, computed before any training on them. */
@@ -171,9 +177,9 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
   const mayAllocate = (rows: readonly number[]) => canAllocate && newTaskEvidence(context, rows);
   const elsewhere = (rows: readonly number[], fallback: number) => {
     const fitting = fittingRows(rows);
-    if (fitting !== null) return { task: fitting.task as number | 'new', confidence: 0.9 };
-    if (mayAllocate(rows)) return { task: 'new' as const, confidence: 0.9 };
-    return { task: nearestRows(view, everyTask, rows, fallback), confidence: 0.5 };
+    if (fitting !== null) return { task: fitting.task as number | 'new', confidence: 0.9, learn: true };
+    if (mayAllocate(rows)) return { task: 'new' as const, confidence: 0.9, learn: true };
+    return { task: nearestRows(view, everyTask, rows, fallback), confidence: 0.5, learn: false };
   };
   const decisionFor = (task: number | 'new', reason: RouteReason): Decision =>
     task === 'new' ? allocation(0.9) : route(task, reason);
@@ -204,7 +210,7 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
       return assign(
         [
           { rows: range(0, split), task: current, confidence: 0.9 },
-          { rows: tailRows, task: tail.task, confidence: tail.confidence },
+          { rows: tailRows, task: tail.task, confidence: tail.confidence, learn: tail.learn },
         ],
         decisionFor(tail.task, 'split'),
         true,
@@ -215,7 +221,12 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
       return assign(
         [
           { rows: mixed.own, task: current, confidence: 0.8 },
-          { rows: mixed.foreign, task: away.task, confidence: Math.min(away.confidence, 0.8) },
+          {
+            rows: mixed.foreign,
+            task: away.task,
+            confidence: Math.min(away.confidence, 0.8),
+            learn: away.learn,
+          },
         ],
         decisionFor(away.task, 'split'),
         true,
@@ -236,7 +247,7 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
   // Nothing fits and nothing can be learned (too few labels, or the budget is spent): the nearest task.
   const task = nearestRows(view, everyTask, range(0, n), current ?? 0);
   return assign(
-    [{ rows: range(0, n), task, confidence: 0.5 }],
+    [{ rows: range(0, n), task, confidence: 0.5, learn: false }],
     route(task, labelled ? 'budget' : 'unlabelled'),
     true,
   );

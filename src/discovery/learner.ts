@@ -268,9 +268,12 @@ export class StreamLearner {
       const known = assignment.evidence.get(task);
       const evidence =
         known === undefined ? taskEvidence(this.engine, profile, task, rows) : pick(known, group.rows);
+      const learns = group.learn !== false;
       const trainStarted = performance.now();
       const settled = lossSettled(profile, this.config.evidence);
-      const trained = this.trainers.train(task, labelledBatch(rows, this.engine.arch.inputs), settled);
+      const trained = learns
+        ? this.trainers.train(task, labelledBatch(rows, this.engine.arch.inputs), settled)
+        : { steps: 0, froze: false };
       trainSteps += trained.steps;
       trainSeconds += (performance.now() - trainStarted) / 1000;
       if (trained.steps > 0) changed.add(task);
@@ -278,7 +281,7 @@ export class StreamLearner {
         const steps = (this.trainers.tasks[task] as LearnedTask).trainSteps;
         events.push({ type: 'mask_frozen', task, steps, time: options.now });
       }
-      if (rows.labelled > 0) {
+      if (learns && rows.labelled > 0) {
         const shift = shiftRatio(profile, rows, 0, rows.rows);
         const learned = {
           shift,
