@@ -249,7 +249,13 @@ test('Kafka stream source and sink', { timeout: 15 * 60_000 }, async (t) => {
   log(`broker ready in ${Date.now() - t0} ms`);
   const kafka = new Kafka({ brokers: broker.brokers, clientId: 'stream-test', logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  // Idempotent: a send retried under load (a request timed out, the batch was written anyway) must
+  // not put its records in the input topic twice, or the exact counts below can never be reached.
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
   await admin.connect();
   await producer.connect();
 
