@@ -183,6 +183,9 @@ export function fitOf(
   to: number,
   config: EvidenceConfig,
 ): Fit {
+  // A task whose inputs were never seen (a mask restored without its profile, or one allocated on
+  // an unlabelled batch) has no evidence that anything belongs to it.
+  if (profile.input.rows === 0) return UNSEEN;
   const input = shiftExcess(profile, shiftRatio(profile, evidence, from, to), config);
   let score = Math.max(0, input.z);
   let left: Fit['left'] = input.left ? 'input' : null;
@@ -218,6 +221,8 @@ function spreadExcess(
   const { z } = excess(profile.rowBand, mean, n);
   return { z, left: aboveBand(profile.rowBand, mean, n, { z: config.z, effect: config.inputEffect }) };
 }
+
+const UNSEEN: Fit = { fits: false, score: Number.POSITIVE_INFINITY, left: 'input', lossJudged: false };
 
 /** Mean of the non-NaN values in [from, to) and their count. */
 export function meanOf(values: ArrayLike<number>, from: number, to: number): { mean: number; n: number } {
