@@ -15,7 +15,7 @@ import { PAPER_POLICY } from '../discovery/policy.js';
 import { silentLogger } from '../logger.js';
 import { maskLayout, randomMask } from '../model/bank/index.js';
 import { SupermaskEngine } from '../model/engine.js';
-import { type Architecture, architectureKey } from '../model/network/index.js';
+import { type Architecture, architectureKey, RandomStream } from '../model/network/index.js';
 import { defaultOptimizer, encodeTrainingState } from '../model/training/index.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { RedisStore } from '../store/redis-store.js';
@@ -194,14 +194,19 @@ class FirstBatchTimer implements Source {
   }
 }
 
-/** Record values (JSON or float32 bytes) of the task's test images, cycled, with labels if asked. */
+/**
+ * Record values (JSON or float32 bytes) of the task's test images in a seeded random order (the data
+ * set stores them by class, which a stream of one task would not do), cycled, with labels if asked.
+ */
 function benchValues(config: DaemonBenchConfig, task: TaskView): BenchRecord[] {
   const image = new Float32Array(config.arch.inputs);
   const distinct = Math.min(config.records, task.test.count);
+  const order = new RandomStream(config.seed, 'stream', 7).permutation(task.test.count);
   const values: BenchRecord[] = [];
   for (let i = 0; i < distinct; i++) {
-    task.test.copyImage(i, image, 0);
-    const y = config.labelled ? task.test.label(i) : undefined;
+    const index = order[i] as number;
+    task.test.copyImage(index, image, 0);
+    const y = config.labelled ? task.test.label(index) : undefined;
     const x = Array.from(image, (v) => Math.round(v * 1e4) / 1e4);
     values.push({
       value:
