@@ -186,14 +186,13 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
   if (current !== null) {
     // A change inside the batch (the head still fits the current task, the tail goes on), or a batch
     // mixed of the current task's rows and foreign ones (a gradual change), divided row by row. Where
-    // both exist, the mixture wins when it puts more than MIXED_SHARE of the rows on the other side
-    // of the split than the split does: the rows do not change at one point.
+    // both exist, the mixture wins when foreign rows lie before the cut too (gradual()).
     const split = splitAt(context, view, current);
     // A labelled batch mixed of the current task's rows and a known task's (a gradual change into,
     // or back to, a task seen before), where no change point divides it: each row to the likelier of
     // the two. Not for unlabelled batches: one row's likelihood alone divides them too noisily.
     const divided = split === null && labelled ? divide(context, view, current, others) : null;
-    if (divided !== null && split === null) {
+    if (divided !== null) {
       return assign(
         [
           { rows: divided.own, task: current, confidence: 0.8 },

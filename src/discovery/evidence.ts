@@ -48,7 +48,10 @@ export interface EvidenceConfig {
   readonly settleBatches: number;
   /** A settled loss band falls by less than this fraction per labelled batch. */
   readonly settleFall: number;
-  /** The fewest rows on either side of a split, and in each part of a mixed batch. */
+  /**
+   * The fewest rows on either side of a split and in each part of a mixed batch, and the fewest
+   * labelled rows a new mask is allocated for.
+   */
   readonly minSplitRows: number;
   /** A row is foreign to a task when its own distance is this many band deviations above the task's rows… */
   readonly rowZ: number;
