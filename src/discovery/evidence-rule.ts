@@ -104,6 +104,7 @@ export function taskEvidence(
 /** The rule's view of one batch: evidence per task, computed once, and fits of row sets. */
 class BatchView {
   readonly evidence = new Map<number, TaskBatchEvidence>();
+  private readonly prefixes = new WeakMap<readonly number[], Float64Array>();
   constructor(private readonly context: EvidenceContext) {}
 
   evidenceOf(task: number): TaskBatchEvidence {
@@ -123,20 +124,34 @@ class BatchView {
 
   /** Fit of any set of rows (gathered: its own prefix sums). */
   fitRows(task: number, rows: readonly number[]): Fit {
-    const { batch } = this.context;
-    const d = batch.raw.length / batch.rows;
-    const gathered = new Float32Array(rows.length * d);
-    rows.forEach((r, i) => {
-      gathered.set(batch.raw.subarray(r * d, (r + 1) * d), i * d);
-    });
     const e = this.evidenceOf(task);
     const evidence = {
-      prefix: columnPrefixSums(gathered, rows.length, d),
+      prefix: this.prefixOf(rows),
       scale: e.scale,
       losses: Float64Array.from(rows, (r) => e.losses[r] as number),
       distances: Float64Array.from(rows, (r) => e.distances[r] as number),
     };
     return fitOf(this.profile(task), evidence, 0, rows.length, this.context.config);
+  }
+
+  /**
+   * Column prefix sums of a set of rows' raw values, computed once per set (every candidate task
+   * is fitted on the same rows): the batch's own for the whole batch, else those of the gathered rows.
+   */
+  private prefixOf(rows: readonly number[]): Float64Array {
+    const { batch } = this.context;
+    if (rows.length === batch.rows && rows.every((r, i) => r === i)) return batch.prefix;
+    let prefix = this.prefixes.get(rows);
+    if (prefix === undefined) {
+      const d = batch.raw.length / batch.rows;
+      const gathered = new Float32Array(rows.length * d);
+      rows.forEach((r, i) => {
+        gathered.set(batch.raw.subarray(r * d, (r + 1) * d), i * d);
+      });
+      prefix = columnPrefixSums(gathered, rows.length, d);
+      this.prefixes.set(rows, prefix);
+    }
+    return prefix;
   }
 
   profile(task: number): TaskProfile {
