@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { Daemon, type DaemonOptions, microBatches } from '../../src/daemon/daemon.ts';
-import { DEFAULT_DEMO_STREAM, demoStream } from '../../src/daemon/demo-stream.ts';
 import { DEFAULT_LEARNER } from '../../src/discovery/learner.ts';
 import { PAPER_POLICY } from '../../src/discovery/policy.ts';
 import { SupsupError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { makeArchitecture } from '../../src/model/network/arch.ts';
 import { defaultOptimizer } from '../../src/model/training/optimizers.ts';
-import type { InputRecord, RawRecord, ResultRecord } from '../../src/records.ts';
+import type { InputRecord } from '../../src/records.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import type { Commit, CommitOutcome } from '../../src/store/types.ts';
-import type { Sink, Source, SourceBatch } from '../../src/stream/types.ts';
+import type { SourceBatch } from '../../src/stream/types.ts';
 import { testBackend } from '../support/backend.ts';
+import { demoBatch, demoRecords, ManualSource, MemorySink } from '../support/manual-daemon.ts';
 
 before(async () => {
   await testBackend();
@@ -32,44 +32,8 @@ class FlakyStore extends MemoryStore {
   }
 }
 
-class MemorySink implements Sink {
-  readonly name = 'memory';
-  readonly results: ResultRecord[] = [];
-  async writeResults(results: readonly ResultRecord[]) {
-    this.results.push(...results);
-  }
-  async writeDeadLetters() {}
-  async writeEvents() {}
-  async close() {}
-}
-
-/** A source the test drives by hand: it only hands out the daemon's handler. */
-class ManualSource implements Source {
-  readonly name = 'manual';
-  /** The test delivers a failed batch again by hand, as Kafka would. */
-  readonly redelivers: boolean;
-  constructor(redelivers = true) {
-    this.redelivers = redelivers;
-  }
-  handler: ((batch: SourceBatch) => Promise<void>) | null = null;
-  async start(handler: (batch: SourceBatch) => Promise<void>) {
-    this.handler = handler;
-  }
-  async done() {}
-  async stop() {}
-}
-
-const records: RawRecord[] = [];
-for (const r of demoStream({ ...DEFAULT_DEMO_STREAM, recordsPerSegment: 300 })) {
-  records.push(r);
-  if (records.length === 512) break;
-}
-const batch = (from: number, to: number): SourceBatch => ({
-  topic: 'demo',
-  partition: 0,
-  records: records.slice(from, to),
-  heartbeat: async () => {},
-});
+const records = demoRecords(512);
+const batch = (from: number, to: number): SourceBatch => demoBatch(records, from, to);
 
 async function daemonWith(
   store: MemoryStore,
@@ -92,7 +56,7 @@ async function daemonWith(
     retryBackoff: { baseMs: 1, maxMs: 5 },
   };
   const daemon = await Daemon.open(options);
-  const source = new ManualSource(redelivers);
+  const source = new ManualSource({ redelivers });
   await daemon.run(source);
   return { daemon, source };
 }

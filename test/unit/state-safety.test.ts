@@ -11,7 +11,6 @@ import { after, before, describe, test } from 'node:test';
 import { decodeRecord } from '../../src/codec/record-codec.ts';
 import { OffsetCheckpoint } from '../../src/daemon/checkpoint.ts';
 import { Daemon, type DaemonOptions } from '../../src/daemon/daemon.ts';
-import { DEFAULT_DEMO_STREAM, demoStream } from '../../src/daemon/demo-stream.ts';
 import { makeStdinSource } from '../../src/daemon/line-sources.ts';
 import { checkSourcePositions, findRegressions } from '../../src/daemon/regression.ts';
 import { WriterLease } from '../../src/daemon/writer-lease.ts';
@@ -21,13 +20,14 @@ import { isSupsupError, SupsupError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { makeArchitecture } from '../../src/model/network/arch.ts';
 import { defaultOptimizer } from '../../src/model/training/optimizers.ts';
-import type { RawRecord, ResultRecord } from '../../src/records.ts';
+import type { RawRecord } from '../../src/records.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import { checkExpectedPosition, EMPTY_POSITION, regressionOf } from '../../src/store/position.ts';
 import type { Commit, Registry } from '../../src/store/types.ts';
 import { type GroupAdmin, groupPositions, rewindGroup } from '../../src/stream/kafka/group-offsets.ts';
 import type { Sink, Source, SourceBatch, SourcePositions } from '../../src/stream/types.ts';
 import { testBackend } from '../support/backend.ts';
+import { demoBatch, demoRecords, ManualSource, MemorySink } from '../support/manual-daemon.ts';
 
 before(async () => {
   await testBackend();
@@ -205,43 +205,8 @@ describe('memory store: sequence and writer lease', () => {
   });
 });
 
-class MemorySink implements Sink {
-  readonly name = 'memory';
-  readonly results: ResultRecord[] = [];
-  async writeResults(results: readonly ResultRecord[]) {
-    this.results.push(...results);
-  }
-  async writeDeadLetters() {}
-  async writeEvents() {}
-  async close() {}
-}
-
-class ManualSource implements Source {
-  readonly name = 'manual';
-  readonly redelivers = true;
-  handler: ((batch: SourceBatch) => Promise<void>) | null = null;
-  constructor(private readonly committed?: SourcePositions) {}
-  async start(handler: (batch: SourceBatch) => Promise<void>) {
-    this.handler = handler;
-  }
-  async done() {}
-  async stop() {}
-  async positions(): Promise<SourcePositions> {
-    return this.committed ?? { offsets: {} };
-  }
-}
-
-const records: RawRecord[] = [];
-for (const r of demoStream({ ...DEFAULT_DEMO_STREAM, recordsPerSegment: 300 })) {
-  records.push(r);
-  if (records.length === 256) break;
-}
-const batch = (from: number, to: number): SourceBatch => ({
-  topic: 'demo',
-  partition: 0,
-  records: records.slice(from, to),
-  heartbeat: async () => {},
-});
+const records = demoRecords(256);
+const batch = (from: number, to: number): SourceBatch => demoBatch(records, from, to);
 
 function daemonOptions(store: MemoryStore, sink: Sink, extra: Partial<DaemonOptions> = {}): DaemonOptions {
   return {
@@ -328,16 +293,16 @@ describe('daemon on a regressed store', () => {
     const committed: SourcePositions = { offsets: { 'demo/0': '500' } };
     const side = { position: EMPTY_POSITION, applied: {} };
     await assert.rejects(
-      checkSourcePositions(new ManualSource(committed), side, 'refuse', silentLogger),
+      checkSourcePositions(new ManualSource({ committed }), side, 'refuse', silentLogger),
       hasCode('E_STORE_REGRESSED', /demo\/0: the source committed offset 500, the store has applied nothing/),
     );
     await assert.rejects(
-      checkSourcePositions(new ManualSource(committed), side, 'replay', silentLogger),
+      checkSourcePositions(new ManualSource({ committed }), side, 'replay', silentLogger),
       hasCode('E_STORE_REGRESSED', /manual cannot replay/),
     );
-    await checkSourcePositions(new ManualSource(committed), side, 'accept', silentLogger);
+    await checkSourcePositions(new ManualSource({ committed }), side, 'accept', silentLogger);
     const rewound: Record<string, string>[] = [];
-    const replayable: Source = Object.assign(new ManualSource(committed), {
+    const replayable: Source = Object.assign(new ManualSource({ committed }), {
       rewind: async (applied: Readonly<Record<string, string>>) => {
         rewound.push({ ...applied });
       },
@@ -347,7 +312,7 @@ describe('daemon on a regressed store', () => {
 
     const store = new MemoryStore();
     const daemon = await Daemon.open(daemonOptions(store, new MemorySink()));
-    await assert.rejects(daemon.run(new ManualSource(committed)), hasCode('E_STORE_REGRESSED'));
+    await assert.rejects(daemon.run(new ManualSource({ committed })), hasCode('E_STORE_REGRESSED'));
     await daemon.stop();
   });
 
