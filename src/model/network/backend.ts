@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { SupsupError } from '../../errors.js';
 
 /**
- * Start-up choice of the tfjs backend (DESIGN.md, "Backends"): `auto` tries the native addon
+ * Start-up choice of the tfjs backend (docs/native-backend.md): `auto` tries the native addon
  * (@tensorflow/tfjs-node-gpu, else @tensorflow/tfjs-node), then wasm, then cpu. Every attempt and
  * why it failed is recorded for `supsupd info`. Neither addon installs from npm alone on a machine
  * that cannot reach TensorFlow's download host: deploy/native/setup-native-backend.sh builds

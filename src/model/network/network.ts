@@ -120,7 +120,7 @@ export class MaskedMlp {
   /**
    * ∂Obj/∂W̃_l with the transposes folded into matMul's transpose flags: G_l = h_lᵀ · δ_l and
    * δ_l = (δ_{l+1} · W̃_lᵀ) ⊙ 1[a_l > 0]. For backends whose matMul takes the flags at no cost
-   * (libtensorflow's BLAS); tfjs-wasm is 20-30× slower with them (DESIGN.md). Call inside tf.tidy.
+   * (libtensorflow's BLAS); tfjs-wasm is 20-30× slower with them. Call inside tf.tidy.
    */
   backwardWithFlags(
     trace: ForwardTrace,
