@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import { decodeMask, encodeMask, storedMaskChecksum } from '../codec/mask-codec.js';
-import type { LearnedTask, LearnerSnapshot } from '../discovery/learner.js';
+import type { LearnedTask, LearnerSnapshot, ReplayChange } from '../discovery/learner.js';
 import {
   decodeLearnerSnapshot,
   encodeLearnerSnapshot,
   type LearnerSnapshotJson,
 } from '../discovery/persisted.js';
-import { isSupsupError, SupsupError } from '../errors.js';
+import { errorMessage, isSupsupError, SupsupError } from '../errors.js';
 import type { SupermaskEngine } from '../model/engine.js';
+import { decodeLabelledBatch, encodeLabelledBatch } from '../model/training/labelled-batch-codec.js';
+import type { LabelledBatch } from '../model/training/trainer.js';
 import {
   decodeTrainingState,
   encodeTrainingState,
@@ -22,6 +24,8 @@ export interface RestoredState {
   /** The learner's own state: streams, task profiles, input transform. */
   readonly snapshot: Partial<LearnerSnapshot>;
   readonly training: ReadonlyMap<number, TrainingState>;
+  /** Replay buffers in the snapshot's replay order. */
+  readonly replay: ReadonlyMap<number, readonly LabelledBatch[]>;
   readonly applied: Readonly<Record<string, string>>;
   /** Events committed with the last state write; the sink may not have acknowledged them. */
   readonly outbox: readonly DaemonEvent[];
@@ -106,13 +110,54 @@ export async function restoreState(store: MaskStore, engine: SupermaskEngine): P
       `the registry's daemon state is malformed: ${parsed.error.message}`,
     );
   }
+  const snapshot = decodeLearnerSnapshot(policy, engine.arch.inputs, tasks.length);
   return {
     tasks,
-    snapshot: decodeLearnerSnapshot(policy, engine.arch.inputs, tasks.length),
+    snapshot,
     training,
+    replay: await restoreReplay(store, snapshot.replayOrder ?? [], engine.arch.inputs),
     applied: loaded.applied,
     outbox: parsed.data.outbox,
   };
+}
+
+/** The replay buffers of `order`'s tasks; a task the registry lists without its log is E_STORE_CORRUPT. */
+async function restoreReplay(
+  store: MaskStore,
+  order: readonly number[],
+  features: number,
+): Promise<Map<number, LabelledBatch[]>> {
+  const replay = new Map<number, LabelledBatch[]>();
+  for (const task of order) {
+    const entries = await store.loadReplay(task);
+    if (entries.length === 0) {
+      throw new SupsupError(
+        'E_STORE_CORRUPT',
+        `task ${task} has a replay buffer in the registry but none stored`,
+        {
+          details: { task },
+        },
+      );
+    }
+    replay.set(
+      task,
+      entries.map((bytes) => {
+        try {
+          return decodeLabelledBatch(bytes, features);
+        } catch (error) {
+          throw new SupsupError(
+            'E_STORE_CORRUPT',
+            `task ${task}'s replay log is corrupt: ${errorMessage(error)}`,
+            {
+              cause: error,
+              details: { task },
+            },
+          );
+        }
+      }),
+    );
+  }
+  return replay;
 }
 
 /** Masks per bulk read while restoring (about 20 MB of LeNet-500 masks). */
@@ -172,6 +217,7 @@ export function buildCommit(
     snapshot(): LearnerSnapshot;
     trainingState(task: number): TrainingState | null;
     setChecksum(task: number, checksum: number): void;
+    drainReplayWrites(): readonly ReplayChange[];
   },
   changed: ReadonlySet<number>,
   partitionKey: string,
@@ -195,6 +241,12 @@ export function buildCommit(
     tasks: learner.learnedTasks,
     policy: { ...encodeLearnerSnapshot(learner.snapshot()), outbox } satisfies DaemonSnapshot,
   };
+  const features = engine.arch.inputs;
+  const replay = learner.drainReplayWrites().map(({ task, append, keep }) => ({
+    task,
+    keep,
+    append: append.map((batch) => encodeLabelledBatch(batch, features)),
+  }));
   // The same events also go to the store's event log, appended atomically with this commit.
-  return { partitionKey, appliedOffset, registry, masks, events: outbox };
+  return { partitionKey, appliedOffset, registry, masks, replay, events: outbox };
 }

@@ -1,6 +1,7 @@
 import type { SupermaskEngine } from '../model/engine.js';
 import type { Classification } from '../model/network/classification.js';
 import type { Objective } from '../model/training/objectives.js';
+import type { LabelledBatch } from '../model/training/trainer.js';
 import type { TrainingState } from '../model/training/training-state.js';
 import type { DaemonEvent, InputRecord, ResultRecord } from '../records.js';
 import { type BatchRows, batchRowsOf, groupRows, labelledBatch } from './batch-rows.js';
@@ -36,11 +37,11 @@ import {
   type PolicyState,
   padsNeeded,
 } from './policy.js';
-import { type LearnedTask, TaskTrainers, type TrainingSchedule } from './task-trainer.js';
+import { type LearnedTask, type ReplayChange, TaskTrainers, type TrainingSchedule } from './task-trainer.js';
 import { noUsableAccuracy, type StreamWarning, unscaledInputs } from './warnings.js';
 
 export type { BatchRows } from './batch-rows.js';
-export type { LearnedTask } from './task-trainer.js';
+export type { LearnedTask, ReplayChange } from './task-trainer.js';
 export type { StreamWarning } from './warnings.js';
 
 /** Which new-task rule decides: the evidence rule (default) or the paper's entropy-gradient rule. */
@@ -95,6 +96,8 @@ export interface LearnerSnapshot {
   readonly streams: StreamStates;
   readonly profiles: readonly TaskProfile[];
   readonly inputTransform: InputTransformState | null;
+  /** Tasks with a replay buffer, least recently trained first (the buffers themselves are stored beside). */
+  readonly replayOrder: readonly number[];
 }
 
 /**
@@ -118,6 +121,8 @@ export class StreamLearner {
       readonly tasks: readonly LearnedTask[];
       readonly training: ReadonlyMap<number, TrainingState>;
       readonly snapshot: Partial<LearnerSnapshot>;
+      /** Replay buffers in `snapshot.replayOrder`. */
+      readonly replay?: ReadonlyMap<number, readonly LabelledBatch[]>;
     },
   ) {
     this.engine = engine;
@@ -138,7 +143,17 @@ export class StreamLearner {
 
   /** Everything but masks and training states, for the registry. */
   snapshot(): LearnerSnapshot {
-    return { streams: this.streamStates, profiles: this.profiles, inputTransform: this.transform.state() };
+    return {
+      streams: this.streamStates,
+      profiles: this.profiles,
+      inputTransform: this.transform.state(),
+      replayOrder: this.trainers.replayOrder,
+    };
+  }
+
+  /** How the replay buffers changed since the last call (what the next commit persists). */
+  drainReplayWrites(): ReplayChange[] {
+    return this.trainers.drainReplayWrites();
   }
 
   currentTask(stream: string): number | null {

@@ -1,7 +1,8 @@
 /**
  * The learner's persisted state as JSON (kept in the registry's opaque `policy` field): the policy
- * state of every stream, every task's profile (its input model as base64 float32 arrays, its bands)
- * and the input transform. Decoding validates everything; anything malformed is E_STORE_CORRUPT.
+ * state of every stream, every task's profile (its input model as base64 float32 arrays, its bands),
+ * the input transform and the order of the replay buffers (the buffers are stored beside it).
+ * Decoding validates everything; anything malformed is E_STORE_CORRUPT.
  */
 import { z } from 'zod';
 import { SupsupError } from '../errors.js';
@@ -43,6 +44,7 @@ const snapshotSchema = z.object({
   streams: z.record(z.string(), policyStateSchema),
   profiles: z.array(profileSchema).optional(),
   inputTransform: transformSchema.nullable().optional(),
+  replayOrder: z.array(z.number().int().min(0)).optional(),
 });
 
 export type EncodedProfile = z.infer<typeof profileSchema>;
@@ -52,6 +54,7 @@ export interface LearnerSnapshotJson {
   readonly streams: StreamStates;
   readonly profiles?: readonly EncodedProfile[];
   readonly inputTransform?: InputTransformState | null;
+  readonly replayOrder?: readonly number[];
 }
 
 export function encodeLearnerSnapshot(snapshot: LearnerSnapshot): LearnerSnapshotJson {
@@ -59,6 +62,7 @@ export function encodeLearnerSnapshot(snapshot: LearnerSnapshot): LearnerSnapsho
     streams: snapshot.streams,
     profiles: snapshot.profiles.map(encodeProfile),
     inputTransform: snapshot.inputTransform,
+    replayOrder: snapshot.replayOrder,
   };
 }
 
@@ -75,7 +79,8 @@ export function decodeLearnerSnapshot(
       `the registry's learner state is malformed: ${parsed.error.message}`,
     );
   }
-  const { streams, profiles, inputTransform } = parsed.data;
+  const { streams, profiles, inputTransform, replayOrder } = parsed.data;
+  if (replayOrder !== undefined) checkReplayOrder(replayOrder, tasks);
   for (const [stream, state] of Object.entries(streams)) {
     if (state.masks > tasks) {
       throw new SupsupError(
@@ -94,7 +99,21 @@ export function decodeLearnerSnapshot(
     streams: streams as StreamStates,
     ...(profiles === undefined ? {} : { profiles: profiles.map((p, t) => decodeProfile(p, features, t)) }),
     ...(inputTransform === undefined ? {} : { inputTransform: inputTransform as InputTransformState | null }),
+    ...(replayOrder === undefined ? {} : { replayOrder }),
   };
+}
+
+function checkReplayOrder(order: readonly number[], tasks: number): void {
+  const seen = new Set<number>();
+  for (const task of order) {
+    if (task >= tasks || seen.has(task)) {
+      throw new SupsupError(
+        'E_STORE_CORRUPT',
+        `the registry's replay order names task ${task} ${seen.has(task) ? 'twice' : `of ${tasks} tasks`}`,
+      );
+    }
+    seen.add(task);
+  }
 }
 
 function encodeProfile(profile: TaskProfile): EncodedProfile {

@@ -34,6 +34,15 @@ export interface TrainingSchedule {
 /** The recent labelled batches of one task. */
 type ReplayBuffer = LabelledBatch[];
 
+/** How one task's replay buffer changed since the last {@link TaskTrainers.drainReplayWrites}. */
+export interface ReplayChange {
+  readonly task: number;
+  /** Batches added at the end of the buffer, oldest first. */
+  readonly append: readonly LabelledBatch[];
+  /** Batches the buffer holds now (the last `keep` of the old ones and `append`); 0 once it was dropped. */
+  readonly keep: number;
+}
+
 /** Replay buffers kept for this many recently trained tasks. */
 const REPLAY_TASKS = 8;
 
@@ -48,7 +57,10 @@ export class TaskTrainers {
   readonly tasks: LearnedTask[];
   private readonly saved = new Map<number, TrainingState>();
   private live: { task: number; trainer: ScoreTrainer } | null = null;
+  /** Replay buffers, least recently trained task first. */
   private readonly replay = new Map<number, ReplayBuffer>();
+  /** Per task whose buffer changed since the last drain: the batches appended to it since then. */
+  private readonly replayChanges = new Map<number, number>();
 
   constructor(
     engine: SupermaskEngine,
@@ -56,12 +68,40 @@ export class TaskTrainers {
     restored?: {
       readonly tasks: readonly LearnedTask[];
       readonly training: ReadonlyMap<number, TrainingState>;
+      /** Replay buffers as persisted, least recently trained task first. */
+      readonly replay?: ReadonlyMap<number, readonly LabelledBatch[]>;
     },
   ) {
     this.engine = engine;
     this.schedule = schedule;
     this.tasks = [...(restored?.tasks ?? [])];
     for (const [task, state] of restored?.training ?? []) this.saved.set(task, state);
+    for (const [task, batches] of restored?.replay ?? []) {
+      this.replay.set(task, batches.slice(Math.max(0, batches.length - schedule.replayBatches)));
+    }
+  }
+
+  /** The tasks that have a replay buffer, least recently trained first (persisted, with the buffers). */
+  get replayOrder(): number[] {
+    return [...this.replay.keys()];
+  }
+
+  /**
+   * How the replay buffers changed since the last call, for the commit that persists them (a restart then trains
+   * on exactly the rows an uninterrupted run would).
+   */
+  drainReplayWrites(): ReplayChange[] {
+    const changes: ReplayChange[] = [];
+    for (const [task, appended] of [...this.replayChanges].sort(([a], [b]) => a - b)) {
+      const buffer = this.replay.get(task) ?? [];
+      changes.push({
+        task,
+        append: buffer.slice(buffer.length - Math.min(appended, buffer.length)),
+        keep: buffer.length,
+      });
+    }
+    this.replayChanges.clear();
+    return changes;
   }
 
   /** Training state of an unfrozen mask (the live one is exported from its trainer), else null. */
@@ -150,9 +190,14 @@ export class TaskTrainers {
     const buffer = this.replay.get(task) ?? [];
     this.replay.delete(task);
     this.replay.set(task, buffer);
-    while (this.replay.size > REPLAY_TASKS) this.replay.delete(this.replay.keys().next().value as number);
+    while (this.replay.size > REPLAY_TASKS) {
+      const dropped = this.replay.keys().next().value as number;
+      this.replay.delete(dropped);
+      this.replayChanges.set(dropped, 0);
+    }
     buffer.push(batch);
     if (buffer.length > this.schedule.replayBatches) buffer.shift();
+    this.replayChanges.set(task, (this.replayChanges.get(task) ?? 0) + 1);
   }
 
   /** A training batch drawn uniformly from the replay buffer's rows, seeded by (task, step). */

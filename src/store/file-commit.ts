@@ -17,11 +17,13 @@ import {
   MASKS_DIR,
   REGISTRY_FILE,
   REGISTRY_TEMP,
+  REPLAY_DIR,
   type RegistryDocument,
   type TaskFiles,
   TRAINING_DIR,
 } from './file-registry.js';
-import type { LoadedState, MaskWrite } from './types.js';
+import type { LoadedState, MaskWrite, ReplayWrite } from './types.js';
+import { replayLogAfter } from './validate.js';
 
 /** The task files after stage 1, and the files of the previous generation they replace. */
 export interface WrittenFiles {
@@ -69,6 +71,42 @@ export async function writeTaskFiles(
   return { files, superseded };
 }
 
+/** The replay logs after stage 1's replay writes, and the files they no longer reference. */
+export interface WrittenReplay {
+  readonly replay: ReadonlyMap<number, readonly FileRef[]>;
+  readonly superseded: readonly string[];
+}
+
+/**
+ * Stage 1 too: each appended replay entry under a new name (`replay/<task>.v<gen>.<entry>.bin`), fsynced, then
+ * the replay/ directory; the entries a log drops are superseded (removed once the new registry is durable).
+ */
+export async function writeReplayFiles(
+  dir: string,
+  writes: readonly ReplayWrite[],
+  generation: number,
+  before: ReadonlyMap<number, readonly FileRef[]>,
+  created: string[],
+): Promise<WrittenReplay> {
+  const replay = new Map(before);
+  const superseded: string[] = [];
+  for (const write of writes) {
+    const appended: FileRef[] = [];
+    for (const [entry, bytes] of write.append.entries()) {
+      const path = `${REPLAY_DIR}/${write.task}.v${generation}.${entry}.bin`;
+      appended.push(await writeDataFile(dir, path, bytes, created));
+    }
+    const old = replay.get(write.task) ?? [];
+    const log = replayLogAfter(old, appended, write.keep);
+    const kept = new Set(log);
+    superseded.push(...old.filter((ref) => !kept.has(ref)).map((ref) => ref.path));
+    if (log.length === 0) replay.delete(write.task);
+    else replay.set(write.task, log);
+  }
+  if (writes.some((write) => write.append.length > 0)) await fsyncDir(join(dir, REPLAY_DIR));
+  return { replay, superseded };
+}
+
 async function writeDataFile(
   dir: string,
   path: string,
@@ -109,6 +147,7 @@ export async function publishRegistry(
     readonly epoch: string;
     readonly state: LoadedState;
     readonly files: ReadonlyMap<number, TaskFiles>;
+    readonly replay: ReadonlyMap<number, readonly FileRef[]>;
   },
   created: string[],
   beforeRename: () => Promise<void>,
@@ -121,6 +160,7 @@ export async function publishRegistry(
     registry: next.state.registry,
     applied: next.state.applied,
     files: Object.fromEntries([...next.files].sort(([a], [b]) => a - b).map(([task, f]) => [task, f])),
+    replay: Object.fromEntries([...next.replay].sort(([a], [b]) => a - b)),
   };
   const temp = join(dir, REGISTRY_TEMP);
   created.push(temp);

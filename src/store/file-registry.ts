@@ -15,13 +15,17 @@ export const REGISTRY_TEMP = 'registry.json.tmp';
 export const LOCK_FILE = 'lock';
 export const MASKS_DIR = 'masks';
 export const TRAINING_DIR = 'training';
+export const REPLAY_DIR = 'replay';
 export const EVENTS_FILE = 'events.log';
 export const EVENTS_TEMP = 'events.log.tmp';
 export const LOCKS_DIR = 'locks';
-/** Names the store writes inside masks/ and training/; other files there are never touched. */
+/** Names the store writes inside masks/ and training/; other files there (and in replay/) are never touched. */
 export const DATA_NAME = /^(0|[1-9][0-9]*)\.v[1-9][0-9]*\.(ssmk|bin)(\.tmp)?$/;
 export const MASK_FILE = /^masks\/(0|[1-9][0-9]*)\.v([1-9][0-9]*)\.ssmk$/;
 export const TRAINING_FILE = /^training\/(0|[1-9][0-9]*)\.v([1-9][0-9]*)\.bin$/;
+/** Names the store writes inside replay/: `<task>.v<generation>.<entry>.bin`. */
+export const REPLAY_NAME = /^(0|[1-9][0-9]*)\.v[1-9][0-9]*\.(0|[1-9][0-9]*)\.bin(\.tmp)?$/;
+export const REPLAY_FILE = /^replay\/(0|[1-9][0-9]*)\.v([1-9][0-9]*)\.(0|[1-9][0-9]*)\.bin$/;
 
 export interface FileRef {
   /** Relative to the store directory, with '/' separators. */
@@ -43,6 +47,8 @@ export interface Snapshot {
   /** null: empty store (no registry.json yet). */
   readonly state: LoadedState | null;
   readonly files: ReadonlyMap<number, TaskFiles>;
+  /** Each task's replay log, oldest entry first (tasks without one are absent). */
+  readonly replay: ReadonlyMap<number, readonly FileRef[]>;
 }
 
 export interface RegistryDocument {
@@ -54,9 +60,17 @@ export interface RegistryDocument {
   readonly registry: LoadedState['registry'];
   readonly applied: LoadedState['applied'];
   readonly files: Readonly<Record<string, TaskFiles>>;
+  /** Absent in stores written before replay logs were kept. */
+  readonly replay?: Readonly<Record<string, readonly FileRef[]>>;
 }
 
-export const EMPTY: Snapshot = { generation: 0, epoch: null, state: null, files: new Map() };
+export const EMPTY: Snapshot = {
+  generation: 0,
+  epoch: null,
+  state: null,
+  files: new Map(),
+  replay: new Map(),
+};
 
 export function corrupt(message: string, path: string, details: Record<string, unknown> = {}): SupsupError {
   return new SupsupError('E_STORE_CORRUPT', message, { details: { path, ...details } });
@@ -106,16 +120,46 @@ export function parseDocument(document: unknown, path: string): Snapshot {
   if (!isRecord(document.files)) throw corrupt(`${path}: "files" is not an object`, path);
   const files = new Map<number, TaskFiles>();
   for (const [key, value] of Object.entries(document.files)) {
-    if (!/^(0|[1-9][0-9]{0,9})$/.test(key) || Number(key) > 0xffffffff) {
-      throw corrupt(`${path}: invalid task id ${JSON.stringify(key)} in "files"`, path);
-    }
-    const task = Number(key);
+    const task = parseTaskKey(key, 'files', path);
     if (!isRecord(value)) throw corrupt(`${path}: file entry of task ${task} is not an object`, path);
     const mask = parseFileRef(value.mask, MASK_FILE, task, path);
     const training = value.training === null ? null : parseFileRef(value.training, TRAINING_FILE, task, path);
     files.set(task, { mask, training });
   }
-  return { generation, epoch: epoch ?? null, state, files };
+  return { generation, epoch: epoch ?? null, state, files, replay: parseReplay(document.replay, path) };
+}
+
+function parseTaskKey(key: string, field: string, path: string): number {
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(key) || Number(key) > 0xffffffff) {
+    throw corrupt(`${path}: invalid task id ${JSON.stringify(key)} in "${field}"`, path);
+  }
+  return Number(key);
+}
+
+function parseReplay(value: unknown, path: string): Map<number, readonly FileRef[]> {
+  const replay = new Map<number, readonly FileRef[]>();
+  if (value === undefined) return replay;
+  if (!isRecord(value)) throw corrupt(`${path}: "replay" is not an object`, path);
+  for (const [key, refs] of Object.entries(value)) {
+    const task = parseTaskKey(key, 'replay', path);
+    if (!Array.isArray(refs) || refs.length === 0) {
+      throw corrupt(`${path}: the replay log of task ${task} is not a non-empty array`, path);
+    }
+    replay.set(
+      task,
+      refs.map((ref: unknown) => parseFileRef(ref, REPLAY_FILE, task, path)),
+    );
+  }
+  return replay;
+}
+
+/** Every file the snapshot references, with its task. */
+export function referencedFiles(snapshot: Snapshot): { task: number; ref: FileRef }[] {
+  const taskFiles = [...snapshot.files].flatMap(([task, files]) =>
+    (files.training ? [files.mask, files.training] : [files.mask]).map((ref) => ({ task, ref })),
+  );
+  const replayFiles = [...snapshot.replay].flatMap(([task, refs]) => refs.map((ref) => ({ task, ref })));
+  return [...taskFiles, ...replayFiles];
 }
 
 function errno(error: unknown): string | undefined {
@@ -124,11 +168,8 @@ function errno(error: unknown): string | undefined {
 
 /** Every referenced file must exist with its recorded size (CRCs are checked when a file is read). */
 export async function checkFiles(dir: string, snapshot: Snapshot): Promise<void> {
-  const refs = [...snapshot.files].flatMap(([task, files]) =>
-    (files.training ? [files.mask, files.training] : [files.mask]).map((ref) => ({ task, ref })),
-  );
   await Promise.all(
-    refs.map(async ({ task, ref }) => {
+    referencedFiles(snapshot).map(async ({ task, ref }) => {
       const absolute = join(dir, ref.path);
       let size: number;
       try {
@@ -157,21 +198,21 @@ export async function checkFiles(dir: string, snapshot: Snapshot): Promise<void>
  * registry references. Without a registry.json only temp files go: the data files are left for inspection.
  */
 export async function removeLeftovers(dir: string, snapshot: Snapshot): Promise<void> {
-  const referenced = new Set(
-    [...snapshot.files.values()].flatMap((f) =>
-      f.training ? [f.mask.path, f.training.path] : [f.mask.path],
-    ),
-  );
+  const referenced = new Set(referencedFiles(snapshot).map(({ ref }) => ref.path));
   const doomed: string[] = [];
   for (const name of await readdir(dir)) {
     if (name === REGISTRY_TEMP || name === EVENTS_TEMP || name.startsWith(`${LOCK_FILE}.stale-`)) {
       doomed.push(name);
     }
   }
-  for (const sub of [MASKS_DIR, TRAINING_DIR]) {
+  for (const [sub, pattern] of [
+    [MASKS_DIR, DATA_NAME],
+    [TRAINING_DIR, DATA_NAME],
+    [REPLAY_DIR, REPLAY_NAME],
+  ] as const) {
     for (const name of await readdir(join(dir, sub))) {
       const path = `${sub}/${name}`;
-      if (!DATA_NAME.test(name) || referenced.has(path)) continue;
+      if (!pattern.test(name) || referenced.has(path)) continue;
       if (snapshot.state !== null || name.endsWith('.tmp')) doomed.push(path);
     }
   }

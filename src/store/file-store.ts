@@ -5,6 +5,7 @@
  *   <dir>/registry.json              registry + applied offsets + the files of each task + format version
  *   <dir>/masks/<task>.v<gen>.ssmk   encoded masks
  *   <dir>/training/<task>.v<gen>.bin training states
+ *   <dir>/replay/<task>.v<gen>.<n>.bin replay log entries (registry.json lists each task's, oldest first)
  *   <dir>/events.log                 the event log: JSON lines {"g": <generation>, "id", "event"}
  *   <dir>/locks/<name>.lock          named locks (leases): {"token", "expiresAt"}
  *
@@ -49,7 +50,7 @@ import {
   nextEventId,
   trimCount,
 } from './events.js';
-import { appendEvents, publishRegistry, writeTaskFiles } from './file-commit.js';
+import { appendEvents, publishRegistry, writeReplayFiles, writeTaskFiles } from './file-commit.js';
 import {
   EMPTY_LOG,
   type EventLog,
@@ -66,11 +67,13 @@ import {
   EMPTY,
   EVENTS_FILE,
   EVENTS_TEMP,
+  type FileRef,
   LOCK_FILE,
   LOCKS_DIR,
   MASKS_DIR,
   parseDocument,
   REGISTRY_FILE,
+  REPLAY_DIR,
   removeLeftovers,
   type Snapshot,
   TRAINING_DIR,
@@ -115,6 +118,13 @@ export interface FileStoreOptions {
   readonly failpoint?: (point: FileStoreFailpoint) => void | Promise<void>;
 }
 
+/** A referenced file that is gone (maybe replaced by a commit meanwhile); `corrupt` is the error if it stays so. */
+class Missing extends Error {
+  constructor(readonly corrupt: SupsupError) {
+    super(corrupt.message);
+  }
+}
+
 class FailpointCrash {
   constructor(readonly error: unknown) {}
 }
@@ -153,6 +163,7 @@ export class FileStore implements MaskStore {
       try {
         await mkdir(join(this.dir, MASKS_DIR), { recursive: true });
         await mkdir(join(this.dir, TRAINING_DIR), { recursive: true });
+        await mkdir(join(this.dir, REPLAY_DIR), { recursive: true });
         lock = await acquireFileLock(join(this.dir, LOCK_FILE));
         const snapshot = await this.readSnapshot();
         await checkFiles(this.dir, snapshot);
@@ -192,6 +203,19 @@ export class FileStore implements MaskStore {
     return this.readTaskFile(task, 'training');
   }
 
+  async loadReplay(task: number): Promise<Uint8Array[]> {
+    this.assertOpen();
+    checkTaskArgument(task);
+    const refs = this.snapshot.replay.get(task) ?? [];
+    try {
+      return await Promise.all(
+        refs.map((ref) => this.readChecked(ref, `replay entry of task ${task}`, task)),
+      );
+    } catch (error) {
+      throw error instanceof Missing ? error.corrupt : error;
+    }
+  }
+
   commit(commit: Commit): Promise<CommitOutcome> {
     return this.exclusive(async () => {
       this.assertOpen();
@@ -221,7 +245,8 @@ export class FileStore implements MaskStore {
       let appendedBytes = 0;
       try {
         const written = await writeTaskFiles(this.dir, checked.masks, generation, before.files, created);
-        superseded = written.superseded;
+        const replay = await writeReplayFiles(this.dir, checked.replay, generation, before.replay, created);
+        superseded = [...written.superseded, ...replay.superseded];
         await this.failpoint('after-data-files');
         if (checked.events.length > 0) {
           appended = this.logEntries(checked.events, generation);
@@ -232,10 +257,9 @@ export class FileStore implements MaskStore {
           registry: checked.registry,
           applied: { ...(before.state?.applied ?? {}), [checked.partitionKey]: checked.appliedOffset },
         };
-        next = { generation, epoch, state, files: written.files };
-        await publishRegistry(this.dir, { generation, epoch, state, files: written.files }, created, () =>
-          this.failpoint('before-registry-rename'),
-        );
+        const published = { generation, epoch, state, files: written.files, replay: replay.replay };
+        next = published;
+        await publishRegistry(this.dir, published, created, () => this.failpoint('before-registry-rename'));
       } catch (error) {
         if (error instanceof FailpointCrash) {
           this.status = 'broken';
@@ -427,27 +451,36 @@ export class FileStore implements MaskStore {
       const entry = this.snapshot.files.get(task);
       const ref = entry === undefined ? null : which === 'mask' ? entry.mask : entry.training;
       if (ref === null) return null;
-      const absolute = join(this.dir, ref.path);
-      let bytes: Buffer;
       try {
-        bytes = await readFile(absolute);
+        return await this.readChecked(ref, `${which} file of task ${task}`, task);
       } catch (error) {
-        if (errno(error) === 'ENOENT' && attempt < 3 && this.snapshot.files.get(task) !== entry) continue;
-        if (errno(error) === 'ENOENT') {
-          throw corrupt(`${which} file of task ${task} is missing: ${absolute}`, absolute, { task });
-        }
-        throw this.fsError(error, `read ${absolute}`);
+        if (error instanceof Missing && attempt < 3 && this.snapshot.files.get(task) !== entry) continue;
+        throw error instanceof Missing ? error.corrupt : error;
       }
-      if (bytes.byteLength !== ref.bytes || crc32(bytes) !== ref.crc) {
-        throw corrupt(
-          `${which} file of task ${task} does not match registry.json ` +
-            `(${bytes.byteLength} bytes, expected ${ref.bytes}; or a CRC-32 mismatch): ${absolute}`,
-          absolute,
-          { task },
-        );
-      }
-      return new Uint8Array(bytes);
     }
+  }
+
+  /** A referenced file's bytes, checked against its recorded size and CRC-32 (a missing one: {@link Missing}). */
+  private async readChecked(ref: FileRef, what: string, task: number): Promise<Uint8Array> {
+    const absolute = join(this.dir, ref.path);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(absolute);
+    } catch (error) {
+      if (errno(error) === 'ENOENT') {
+        throw new Missing(corrupt(`${what} is missing: ${absolute}`, absolute, { task }));
+      }
+      throw this.fsError(error, `read ${absolute}`);
+    }
+    if (bytes.byteLength !== ref.bytes || crc32(bytes) !== ref.crc) {
+      throw corrupt(
+        `${what} does not match registry.json ` +
+          `(${bytes.byteLength} bytes, expected ${ref.bytes}; or a CRC-32 mismatch): ${absolute}`,
+        absolute,
+        { task },
+      );
+    }
+    return new Uint8Array(bytes);
   }
 
   private async readSnapshot(): Promise<Snapshot> {

@@ -41,6 +41,7 @@ import {
   copyRegistry,
   missingMaskError,
   notOpenError,
+  replayLogAfter,
 } from './validate.js';
 
 export class MemoryStore implements MaskStore {
@@ -50,6 +51,7 @@ export class MemoryStore implements MaskStore {
   private readonly applied = new Map<string, string>();
   private readonly masks = new Map<number, Uint8Array>();
   private readonly training = new Map<number, Uint8Array>();
+  private readonly replay = new Map<number, Uint8Array[]>();
   private events: StoredEvent[] = [];
   private lastEventId: EventId | null = null;
   private readonly locks = new Map<string, { token: string; expiresAt: number }>();
@@ -86,6 +88,12 @@ export class MemoryStore implements MaskStore {
     return state === undefined ? null : copyBytes(state);
   }
 
+  async loadReplay(task: number): Promise<Uint8Array[]> {
+    this.assertOpen();
+    checkTaskArgument(task);
+    return (this.replay.get(task) ?? []).map(copyBytes);
+  }
+
   async commit(commit: Commit): Promise<CommitOutcome> {
     this.assertOpen();
     const checked = checkCommit(commit);
@@ -100,6 +108,14 @@ export class MemoryStore implements MaskStore {
       mask: copyBytes(write.encodedMask),
       training: write.trainingState === null ? null : copyBytes(write.trainingState),
     }));
+    const replay = checked.replay.map((write) => ({
+      task: write.task,
+      log: replayLogAfter(this.replay.get(write.task) ?? [], write.append.map(copyBytes), write.keep),
+    }));
+    for (const { task, log } of replay) {
+      if (log.length === 0) this.replay.delete(task);
+      else this.replay.set(task, log);
+    }
     for (const write of writes) {
       this.masks.set(write.task, write.mask);
       if (write.training === null) this.training.delete(write.task);
@@ -201,6 +217,7 @@ export class MemoryStore implements MaskStore {
     this.applied.clear();
     this.masks.clear();
     this.training.clear();
+    this.replay.clear();
     this.events = [];
     this.storePosition = EMPTY_POSITION;
     this.writer = null;

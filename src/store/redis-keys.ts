@@ -16,6 +16,8 @@ export interface RedisKeys {
   readonly writer: string;
   mask(task: number): string;
   training(task: number): string;
+  /** A task's replay log: a list of encoded labelled batches, oldest first. */
+  replay(task: number): string;
   /** A named lock; outside the {reg} hash tag (locks are single-key operations). */
   lock(name: string): string;
 }
@@ -32,6 +34,7 @@ export function redisKeys(namespace: string): RedisKeys {
     writer: `${base}:writer`,
     mask: (task) => `${base}:mask:${task}`,
     training: (task) => `${base}:train:${task}`,
+    replay: (task) => `${base}:replay:${task}`,
     lock: (name) => `${namespace}:lock:${name}`,
   };
 }

@@ -5,12 +5,14 @@
 
 /**
  * KEYS[1] applied hash, KEYS[2] registry, KEYS[3] events stream, KEYS[4] meta hash (epoch, sequence, fence),
- * KEYS[5] writer lease; per mask write i (1-based): KEYS[4+2i] mask, KEYS[5+2i] training state.
+ * KEYS[5] writer lease; per mask write i (1-based, m of them): KEYS[4+2i] mask, KEYS[5+2i] training state; per
+ * replay write k: KEYS[5+2m+k] the task's replay log (a list).
  * ARGV[1] partition key, ARGV[2] new offset, ARGV[3] registry JSON, ARGV[4] writer token ('' = no lease),
  * ARGV[5] '1' when the commit carries an expected position, ARGV[6] its epoch ('' = none yet), ARGV[7] its
  * sequence, ARGV[8] the epoch to create on an empty store, ARGV[9] n = number of events, ARGV[9+j] the JSON of
- * event j; per write i, with b = 9+n: ARGV[b+3i-2] encoded mask, ARGV[b+3i-1] 'S' (set the training state to
- * ARGV[b+3i]) or 'D' (delete it).
+ * event j; then, read in order: m; per mask write the encoded mask, 'S' then the training state (set it) or 'D'
+ * then '' (delete it); the number of replay writes; per replay write its keep, its count c and c entries to
+ * append (then the log is trimmed to its last `keep` entries; 0 deletes it).
  *
  * Order of the checks, the same as checkNotRegressed then checkExpectedPosition in position.ts: a store behind the
  * expected position (REGRESSED: empty, another epoch, a lower sequence; whoever holds the lease, since a server
@@ -19,7 +21,8 @@
  * commit answers 0), then whether another writer moved the store on (CONFLICT).
  * Offsets can exceed 2^53 (Lua numbers are doubles), so they are compared as canonical decimal strings: a longer
  * string is a larger number; at equal length the first differing digit decides (bytes, not locale collation).
- * The only writes come after every check (the events key's type included), and SET/DEL/HSET/XADD cannot fail on
+ * The only writes come after every check (the events and replay keys' types included), and SET/DEL/HSET/XADD/RPUSH/
+ * LTRIM cannot fail on
  * these keys, so a script error never leaves a half-applied commit. Returns 1 when applied, 0 when fenced.
  */
 export const COMMIT_SCRIPT = `
@@ -84,14 +87,34 @@ if events > 0 then
     return redis.error_reply('STORECORRUPT the event log key holds a ' .. kind .. ', not a stream')
   end
 end
-local b = 9 + events
-for i = 1, (#KEYS - 5) / 2 do
-  redis.call('SET', KEYS[4 + 2 * i], ARGV[b + 3 * i - 2])
-  if ARGV[b + 3 * i - 1] == 'S' then
-    redis.call('SET', KEYS[5 + 2 * i], ARGV[b + 3 * i])
+local masks = tonumber(ARGV[10 + events])
+local logs = #KEYS - 5 - 2 * masks
+for k = 1, logs do
+  local kind = redis.call('TYPE', KEYS[5 + 2 * masks + k]).ok
+  if kind ~= 'none' and kind ~= 'list' then
+    return redis.error_reply('STORECORRUPT the replay log key ' .. KEYS[5 + 2 * masks + k] .. ' holds a ' .. kind .. ', not a list')
+  end
+end
+local at = 11 + events
+for i = 1, masks do
+  redis.call('SET', KEYS[4 + 2 * i], ARGV[at])
+  if ARGV[at + 1] == 'S' then
+    redis.call('SET', KEYS[5 + 2 * i], ARGV[at + 2])
   else
     redis.call('DEL', KEYS[5 + 2 * i])
   end
+  at = at + 3
+end
+at = at + 1
+for k = 1, logs do
+  local key = KEYS[5 + 2 * masks + k]
+  local keep, count = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  at = at + 2
+  for e = 1, count do
+    redis.call('RPUSH', key, ARGV[at])
+    at = at + 1
+  end
+  if keep == 0 then redis.call('DEL', key) else redis.call('LTRIM', key, -keep, -1) end
 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1], offset)

@@ -5,6 +5,7 @@
  *   <ns>:{reg}:applied       hash: partition key → applied offset (canonical decimal string)
  *   <ns>:{reg}:mask:<task>   encoded mask (binary)
  *   <ns>:{reg}:train:<task>  training state (binary; absent for a frozen mask)
+ *   <ns>:{reg}:replay:<task> list: the task's replay log (encoded labelled batches, oldest first)
  *   <ns>:{reg}:events        stream: the event log (one field `e`, the event's JSON; ids are stream ids)
  *   <ns>:{reg}:meta          hash: epoch (random, set by the first commit), sequence (commits applied), fence
  *   <ns>:{reg}:writer        the writer lease: the holder's token `<fence>.<random>` with a PX expiry
@@ -12,7 +13,8 @@
  *
  * A commit is ONE Lua script (EVALSHA through ioredis defineCommand, EVAL on NOSCRIPT; see redis-scripts.ts): it checks
  * the writer lease's token, compares the new offset with the stored one and the writer's expected epoch and sequence
- * with the stored ones, and only then writes masks, training states, registry, offset and the next sequence. Scripts run
+ * with the stored ones, and only then writes masks, training states, replay logs, registry, offset and the next
+ * sequence. Scripts run
  * atomically, so a commit is all-or-nothing and two writers cannot interleave. The commit's events are XADDed to the
  * events stream inside the same script, so a fenced (repeated) commit appends nothing. The event log needs
  * Redis >= 6.2 (XTRIM MINID).
@@ -229,6 +231,13 @@ export class RedisStore implements MaskStore {
     return bytes === null ? null : copyBytes(bytes);
   }
 
+  async loadReplay(task: number): Promise<Uint8Array[]> {
+    checkTaskArgument(task);
+    const client = this.requireClient();
+    const entries = await this.call('loadReplay', () => client.lrangeBuffer(this.keys.replay(task), 0, -1));
+    return entries.map((bytes) => copyBytes(bytes));
+  }
+
   async commit(commit: Commit): Promise<CommitOutcome> {
     const checked = checkCommit(commit);
     const client = this.requireClient();
@@ -252,12 +261,18 @@ export class RedisStore implements MaskStore {
       checked.events.length,
       ...checked.events.map((event) => JSON.stringify(event)),
     ];
+    args.push(checked.masks.length);
     for (const write of checked.masks) {
       keys.push(this.keys.mask(write.task), this.keys.training(write.task));
       // Buffers (views, no copy) keep the bytes binary-safe; a plain Uint8Array would be stringified.
       args.push(asBuffer(write.encodedMask));
       if (write.trainingState === null) args.push('D', '');
       else args.push('S', asBuffer(write.trainingState));
+    }
+    args.push(checked.replay.length);
+    for (const write of checked.replay) {
+      keys.push(this.keys.replay(write.task));
+      args.push(write.keep, write.append.length, ...write.append.map(asBuffer));
     }
     // Safe to resend or retry: see the module comment (the script is fenced on the offset).
     const result = await this.call('commit', () => client.supsupdCommit(keys.length, ...keys, ...args));

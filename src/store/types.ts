@@ -39,6 +39,16 @@ export interface MaskWrite {
   readonly trainingState: Uint8Array | null;
 }
 
+/**
+ * Changes to one task's replay log: the labelled batches its mask trains on again (opaque bytes, oldest first).
+ * `append` is added at the end, then the oldest entries are dropped until `keep` remain (0 removes the log).
+ */
+export interface ReplayWrite {
+  readonly task: number;
+  readonly append: readonly Uint8Array[];
+  readonly keep: number;
+}
+
 export interface Commit {
   /** `topic/partition` of the batch that produced this change. */
   readonly partitionKey: string;
@@ -46,6 +56,8 @@ export interface Commit {
   readonly appliedOffset: string;
   readonly registry: Registry;
   readonly masks: readonly MaskWrite[];
+  /** Replay logs that changed with this batch (at most one write per task), applied atomically with the rest. */
+  readonly replay?: readonly ReplayWrite[];
   /**
    * Events of this batch, appended to the store's event log in the same atomic step as the rest of the commit
    * (in order); a fenced commit appends nothing.
@@ -131,6 +143,8 @@ export interface MaskStore {
   loadMasks?(tasks: readonly number[]): Promise<Uint8Array[]>;
   /** null when the mask has no training state (frozen). */
   loadTrainingState(task: number): Promise<Uint8Array | null>;
+  /** A task's replay log, oldest entry first; empty when it has none. */
+  loadReplay(task: number): Promise<Uint8Array[]>;
   /** Atomically: if appliedOffset > applied[partitionKey] (or none yet), write masks, registry, offset. */
   commit(commit: Commit): Promise<CommitOutcome>;
   /** Event log entries in id order: those after `options.after`, at most `options.limit`. */

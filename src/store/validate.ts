@@ -7,7 +7,15 @@ import { SupsupError } from '../errors.js';
 import type { DaemonEvent } from '../records.js';
 import { checkCommitEvents } from './events.js';
 import { isOffset } from './offsets.js';
-import type { AppliedOffsets, Commit, LoadedState, MaskWrite, Registry, TaskMeta } from './types.js';
+import type {
+  AppliedOffsets,
+  Commit,
+  LoadedState,
+  MaskWrite,
+  Registry,
+  ReplayWrite,
+  TaskMeta,
+} from './types.js';
 
 const MAX_U32 = 0xffffffff;
 /** Partition keys become Redis hash fields and JSON keys: bounded, and never empty. */
@@ -141,12 +149,40 @@ export interface CheckedCommit {
   readonly masks: readonly MaskWrite[];
   /** Validated copies of the commit's events (empty when it has none). */
   readonly events: readonly DaemonEvent[];
+  /** The caller's replay writes (empty when it has none; bytes not copied). */
+  readonly replay: readonly ReplayWrite[];
 }
 
 /**
  * Validates a commit: canonical offset, well-formed registry, each write naming a task of that registry once,
  * with Uint8Array bytes. Throws E_BAD_ARGUMENT; nothing has been written at that point.
  */
+/** At most one write per known task; `keep` a u32; every appended entry bytes. */
+function checkReplayWrites(value: unknown, known: ReadonlySet<number>): readonly ReplayWrite[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) fail('commit.replay', 'must be an array');
+  const written = new Set<number>();
+  value.forEach((write: unknown, i: number) => {
+    const path = `commit.replay[${i}]`;
+    if (!isRecord(write)) fail(path, 'must be an object');
+    const task = checkTaskId(write.task, `${path}.task`);
+    if (!known.has(task)) fail(`${path}.task`, `${task} is not in commit.registry.tasks`);
+    if (written.has(task)) fail(`${path}.task`, `${task} is written twice in one commit`);
+    written.add(task);
+    u32(write.keep, `${path}.keep`);
+    if (!Array.isArray(write.append) || !write.append.every((entry) => entry instanceof Uint8Array)) {
+      fail(`${path}.append`, 'must be an array of Uint8Array');
+    }
+  });
+  return value as readonly ReplayWrite[];
+}
+
+/** A replay log after a write: `appended` added at the end, then only the last `keep` entries kept. */
+export function replayLogAfter<T>(before: readonly T[], appended: readonly T[], keep: number): T[] {
+  const all = [...before, ...appended];
+  return keep === 0 ? [] : all.slice(Math.max(0, all.length - keep));
+}
+
 export function checkCommit(commit: Commit): CheckedCommit {
   try {
     if (!isRecord(commit)) fail('commit', 'must be an object');
@@ -169,7 +205,8 @@ export function checkCommit(commit: Commit): CheckedCommit {
       }
     });
     const events = checkCommitEvents(commit.events);
-    return { partitionKey, appliedOffset, registry, masks: commit.masks, events };
+    const replay = checkReplayWrites(commit.replay, known);
+    return { partitionKey, appliedOffset, registry, masks: commit.masks, events, replay };
   } catch (error) {
     if (error instanceof ShapeError)
       throw new SupsupError('E_BAD_ARGUMENT', `invalid commit: ${error.message}`);

@@ -208,6 +208,7 @@ test('the learner snapshot round-trips through JSON and refuses a wrong width', 
     streams: { 'file/0': { ...INITIAL_STATE, masks: 1, current: 0 } },
     profiles: [profile],
     inputTransform: null,
+    replayOrder: [0],
   };
   const json = JSON.parse(JSON.stringify(encodeLearnerSnapshot(snapshot)));
   const decoded = decodeLearnerSnapshot(json, 8, 1);
@@ -219,6 +220,14 @@ test('the learner snapshot round-trips through JSON and refuses a wrong width', 
   assert.throws(
     () => decodeLearnerSnapshot(json, 8, 2),
     (e: Error & { code?: string }) => e.code === 'E_STORE_CORRUPT',
+  );
+  assert.throws(
+    () => decodeLearnerSnapshot({ ...json, replayOrder: [0, 0] }, 8, 1),
+    (e: Error & { code?: string }) => e.code === 'E_STORE_CORRUPT' && /twice/.test(e.message),
+  );
+  assert.throws(
+    () => decodeLearnerSnapshot({ ...json, replayOrder: [1] }, 8, 1),
+    (e: Error & { code?: string }) => e.code === 'E_STORE_CORRUPT' && /of 1 tasks/.test(e.message),
   );
   assert.throws(
     () => decodeLearnerSnapshot({ streams: { a: { masks: -1 } } }, 8, 1),

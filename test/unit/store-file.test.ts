@@ -410,6 +410,39 @@ describe('FileStore corruption', () => {
     });
   });
 
+  test('replay entries are files named by task, generation and entry; dropped ones are removed; a missing one is E_STORE_CORRUPT', async () => {
+    const dir = await tempDir();
+    const { store, a } = await seeded(dir);
+    const entry = (n: number) => new Uint8Array(randomBytes(100 + n));
+    const b = makeCommit('in/0', '11', [0], a.registry);
+    const first = [entry(1), entry(2)];
+    assert.equal(await store.commit({ ...b, replay: [{ task: 0, append: first, keep: 2 }] }), 'applied');
+    const c = makeCommit('in/0', '12', [0], b.registry);
+    const third = entry(3);
+    assert.equal(await store.commit({ ...c, replay: [{ task: 0, append: [third], keep: 2 }] }), 'applied');
+    const document = JSON.parse(await readFile(join(dir, 'registry.json'), 'utf8'));
+    assert.deepEqual(
+      document.replay['0'].map((ref: { path: string }) => ref.path),
+      ['replay/0.v2.1.bin', 'replay/0.v3.0.bin'],
+    );
+    assert.deepEqual(
+      (await listFiles(dir)).filter((name) => name.startsWith('replay/')),
+      ['replay/0.v2.1.bin', 'replay/0.v3.0.bin'],
+    );
+    assert.deepEqual(await store.loadReplay(0), [first[1], third]);
+    await store.close();
+    await writeFile(join(dir, 'replay', '0.v9.0.bin'), entry(4)); // a leftover of a crashed commit
+    const again = new FileStore(dir);
+    await again.open();
+    assert.deepEqual(
+      (await listFiles(dir)).filter((name) => name.startsWith('replay/')),
+      ['replay/0.v2.1.bin', 'replay/0.v3.0.bin'],
+    );
+    await again.close();
+    await unlink(join(dir, 'replay', '0.v3.0.bin'));
+    await assert.rejects(new FileStore(dir).open(), hasCode('E_STORE_CORRUPT', /replay\/0\.v3\.0\.bin/));
+  });
+
   test('a mask file changed on disk is E_STORE_CORRUPT when read', async () => {
     const dir = await tempDir();
     const { store } = await seeded(dir);

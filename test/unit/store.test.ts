@@ -228,6 +228,54 @@ for (const impl of implementations) {
       });
     });
 
+    test('replay logs append, trim to their last entries, delete at keep 0, survive a reopen, fence', async () => {
+      await withStore(impl, 'replay', async (store, subject) => {
+        const entry = (n: number) => new Uint8Array([n, 0, 13, 10, 255, n]);
+        const first = makeCommit('in/0', '1', [{ task: 0 }, { task: 1 }]);
+        assert.equal(
+          await store.commit({
+            ...first,
+            replay: [
+              { task: 0, append: [entry(1), entry(2), entry(3)], keep: 2 },
+              { task: 1, append: [entry(9)], keep: 1 },
+            ],
+          }),
+          'applied',
+        );
+        assert.deepEqual(await store.loadReplay(0), [entry(2), entry(3)]);
+        assert.deepEqual(await store.loadReplay(1), [entry(9)]);
+        assert.deepEqual(await store.loadReplay(2), [], 'a task without a log');
+        const second = makeCommit('in/0', '2', [], first.registry);
+        const next = {
+          ...second,
+          replay: [
+            { task: 0, append: [entry(4)], keep: 3 },
+            { task: 1, append: [], keep: 0 },
+          ],
+        };
+        assert.equal(await store.commit(next), 'applied');
+        assert.equal(await store.commit(next), 'fenced');
+        assert.equal(
+          await store.commit({ ...second, replay: [{ task: 0, append: [entry(5)], keep: 1 }] }),
+          'fenced',
+          'a fenced commit changes no log',
+        );
+        await store.close();
+        const again = subject.reopen();
+        await again.open();
+        assert.deepEqual(await again.loadReplay(0), [entry(2), entry(3), entry(4)]);
+        assert.deepEqual(await again.loadReplay(1), []);
+        await rejectsWith(
+          again.commit({
+            ...makeCommit('in/0', '3', [], first.registry),
+            replay: [{ task: 7, append: [], keep: 0 }],
+          }),
+          'E_BAD_ARGUMENT',
+          /not in commit.registry.tasks/,
+        );
+      });
+    });
+
     test('the same or a lower offset is fenced and changes nothing', async () => {
       await withStore(impl, 'fenced', async (store) => {
         const first = makeCommit('in/0', '100', [{ task: 0 }]);
