@@ -36,6 +36,8 @@ const sourceSchema = z.discriminatedUnion('kind', [
       sessionTimeoutMs: positiveInt.default(30_000),
       heartbeatIntervalMs: positiveInt.default(3_000),
       maxBatchSize: positiveInt.default(256),
+      /** Records that do not fill a chunk wait this long for more (0: chunks follow the fetches). */
+      lingerMs: z.number().int().min(0).max(3_600_000).default(1000),
       maxBytesPerPartition: positiveInt.optional(),
     })
     .strict(),

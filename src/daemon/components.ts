@@ -100,6 +100,7 @@ async function makeSource(
         sessionTimeout: config.sessionTimeoutMs,
         heartbeatInterval: config.heartbeatIntervalMs,
         maxBatchSize: config.maxBatchSize,
+        lingerMs: config.lingerMs,
         ...(config.maxBytesPerPartition === undefined
           ? {}
           : { maxBytesPerPartition: config.maxBytesPerPartition }),

@@ -66,7 +66,7 @@ export async function learnBatch(
     events.push(...outcome.events);
     for (const task of outcome.changed) changed.add(task);
     if (outcome.checked) context.onCheck();
-    logDecision(log, learner, group.records, outcome.decision, outcome.checked);
+    logDecision(log, learner, group.records, outcome.decision, outcome.checked, batch.cutShort === true);
     observations.push({
       partition: key,
       firstOffset: group.records[0]?.position.offset ?? '',

@@ -72,6 +72,7 @@ export function logDecision(
   records: readonly InputRecord[],
   decision: { kind: string; reason: string },
   checked: boolean,
+  cutShort = false,
 ): void {
   const first = records[0];
   const last = records[records.length - 1];
@@ -88,5 +89,6 @@ export function logDecision(
     reason: decision.reason,
     checked,
     records: records.length,
+    ...(cutShort ? { cutShort } : {}),
   });
 }

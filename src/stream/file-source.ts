@@ -15,7 +15,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { errorMessage, SupsupError } from '../errors.js';
-import { positiveInt, type Settlement, settlement } from './checks.js';
+import { positiveInt, type Settlement, settlement, settleWithin } from './checks.js';
 import type { RawRecord, Source, SourceBatch } from './types.js';
 
 export interface LineSourceOptions {
@@ -128,13 +128,7 @@ abstract class LineSource implements Source {
     }
     // Unblocks a read that waits for data (stdin); a batch in flight finishes first (checked in run()).
     if (!this.handlerRunning) this.stream?.destroy();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.stopTimeoutMs);
-      timer.unref();
-    });
-    await Promise.race([this.loop.catch(() => {}), timeout]);
-    clearTimeout(timer);
+    await settleWithin(this.loop, this.stopTimeoutMs);
     this.stream?.destroy();
     this.settle.resolve();
   }

@@ -25,6 +25,11 @@ export interface SourceBatch {
   heartbeat(): Promise<void>;
   /** The partition's next offset to be written (Kafka's high watermark), for the consumer lag. */
   readonly highWatermark?: string;
+  /**
+   * True when the source handed the batch over short of its size because no further records came in time (the
+   * Kafka source's linger): the one place where timing, not the records, decided a cut.
+   */
+  readonly cutShort?: boolean;
 }
 
 /**

@@ -29,14 +29,24 @@ function prng(seed: number): () => number {
   };
 }
 
-/** `count` JSON lines: two tasks (another linear labelling of the same inputs from line 512 on). */
-export function streamLines(count: number, seed = 7): string[] {
+/** `count` JSON lines: two tasks taking turns every 512 lines (another linear labelling of the same inputs). */
+export function streamLines(count: number, seed = 7, options: { readonly shift?: number } = {}): string[] {
   const next = prng(seed);
   const weights = [0, 1].map(() => Array.from({ length: 4 * DIM }, () => next() * 2 - 1));
+  // With `shift`, each task's inputs are also moved by a mean of its own (an input shift to discover).
+  const shift = options.shift ?? 0;
+  const means = [0, 1].map(() =>
+    Array.from({ length: DIM }, () => (shift === 0 ? 0 : shift * (next() * 2 - 1))),
+  );
   const lines: string[] = [];
   for (let i = 0; i < count; i++) {
-    const w = weights[Math.floor(i / 512) % 2] as number[];
-    const x = Array.from({ length: DIM }, () => Math.round((next() * 2 - 1) * 1000) / 1000);
+    const regime = Math.floor(i / 512) % 2;
+    const w = weights[regime] as number[];
+    const mean = means[regime] as number[];
+    const x = Array.from(
+      { length: DIM },
+      (_, j) => Math.round((next() * 2 - 1 + (mean[j] as number)) * 1000) / 1000,
+    );
     let y = 0;
     let best = Number.NEGATIVE_INFINITY;
     for (let c = 0; c < 4; c++) {
@@ -70,6 +80,8 @@ export interface RunOptions {
         readonly brokers: string[];
         readonly topic: string;
         readonly groupId: string;
+        /** The group's session timeout (the daemon's default is 30 s: a member killed holds its partitions that long). */
+        readonly sessionTimeoutMs?: number;
       };
   readonly redisUrl?: string;
   readonly onRegression?: 'refuse' | 'replay' | 'accept';
@@ -124,7 +136,15 @@ function sourceConfig(source: RunOptions['source'], dir: string): Record<string,
     case 'stdin':
       return { kind: 'stdin', ...(source.checkpoint === undefined ? {} : { checkpoint: source.checkpoint }) };
     case 'kafka':
-      return { kind: 'kafka', brokers: source.brokers, topic: source.topic, groupId: source.groupId };
+      return {
+        kind: 'kafka',
+        brokers: source.brokers,
+        topic: source.topic,
+        groupId: source.groupId,
+        ...(source.sessionTimeoutMs === undefined
+          ? {}
+          : { sessionTimeoutMs: source.sessionTimeoutMs, heartbeatIntervalMs: 1000 }),
+      };
   }
 }
 

@@ -110,7 +110,7 @@ class ScriptedConsumer {
 function sourceOn(
   consumer: ScriptedConsumer,
   maxBatchSize = 2,
-  options: { commitAttempts?: number; log?: KafkaLogCallback } = {},
+  options: { commitAttempts?: number; log?: KafkaLogCallback; lingerMs?: number } = {},
 ): KafkaSource {
   return new KafkaSource({
     brokers: ['unused:1'],
@@ -119,6 +119,7 @@ function sourceOn(
     topic: TOPIC,
     maxBatchSize,
     commitAttempts: options.commitAttempts ?? 1,
+    ...(options.lingerMs === undefined ? {} : { lingerMs: options.lingerMs }),
     consumer: consumer as unknown as Consumer,
     ...(options.log === undefined ? {} : { log: options.log }),
   });
@@ -350,4 +351,66 @@ test('a commit is not retried on a rebalance error, nor beyond commitAttempts', 
       consumer.log.join('; '),
     );
   }
+});
+
+/** The chunks a source hands over for `fetches` (each a kafkajs batch of offsets on partition 0), then stopped. */
+async function chunksOf(fetches: readonly (readonly number[])[], lingerMs: number) {
+  const consumer = new ScriptedConsumer();
+  const source = sourceOn(consumer, 3, { lingerMs });
+  const handled: SourceBatch[] = [];
+  await source.start(async (batch) => {
+    handled.push(batch);
+  });
+  for (const offsets of fetches) await consumer.deliver(0, offsets);
+  const records = fetches.reduce((n, f) => n + f.length, 0);
+  await until(() => handled.reduce((n, b) => n + b.records.length, 0) === records);
+  await source.stop();
+  const commits = consumer.log.filter((line) => line.startsWith('commit'));
+  return { chunks: firstOffsets(handled), short: handled.map((b) => b.cutShort === true), commits };
+}
+
+test('chunks are cut from the record sequence, however the fetches fell; only a quiet partition cuts one short', async () => {
+  const expected = ['0,1,2', '3,4,5', '6'];
+  for (const fetches of [
+    [[0, 1, 2, 3, 4, 5, 6]],
+    [[0], [1, 2, 3, 4], [5, 6]],
+    [[0, 1], [2], [3], [4, 5, 6]],
+  ]) {
+    const { chunks, short, commits } = await chunksOf(fetches, 20);
+    assert.deepEqual(chunks, expected, JSON.stringify(fetches));
+    assert.deepEqual(short, [false, false, true], 'the last chunk was handed over once it had lingered');
+    assert.equal(commits.at(-1), 'commit 0:7');
+  }
+  // lingerMs 0: chunks follow the fetches, as kafkajs delivered them.
+  assert.deepEqual((await chunksOf([[0], [1, 2, 3, 4], [5, 6]], 0)).chunks, ['0', '1,2,3', '4', '5,6']);
+});
+
+test('held records are not committed: stop() drops them, and a tail of an ended epoch is read again', async () => {
+  const consumer = new ScriptedConsumer();
+  const source = sourceOn(consumer, 2, { lingerMs: 60_000 });
+  const handled: SourceBatch[] = [];
+  await source.start(async (batch) => {
+    handled.push(batch);
+  });
+  await consumer.deliver(0, [0, 1, 2]);
+  await until(() => handled.length === 1);
+  // A rebalance ends the epoch while record 2 is held; the fetch position (3) is past it.
+  consumer.emit(consumer.events.REBALANCING, { memberId: 'm' });
+  consumer.emit(consumer.events.GROUP_JOIN, {
+    memberId: 'm',
+    isLeader: true,
+    memberAssignment: { [TOPIC]: [0] },
+  });
+  await consumer.deliver(0, [3, 4]);
+  assert.ok(consumer.log.includes('seek 0:2'), consumer.log.join('; '));
+  assert.deepEqual(firstOffsets(handled), ['0,1'], 'the batch past the tail is dropped, read again');
+  consumer.applySeeks();
+  await consumer.deliver(0, [2, 3, 4]);
+  await until(() => handled.length === 2);
+  await source.stop();
+  assert.deepEqual(firstOffsets(handled), ['0,1', '2,3'], 'record 4 stayed held, then dropped by stop()');
+  assert.deepEqual(
+    consumer.log.filter((line) => line.startsWith('commit')),
+    ['commit 0:2', 'commit 0:4'],
+  );
 });

@@ -1,7 +1,7 @@
 /** Options and events of KafkaSource (see source.ts), the options checked, and its consumer. */
 import type { Consumer } from 'kafkajs';
 import { SupsupError } from '../../errors.js';
-import { positiveInt } from '../checks.js';
+import { nonNegativeInt, positiveInt } from '../checks.js';
 import type { SourceBatch } from '../types.js';
 import { createKafka, type KafkaClientOptions } from './client.js';
 
@@ -13,8 +13,16 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
    * partitionsConsumedConcurrently is 1); the option exists so a config asking for more fails loudly.
    */
   readonly maxInFlightBatches?: number;
-  /** Largest batch handed to the handler (default 256); a bigger kafkajs batch is split and committed per chunk. */
+  /**
+   * Records per chunk handed to the handler (default 256), cut from each partition's record sequence: a fetch's
+   * leftover waits for the partition's next records (see `lingerMs`).
+   */
   readonly maxBatchSize?: number;
+  /**
+   * How long records that do not fill a chunk wait for more before they are handed over as a short chunk (default
+   * 1000 ms). 0: never wait (chunks then follow kafkajs's fetches, and so can differ between runs).
+   */
+  readonly lingerMs?: number;
   readonly sessionTimeout?: number;
   readonly rebalanceTimeout?: number;
   readonly heartbeatInterval?: number;
@@ -89,6 +97,7 @@ export interface PendingCommit {
 /** The numbers KafkaSource works with, its options' defaults applied. */
 export interface SourceSettings {
   readonly maxBatchSize: number;
+  readonly lingerMs: number;
   readonly retryBackoffMs: number;
   readonly maxRetryBackoffMs: number;
   readonly heartbeatIntervalMs: number;
@@ -110,6 +119,7 @@ export function sourceSettings(options: KafkaSourceOptions): SourceSettings {
   }
   return {
     maxBatchSize: positiveInt('maxBatchSize', options.maxBatchSize ?? 256),
+    lingerMs: nonNegativeInt('lingerMs', options.lingerMs ?? 1000),
     retryBackoffMs: positiveInt('retryBackoffMs', options.retryBackoffMs ?? 500),
     maxRetryBackoffMs: positiveInt('maxRetryBackoffMs', options.maxRetryBackoffMs ?? 30_000),
     heartbeatIntervalMs: positiveInt('heartbeatInterval', options.heartbeatInterval ?? 3000),

@@ -3,9 +3,11 @@
  *
  * KafkaSource: one consumer-group member, `eachBatch` with `autoCommit: false`,
  * `eachBatchAutoResolve: false` and `partitionsConsumedConcurrently: 1` (the model is single-threaded).
- * A fetched kafkajs batch is handed to the handler in chunks of at most `maxBatchSize` records; after a
- * chunk's handler resolved, `last + 1` is committed explicitly (at-least-once: a crash between the handler
- * and the commit re-delivers the chunk; results carry `x-source` to dedupe).
+ * The handler gets chunks of `maxBatchSize` records cut from each partition's record sequence, not from
+ * kafkajs's fetches (chunk-tails.ts): the records left over from a fetch wait for the partition's next batch,
+ * or are handed over short once the partition has been quiet for `lingerMs`. After a chunk's handler resolved,
+ * `last + 1` is committed explicitly (at-least-once: a crash between the handler and the commit re-delivers
+ * the chunk; results carry `x-source` to dedupe). Held records are not committed: a restart reads them again.
  *
  * Fetch-ahead: kafkajs fetches the next batch only once eachBatch returns. So eachBatch resolves the
  * batch's offsets at once (the fetch position moves past it), starts handling it and returns; the next
@@ -25,31 +27,29 @@
  * Why commits go through the eachBatch payload (`commitOffsetsIfNecessary(offsets)`), not
  * `consumer.commitOffsets()`: the latter is silently skipped once kafkajs's runner stopped, so the batch
  * in flight during stop() would never be committed; the payload's method commits the given offsets
- * directly. Commit failures are retried here with retry() of src/retry.ts (retriable errors only; never
+ * directly (offset-commits.ts). Commit failures are retried with retry() of src/retry.ts (retriable errors only; never
  * rebalance errors, which need a re-join first). stop() cuts a retry's backoff short and gives the commit
  * up: its chunk stays uncommitted and is read again by the partition's next owner.
  */
 import { EventEmitter } from 'node:events';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { errorMessage, SupsupError } from '../../errors.js';
-import { type Backoff, backoffDelay, retry } from '../../retry.js';
-import { type Settlement, settlement } from '../checks.js';
+import { backoffDelay } from '../../retry.js';
+import { type Settlement, settlement, settleWithin } from '../checks.js';
 import type { RawRecord, Source, SourceHealth, SourcePositions } from '../types.js';
+import { cutChunks, type HeldTail, PartitionTails, placeTail } from './chunk-tails.js';
 import { createKafka, type LogLevelName } from './client.js';
-import { isRebalanceError, isRetriableKafkaError, toKafkaSupsupError } from './errors.js';
+import { toKafkaSupsupError } from './errors.js';
 import { groupPositions, rewindGroup } from './group-offsets.js';
+import { OffsetCommits } from './offset-commits.js';
 import { maxOffset, toRawRecord } from './raw-record.js';
 import {
   type BatchHandler,
   createSourceConsumer,
   type KafkaSourceEventMap,
   type KafkaSourceOptions,
-  type PendingCommit,
   sourceSettings,
 } from './source-options.js';
-
-/** Backoff between attempts of an offset commit (the one retry policy, src/retry.ts, with its jitter). */
-const COMMIT_BACKOFF: Backoff = { baseMs: 200, maxMs: 5000 };
 
 export class KafkaSource implements Source {
   readonly name: string;
@@ -59,10 +59,13 @@ export class KafkaSource implements Source {
   private readonly options: KafkaSourceOptions;
   private readonly consumer: Consumer;
   private readonly maxBatchSize: number;
+  private readonly lingerMs: number;
+  /** Records of each partition held until they fill a chunk or linger (chunk-tails.ts). */
+  private readonly tails: PartitionTails;
+  private handler: BatchHandler | undefined;
   private readonly retryBackoffMs: number;
   private readonly maxRetryBackoffMs: number;
   private readonly heartbeatIntervalMs: number;
-  private readonly commitAttempts: number;
   private readonly stopTimeoutMs: number;
   private readonly maxHandlerAttempts: number;
 
@@ -81,10 +84,8 @@ export class KafkaSource implements Source {
   private settled = false;
   /** The batch being handled, outside kafkajs's eachBatch call (see onBatch); never rejects. */
   private handling: Promise<void> = Promise.resolve();
-  /** The chain of offset commits (see commitLater); never rejects. */
-  private commits: Promise<void> = Promise.resolve();
-  private readonly pendingCommits = new Map<string, PendingCommit>();
-  private commitPayload: EachBatchPayload | undefined;
+  /** Offset commits, queued after each handled chunk (offset-commits.ts). */
+  private readonly commits: OffsetCommits;
   /**
    * Work started in one epoch goes on only while the epoch lasts. A group join, a rebalance, a
    * crash of the consumer and a deferred error each end it: chunks not yet handled are dropped,
@@ -99,10 +100,20 @@ export class KafkaSource implements Source {
     this.options = options;
     this.name = `kafka:${options.topic}`;
     this.maxBatchSize = settings.maxBatchSize;
+    this.lingerMs = settings.lingerMs;
+    this.tails = new PartitionTails(settings.lingerMs, (partition) => this.onLingered(partition));
     this.retryBackoffMs = settings.retryBackoffMs;
     this.maxRetryBackoffMs = settings.maxRetryBackoffMs;
     this.heartbeatIntervalMs = settings.heartbeatIntervalMs;
-    this.commitAttempts = settings.commitAttempts;
+    this.commits = new OffsetCommits({
+      attempts: settings.commitAttempts,
+      signal: this.stopSignal.signal,
+      epoch: () => this.epoch,
+      onError: (error, epoch) => this.deferError(error, epoch),
+      onCommitted: ({ topic, partition, offset }) =>
+        this.events.emit('committed', { topic, partition, offset }),
+      log: (level, message, extra) => this.log(level, `${this.name}: ${message}`, extra),
+    });
     this.stopTimeoutMs = settings.stopTimeoutMs;
     this.maxHandlerAttempts = settings.maxHandlerAttempts;
     this.consumer = options.consumer ?? createSourceConsumer(options, settings.heartbeatIntervalMs);
@@ -140,6 +151,7 @@ export class KafkaSource implements Source {
     if (this.started) throw new SupsupError('E_SOURCE', `${this.name}: start() called twice`);
     if (this.stopRequested) throw new SupsupError('E_SOURCE', `${this.name}: start() after stop()`);
     this.started = true;
+    this.handler = handler;
     const { topic } = this.options;
     this.starting = (async () => {
       await this.consumer.connect();
@@ -175,25 +187,18 @@ export class KafkaSource implements Source {
     for (const timer of this.resumeTimers) clearTimeout(timer);
     this.resumeTimers.clear();
     this.stopSignal.abort();
+    // Held records are not committed: whoever reads the partition next reads them again.
+    this.tails.clear();
     const work = (async () => {
       // Disconnecting while run() is still joining makes kafkajs crash and keep consuming (kafkajs#1639).
       if (this.starting) await this.starting.catch(() => {});
       // The chunk in flight finishes and the handling stops; its commit goes out before the group is left.
-      await this.handling;
-      await this.commits;
+      await this.handlingDone();
+      await this.commits.idle();
       // Stops fetching (a batch fetched ahead is dropped), leaves the group, closes sockets.
       await this.consumer.disconnect();
     })();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.stopTimeoutMs);
-      timer.unref();
-    });
-    const outcome = await Promise.race([work.then(() => 'ok' as const), timedOut]).catch(
-      () => 'error' as const,
-    );
-    clearTimeout(timer);
-    work.catch(() => {});
+    const outcome = await settleWithin(work, this.stopTimeoutMs);
     if (outcome !== 'ok') {
       this.log('warn', `${this.name}: stop() did not finish cleanly (${outcome}); giving up on the consumer`);
     }
@@ -259,7 +264,7 @@ export class KafkaSource implements Source {
         records: batch.messages.length,
       });
     }
-    await this.handling;
+    await this.handlingDone();
     this.throwDeferredError();
     if (batch.messages.length === 0) return;
     // Fetched before a failure of this partition sought back (or before stop()): dropped, fetched again.
@@ -268,92 +273,144 @@ export class KafkaSource implements Source {
     const records = batch.messages.map((message) =>
       toRawRecord(batch.topic, batch.partition, message, received),
     );
+    const placed = placeTail(this.tails.take(batch.partition), records, this.epoch);
+    if ('seekTo' in placed) {
+      this.seekBack(batch.topic, batch.partition, placed.seekTo);
+      return;
+    }
     // The fetch position moves past this batch now; a chunk that fails seeks back to its first offset.
     payload.resolveOffset((records[records.length - 1] as RawRecord).position.offset);
     const epoch = this.epoch;
-    this.handling = this.handleBatch(payload, records, handler, epoch).catch((error: unknown) => {
-      this.deferError(error, epoch);
-    });
+    this.handling = this.handleBatch(payload, placed.prepend, records, handler, epoch).catch(
+      (error: unknown) => {
+        this.deferError(error, epoch);
+      },
+    );
   }
 
-  /** Hands a fetched batch to the handler in chunks, committing each after its handler resolved. */
+  /** Resolves once no handling is in flight, including handling chained while it waited. */
+  private async handlingDone(): Promise<void> {
+    let current: Promise<void>;
+    do {
+      current = this.handling;
+      await current;
+    } while (current !== this.handling);
+  }
+
+  /**
+   * Hands the held records and a fetched batch to the handler in chunks of `maxBatchSize`, committing each after
+   * its handler resolved, and holds what does not fill a chunk (chunk-tails.ts).
+   */
   private async handleBatch(
     payload: EachBatchPayload,
+    held: readonly RawRecord[],
     records: readonly RawRecord[],
     handler: BatchHandler,
     epoch: number,
   ): Promise<void> {
     const { batch } = payload;
-    const { topic, partition } = batch;
-    for (let start = 0; start < records.length; start += this.maxBatchSize) {
-      const chunk = records.slice(start, start + this.maxBatchSize);
-      const firstOffset = chunk[0].position.offset;
-      const lastOffset = chunk[chunk.length - 1].position.offset;
-      // Stop between chunks: what is not handled stays uncommitted and is read again from the
-      // committed offset by whoever owns the partition next.
-      if (this.stopRequested || !payload.isRunning()) return;
-      if (this.epoch !== epoch) {
-        // The epoch ended while the consumer goes on: the fetch position is already past this
-        // chunk (onBatch), so move it back, or a later commit would skip the chunk.
-        this.seekBack(topic, partition, firstOffset);
-        return;
-      }
-      let heartbeatError: unknown;
-      const heartbeat = async (): Promise<void> => {
-        try {
-          await payload.heartbeat();
-        } catch (error) {
-          heartbeatError ??= error;
-          throw error;
-        }
-      };
-      try {
-        await handler({ topic, partition, records: chunk, heartbeat, highWatermark: batch.highWatermark });
-      } catch (error) {
-        // A failed heartbeat means the group is rebalancing: kafkajs must re-join; the chunk stays
-        // uncommitted and is read again (from here if the partition stays, else by its next owner).
-        if (heartbeatError !== undefined) {
-          this.deferError(heartbeatError, epoch);
-          this.seekBack(topic, partition, firstOffset);
-        } else {
-          await this.redeliverLater(payload, topic, partition, firstOffset, error, epoch);
-        }
-        return;
-      }
-      this.failures.delete(partition);
-      // After the last chunk, commit past trailing control records too (batch.lastOffset() ≥ last message).
-      const isLast = start + this.maxBatchSize >= records.length;
-      const next = (isLast ? maxOffset(lastOffset, batch.lastOffset()) : BigInt(lastOffset)) + 1n;
-      this.commitLater(payload, { topic, partition, offset: next.toString(), epoch });
+    const cut = cutChunks(held, records, this.maxBatchSize, this.lingerMs);
+    for (const [i, chunk] of cut.chunks.entries()) {
+      // After the batch's last record, commit past trailing control records too (batch.lastOffset() ≥ it).
+      const endsBatch = cut.tail.length === 0 && i === cut.chunks.length - 1;
+      const passed = await this.handleChunk(payload, chunk, handler, epoch, {
+        commitPast: endsBatch ? batch.lastOffset() : undefined,
+        highWatermark: batch.highWatermark,
+        cutShort: false,
+      });
+      if (!passed) return;
     }
+    if (cut.tail.length === 0) return;
+    const tail: HeldTail = {
+      records: cut.tail,
+      epoch,
+      payload,
+      batchLastOffset: batch.lastOffset(),
+      highWatermark: batch.highWatermark,
+    };
+    this.tails.hold(batch.partition, tail);
   }
 
   /**
-   * Queues an offset commit; the next chunk is handled while it is in flight. Commits go out one
-   * at a time, in order; offsets queued meanwhile are merged into the next request (the later
-   * offset of a partition wins), so at most one request is in flight and one waits.
+   * A partition's tail lingered `lingerMs` without a next batch: handed over as a short chunk, after the handling
+   * in flight. A tail of an ended epoch is left for the partition's next batch, which seeks back to it.
    */
-  private commitLater(payload: EachBatchPayload, entry: PendingCommit): void {
-    const first = this.pendingCommits.size === 0;
-    this.pendingCommits.set(`${entry.topic}\u0000${entry.partition}`, entry);
-    this.commitPayload = payload;
-    if (first) this.commits = this.commits.then(() => this.commitPending());
+  private onLingered(partition: number): void {
+    const handler = this.handler;
+    if (handler === undefined) return;
+    const epoch = this.epoch;
+    this.handling = this.handling
+      .then(async () => {
+        const tail = this.tails.peek(partition);
+        if (tail === undefined || this.stopRequested || tail.epoch !== this.epoch) return;
+        if (!tail.payload.isRunning()) return;
+        this.tails.take(partition);
+        await this.handleChunk(tail.payload, tail.records, handler, tail.epoch, {
+          commitPast: tail.batchLastOffset,
+          highWatermark: tail.highWatermark,
+          cutShort: true,
+        });
+      })
+      .catch((error: unknown) => {
+        this.deferError(error, epoch);
+      });
   }
 
-  private async commitPending(): Promise<void> {
-    const payload = this.commitPayload;
-    // Not kept beyond its commit: a payload holds its batch's fetch buffer.
-    this.commitPayload = undefined;
-    // Offsets of an earlier group membership are dropped: the partition may have moved, and its
-    // new owner reads from the last committed offset.
-    const entries = [...this.pendingCommits.values()].filter((entry) => entry.epoch === this.epoch);
-    this.pendingCommits.clear();
-    if (payload === undefined || entries.length === 0) return;
-    try {
-      await this.commit(payload, entries);
-    } catch (error) {
-      this.deferError(error, entries[0]?.epoch ?? this.epoch);
+  /** One chunk through the handler, then its commit queued; false when the handling must stop here. */
+  private async handleChunk(
+    payload: EachBatchPayload,
+    chunk: readonly RawRecord[],
+    handler: BatchHandler,
+    epoch: number,
+    options: { commitPast: string | undefined; highWatermark: string; cutShort: boolean },
+  ): Promise<boolean> {
+    const { topic, partition } = payload.batch;
+    const firstOffset = (chunk[0] as RawRecord).position.offset;
+    const lastOffset = (chunk[chunk.length - 1] as RawRecord).position.offset;
+    // Stop between chunks: what is not handled stays uncommitted and is read again from the
+    // committed offset by whoever owns the partition next.
+    if (this.stopRequested || !payload.isRunning()) return false;
+    if (this.epoch !== epoch) {
+      // The epoch ended while the consumer goes on: the fetch position is already past this
+      // chunk (onBatch), so move it back, or a later commit would skip the chunk.
+      this.seekBack(topic, partition, firstOffset);
+      return false;
     }
+    let heartbeatError: unknown;
+    const heartbeat = async (): Promise<void> => {
+      try {
+        await payload.heartbeat();
+      } catch (error) {
+        heartbeatError ??= error;
+        throw error;
+      }
+    };
+    try {
+      await handler({
+        topic,
+        partition,
+        records: chunk,
+        heartbeat,
+        highWatermark: options.highWatermark,
+        ...(options.cutShort ? { cutShort: true } : {}),
+      });
+    } catch (error) {
+      // A failed heartbeat means the group is rebalancing: kafkajs must re-join; the chunk stays
+      // uncommitted and is read again (from here if the partition stays, else by its next owner).
+      if (heartbeatError !== undefined) {
+        this.deferError(heartbeatError, epoch);
+        this.seekBack(topic, partition, firstOffset);
+      } else {
+        await this.redeliverLater(payload, topic, partition, firstOffset, error, epoch);
+      }
+      return false;
+    }
+    this.failures.delete(partition);
+    const next =
+      (options.commitPast === undefined ? BigInt(lastOffset) : maxOffset(lastOffset, options.commitPast)) +
+      1n;
+    this.commits.later(payload, { topic, partition, offset: next.toString(), epoch });
+    return true;
   }
 
   /**
@@ -446,30 +503,6 @@ export class KafkaSource implements Source {
       void this.stop();
       return false;
     }
-  }
-
-  private async commit(payload: EachBatchPayload, entries: readonly PendingCommit[]): Promise<void> {
-    const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
-    for (const { topic, partition, offset } of entries) {
-      const partitions = byTopic.get(topic) ?? [];
-      partitions.push({ partition, offset });
-      byTopic.set(topic, partitions);
-    }
-    const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
-    await retry(() => payload.commitOffsetsIfNecessary({ topics }), {
-      ...COMMIT_BACKOFF,
-      attempts: this.commitAttempts,
-      retriable: (error) => isRetriableKafkaError(error) && !isRebalanceError(error),
-      signal: this.stopSignal.signal,
-      onRetry: (attempt, delayMs, error) =>
-        this.log('warn', `${this.name}: offset commit failed, retrying`, {
-          attempt,
-          delayMs,
-          error: errorMessage(error),
-        }),
-    });
-    for (const { topic, partition, offset } of entries)
-      this.events.emit('committed', { topic, partition, offset });
   }
 
   private log(level: LogLevelName, message: string, extra: Record<string, unknown> = {}): void {
