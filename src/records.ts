@@ -67,3 +67,37 @@ export type DaemonEvent =
       readonly at: SourcePosition;
       readonly time: string;
     };
+
+/**
+ * One micro-batch's decision, as the decision log keeps it (docs/daemon.md, "Decision log"): compact, and made of
+ * the records and the model alone (no clock), so the same input gives the same log byte for byte.
+ */
+export interface BatchDecision {
+  /** The store sequence of the commit that applied the batch, and the batch's place within that commit. */
+  readonly commit: number;
+  readonly index: number;
+  /** `topic/partition`, and the offsets of the batch's first and last record. */
+  readonly partition: string;
+  readonly first: string;
+  readonly last: string;
+  readonly rows: number;
+  readonly labelled: number;
+  /** The rows' tasks in row order, run-length encoded: [task, rows] pairs; a task allocated here is marked new. */
+  readonly tasks: readonly (readonly [number, number])[];
+  readonly allocated: readonly number[];
+  /** Each assigned task's mask version after the batch. */
+  readonly versions: readonly (readonly [number, number])[];
+  /** First row of the second part where the batch was divided between two tasks, else null. */
+  readonly split: number | null;
+  readonly decision: 'route' | 'allocate';
+  readonly reason: string;
+  /** Whether tasks other than the stream's current one were examined. */
+  readonly checked: boolean;
+  /**
+   * The tasks examined, each with its evidence on the batch: the mean distance of the rows from its input model
+   * and its mask's mean loss on the labelled rows (null without labels), rounded to 4 significant digits.
+   */
+  readonly candidates: readonly (readonly [number, number, number | null])[];
+  /** Present when the source handed the chunk over short because no further record came in time. */
+  readonly cutShort?: true;
+}

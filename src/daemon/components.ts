@@ -131,6 +131,7 @@ function makeSink(config: DaemonConfig['sink'], logger: Logger): Sink {
         path.join(config.dir, 'results.jsonl'),
         path.join(config.dir, 'dead-letters.jsonl'),
         path.join(config.dir, 'events.jsonl'),
+        path.join(config.dir, 'decisions.jsonl'),
       );
     case 'stdout':
       return new StdoutSink();

@@ -3,7 +3,7 @@ import { DEFAULT_LEARNER, StreamLearner, type StreamWarning } from '../discovery
 import { errorMessage, isSupsupError, SupsupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { SupermaskEngine } from '../model/engine.js';
-import type { DaemonEvent } from '../records.js';
+import type { BatchDecision, DaemonEvent } from '../records.js';
 import { retry } from '../retry.js';
 import { compareOffsets } from '../store/offsets.js';
 import { formatPosition, regressionOf } from '../store/position.js';
@@ -11,11 +11,12 @@ import type { MaskStore, StorePosition } from '../store/types.js';
 import type { Source, SourceBatch } from '../stream/types.js';
 import { consumerLag } from './batches.js';
 import { type DaemonHealth, type DaemonOptions, type DaemonStats, DEFAULT_WRITER } from './daemon-options.js';
+import { numberDecisions } from './decision-log.js';
 import { failpoint } from './failpoints.js';
 import { STORE_PROBE_TIMEOUT_MS, StoreProbe, withTimeout } from './health.js';
 import { learnBatch } from './learn-batch.js';
 import { checkSourcePositions, RegressionGuard } from './regression.js';
-import { checkDurability, closeAfterFailedOpen } from './startup.js';
+import { checkDurability, closeAfterFailedOpen, writeLastCommitAgain } from './startup.js';
 import { buildCommit, restoreState } from './state.js';
 import { openStoreAsWriter, WriterLease } from './writer-lease.js';
 
@@ -93,14 +94,10 @@ export class Daemon {
       writer = await WriterLease.acquire(store, writerOptions, logger);
       await options.sink.check?.();
       const position = await store.position();
-      const { engine, learner, applied, outbox } = await Daemon.restore(options);
+      const { engine, learner, applied, outbox, decisions } = await Daemon.restore(options);
       daemon = new Daemon(options, engine, learner, position, writer);
       for (const [key, offset] of Object.entries(applied)) daemon.applied.set(key, offset);
-      if (outbox.length > 0) {
-        // The last commit's events may not have reached the sink before the previous run ended.
-        await options.sink.writeEvents(outbox);
-        logger.info('events of the last commit written again', { events: outbox.length });
-      }
+      await writeLastCommitAgain(options, outbox, decisions);
       const warmUpStarted = performance.now();
       learner.warmUp(options.microBatch);
       logger.info('state restored', {
@@ -287,7 +284,13 @@ export class Daemon {
         { ...DEFAULT_LEARNER, ...options.learner },
         restored === null ? undefined : restored,
       );
-      return { engine, learner, applied: restored?.applied ?? {}, outbox: restored?.outbox ?? [] };
+      return {
+        engine,
+        learner,
+        applied: restored?.applied ?? {},
+        outbox: restored?.outbox ?? [],
+        decisions: restored?.decisions ?? [],
+      };
     } catch (error) {
       engine.dispose();
       throw error;
@@ -315,24 +318,30 @@ export class Daemon {
     if (this.stale) await this.reload();
     const key = `${batch.topic}/${batch.partition}`;
     const applied = this.applied.get(key);
-    const { results, events, letters, changed, learned, observations } = await learnBatch(batch, copies, {
-      learner: this.learner,
-      limits: {
-        dim: this.engine.arch.inputs,
-        maxBytes: this.options.maxRecordBytes,
-        classes: this.engine.arch.realClasses,
+    const { results, events, letters, changed, learned, observations, decisions } = await learnBatch(
+      batch,
+      copies,
+      {
+        learner: this.learner,
+        limits: {
+          dim: this.engine.arch.inputs,
+          maxBytes: this.options.maxRecordBytes,
+          classes: this.engine.arch.realClasses,
+        },
+        microBatch: this.options.microBatch,
+        key,
+        applied,
+        now: () => (this.options.clock?.() ?? new Date()).toISOString(),
+        log: this.log,
+        onCheck: () => this.stats.checks++,
       },
-      microBatch: this.options.microBatch,
-      key,
-      applied,
-      now: () => (this.options.clock?.() ?? new Date()).toISOString(),
-      log: this.log,
-      onCheck: () => this.stats.checks++,
-    });
+    );
     const observer = this.options.observer;
     const last = batch.records[batch.records.length - 1];
+    // Numbered by the sequence this batch's commit gets: the order in which partitions' batches were applied.
+    const decided = numberDecisions(decisions, this.position.sequence + 1);
     if (last !== undefined && (applied === undefined || compareOffsets(last.position.offset, applied) > 0)) {
-      await this.commitState(key, last.position.offset, changed, events);
+      await this.commitState(key, last.position.offset, changed, events, decided);
       failpoint('after_state_commit');
     } else if (learned) {
       throw new SupsupError('E_INTERNAL', 'learned from a batch that was already applied');
@@ -340,6 +349,7 @@ export class Daemon {
     if (results.length > 0) await this.options.sink.writeResults(results);
     if (letters.length > 0) await this.options.sink.writeDeadLetters(letters);
     if (events.length > 0) await this.options.sink.writeEvents(events);
+    if (decided.length > 0) await this.options.sink.writeDecisions?.(decided);
     failpoint('after_results');
     // Counted once the batch is done: a batch delivered again after a failure is not counted twice.
     this.stats.recordsIn += batch.records.length;
@@ -348,6 +358,7 @@ export class Daemon {
     this.logNewWarnings();
     if (letters.length > 0) observer?.deadLettered(letters);
     if (events.length > 0) observer?.events(events);
+    if (decided.length > 0) observer?.decided?.(decided);
     this.stats.resultsOut += results.length;
     this.stats.deadLetters += letters.length;
     this.stats.batches++;
@@ -366,9 +377,10 @@ export class Daemon {
     offset: string,
     changed: ReadonlySet<number>,
     events: readonly DaemonEvent[],
+    decisions: readonly BatchDecision[],
   ): Promise<void> {
     const commit = {
-      ...buildCommit(this.engine, this.learner, changed, key, offset, events),
+      ...buildCommit(this.engine, this.learner, changed, key, offset, events, decisions),
       expect: this.position,
     };
     let outcome: Awaited<ReturnType<MaskStore['commit']>>;

@@ -71,11 +71,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     results: path.join(dir, 'results.jsonl'),
     deadLetters: path.join(dir, 'dead-letters.jsonl'),
     events: path.join(dir, 'events.jsonl'),
+    decisions: path.join(dir, 'decisions.jsonl'),
   };
   const started = Date.now();
   const open = options.open ?? openPlainDaemon;
   const running = await open({
-    sink: new JsonlFileSink(files.results, files.deadLetters, files.events),
+    sink: new JsonlFileSink(files.results, files.deadLetters, files.events, files.decisions),
     store: options.store ?? openStore({ kind: 'file', dir: path.join(dir, 'store') }),
     allowVolatileStore: true,
     model: {

@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import type { DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
 import type { SourceBatch } from '../stream/types.js';
 import { microBatches } from './batches.js';
+import { decisionOf, type PendingDecision } from './decision-log.js';
 import { type BatchObservation, logDecision } from './telemetry.js';
 
 /** What one source batch gave: everything the daemon commits, writes and reports for it. */
@@ -18,6 +19,8 @@ export interface LearnedBatch {
   readonly learned: boolean;
   /** One per micro-batch, reported once the batch is done (a batch handled again counts once). */
   readonly observations: BatchObservation[];
+  /** The decision-log entries of the learned micro-batches, in order (numbered by the commit). */
+  readonly decisions: PendingDecision[];
 }
 
 export interface LearnBatchContext {
@@ -58,10 +61,12 @@ export async function learnBatch(
   const results: ResultRecord[] = [];
   const events: DaemonEvent[] = [];
   const changed = new Set<number>();
+  const decisions: PendingDecision[] = [];
   let learned = false;
   for (const group of microBatches(valid, context.microBatch, context.applied)) {
     const outcome = learner.process(group.records, { learn: group.learn, now: context.now(), stream: key });
     learned ||= group.learn;
+    if (group.learn) decisions.push(decisionOf(key, group.records, outcome, batch.cutShort === true));
     results.push(...outcome.results);
     events.push(...outcome.events);
     for (const task of outcome.changed) changed.add(task);
@@ -80,5 +85,5 @@ export async function learnBatch(
     });
     await batch.heartbeat();
   }
-  return { results, events, letters, changed, learned, observations };
+  return { results, events, letters, changed, learned, observations, decisions };
 }

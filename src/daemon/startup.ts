@@ -1,4 +1,5 @@
 import { errorMessage, SupsupError } from '../errors.js';
+import type { BatchDecision, DaemonEvent } from '../records.js';
 import type { DaemonOptions } from './daemon.js';
 import { withTimeout } from './health.js';
 import type { WriterLease } from './writer-lease.js';
@@ -38,4 +39,22 @@ export async function closeAfterFailedOpen(
       options.logger.warn(`${name} did not close after the failed start`, { error: errorMessage(error) }),
     );
   }
+}
+
+/**
+ * The last commit's events and decision-log entries, written to the sink again at start: they may not have
+ * reached it before the previous run ended (at-least-once, like results).
+ */
+export async function writeLastCommitAgain(
+  options: DaemonOptions,
+  events: readonly DaemonEvent[],
+  decisions: readonly BatchDecision[],
+): Promise<void> {
+  if (events.length === 0 && decisions.length === 0) return;
+  await options.sink.writeEvents(events);
+  await options.sink.writeDecisions?.(decisions);
+  options.logger.info('events of the last commit written again', {
+    events: events.length,
+    decisions: decisions.length,
+  });
 }

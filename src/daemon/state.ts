@@ -15,7 +15,7 @@ import {
   encodeTrainingState,
   type TrainingState,
 } from '../model/training/training-state.js';
-import type { DaemonEvent } from '../records.js';
+import type { BatchDecision, DaemonEvent } from '../records.js';
 import type { Commit, LoadedState, MaskStore, MaskWrite, Registry, TaskMeta } from '../store/types.js';
 
 /** Everything the learner needs to resume, read back from a store. */
@@ -29,15 +29,20 @@ export interface RestoredState {
   readonly applied: Readonly<Record<string, string>>;
   /** Events committed with the last state write; the sink may not have acknowledged them. */
   readonly outbox: readonly DaemonEvent[];
+  /** Decision-log entries of the last commit; the sink may not have acknowledged them either. */
+  readonly decisions: readonly BatchDecision[];
 }
 
 /**
  * What the daemon keeps in the registry's opaque `policy` field: the learner's snapshot (the policy
  * state of every stream, the task profiles, the input transform; src/discovery/persisted.ts), and
- * the outbox of events of the last committed batch (written again after a crash, so a
+ * the outbox of events (and decision-log entries) of the last committed batch (written again after a crash, so a
  * task_discovered event is never lost between the state write and the sink).
  */
-export type DaemonSnapshot = LearnerSnapshotJson & { readonly outbox: readonly DaemonEvent[] };
+export type DaemonSnapshot = LearnerSnapshotJson & {
+  readonly outbox: readonly DaemonEvent[];
+  readonly decisions?: readonly BatchDecision[];
+};
 
 const positionSchema = z.object({ topic: z.string(), partition: z.number().int(), offset: z.string() });
 const eventSchema = z.discriminatedUnion('type', [
@@ -60,7 +65,30 @@ const eventSchema = z.discriminatedUnion('type', [
     time: z.string(),
   }),
 ]);
-const snapshotSchema = z.object({ outbox: z.array(eventSchema) }).loose();
+const pair = z.tuple([z.number().int().min(0), z.number().int().min(0)]);
+const decisionSchema = z
+  .object({
+    commit: z.number().int().min(0),
+    index: z.number().int().min(0),
+    partition: z.string(),
+    first: z.string(),
+    last: z.string(),
+    rows: z.number().int().min(0),
+    labelled: z.number().int().min(0),
+    tasks: z.array(pair),
+    allocated: z.array(z.number().int().min(0)),
+    versions: z.array(pair),
+    split: z.number().int().min(0).nullable(),
+    decision: z.enum(['route', 'allocate']),
+    reason: z.string(),
+    checked: z.boolean(),
+    candidates: z.array(z.tuple([z.number().int().min(0), z.number().nullable(), z.number().nullable()])),
+    cutShort: z.literal(true).optional(),
+  })
+  .strict();
+const snapshotSchema = z
+  .object({ outbox: z.array(eventSchema), decisions: z.array(decisionSchema).optional() })
+  .loose();
 
 /**
  * Loads the registry, masks and training states into a fresh engine. Refuses a store written for
@@ -118,6 +146,7 @@ export async function restoreState(store: MaskStore, engine: SupermaskEngine): P
     replay: await restoreReplay(store, snapshot.replayOrder ?? [], engine.arch.inputs),
     applied: loaded.applied,
     outbox: parsed.data.outbox,
+    decisions: (parsed.data.decisions ?? []) as BatchDecision[],
   };
 }
 
@@ -223,6 +252,7 @@ export function buildCommit(
   partitionKey: string,
   appliedOffset: string,
   outbox: readonly DaemonEvent[],
+  decisions: readonly BatchDecision[] = [],
 ): Commit {
   const masks: MaskWrite[] = [];
   for (const task of [...changed].sort((a, b) => a - b)) {
@@ -239,7 +269,7 @@ export function buildCommit(
     archKey: engine.archKey,
     seed: engine.seed,
     tasks: learner.learnedTasks,
-    policy: { ...encodeLearnerSnapshot(learner.snapshot()), outbox } satisfies DaemonSnapshot,
+    policy: { ...encodeLearnerSnapshot(learner.snapshot()), outbox, decisions } satisfies DaemonSnapshot,
   };
   const features = engine.arch.inputs;
   const replay = learner.drainReplayWrites().map(({ task, append, keep }) => ({

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
+import type { BatchDecision, DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
 
 /** One micro-batch as the daemon handled it. */
 export interface BatchObservation {
@@ -39,6 +39,8 @@ export interface DaemonObserver {
   committed(observation: CommitObservation): void;
   /** Events of a commit, after the sink acknowledged them. */
   events(events: readonly DaemonEvent[]): void;
+  /** Decision-log entries of a commit, after the sink acknowledged them. */
+  decided?(decisions: readonly BatchDecision[]): void;
 }
 
 /** Fans every call out to several observers. */
@@ -58,6 +60,9 @@ export function observers(...list: readonly DaemonObserver[]): DaemonObserver {
     },
     events: (events) => {
       for (const o of list) o.events(events);
+    },
+    decided: (decisions) => {
+      for (const o of list) o.decided?.(decisions);
     },
   };
 }

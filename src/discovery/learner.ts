@@ -80,12 +80,23 @@ export interface BatchOutcome {
   readonly split: number | null;
   /** Labelled rows and how many of them the mask they went to predicted right, before training on them. */
   readonly prequential: { readonly correct: number; readonly labelled: number };
+  /** Rows of the batch that carried a label. */
+  readonly labelled: number;
+  /** The tasks the rule examined, each with its mean row distance and mean labelled loss (null: no labels). */
+  readonly candidates: readonly Candidate[];
   /** Where the time went (for metrics; decisions never depend on it). */
   readonly work: {
     readonly inferSeconds: number;
     readonly trainSteps: number;
     readonly trainSeconds: number;
   };
+}
+
+/** A task the rule examined on a batch, and its evidence there (see BatchOutcome.candidates). */
+export interface Candidate {
+  readonly task: number;
+  readonly distance: number;
+  readonly loss: number | null;
 }
 
 /** Policy state of every stream, as persisted between runs. */
@@ -343,6 +354,8 @@ export class StreamLearner {
       checked: assignment.checked,
       split: assignment.groups.length > 1 ? ((assignment.groups[1] as Group).rows[0] as number) : null,
       prequential,
+      labelled: batch.labelled,
+      candidates: candidatesOf(assignment.evidence, batch.labels),
       work: { inferSeconds, trainSteps, trainSeconds },
     };
   }
@@ -447,6 +460,8 @@ export class StreamLearner {
       checked: true,
       split: null,
       prequential: { correct: 0, labelled: 0 },
+      labelled: batch.labelled,
+      candidates: [],
       work: { inferSeconds: inferred.inferSeconds, trainSteps: 0, trainSeconds: 0 },
     };
   }
@@ -459,6 +474,31 @@ function pick(evidence: TaskBatchEvidence, rows: readonly number[]) {
     losses: Float64Array.from(rows, (r) => evidence.losses[r] as number),
     correct: Float64Array.from(rows, (r) => evidence.correct[r] as number),
   };
+}
+
+/** Each examined task's mean row distance and mean loss over the labelled rows, in task order. */
+function candidatesOf(
+  evidence: ReadonlyMap<number, TaskBatchEvidence>,
+  labels: ArrayLike<number>,
+): Candidate[] {
+  return [...evidence]
+    .sort(([a], [b]) => a - b)
+    .map(([task, e]) => {
+      let distance = 0;
+      let loss = 0;
+      let labelled = 0;
+      for (let r = 0; r < e.distances.length; r++) {
+        distance += e.distances[r] as number;
+        if ((labels[r] as number) < 0) continue;
+        loss += e.losses[r] as number;
+        labelled++;
+      }
+      return {
+        task,
+        distance: distance / Math.max(1, e.distances.length),
+        loss: labelled === 0 ? null : loss / labelled,
+      };
+    });
 }
 
 /** The decision as the stream's policy state records it: an allocation if any segment allocated. */

@@ -1,5 +1,5 @@
 import type { BatchObservation, CommitObservation, DaemonObserver } from '../daemon/telemetry.js';
-import type { DaemonEvent, DeadLetter, SourcePosition } from '../records.js';
+import type { BatchDecision, DaemonEvent, DeadLetter, SourcePosition } from '../records.js';
 import type { ApiDecisionsSummary, ApiTimelinePoint } from './api-types.js';
 
 /** What the API keeps per task since this process started. */
@@ -21,6 +21,8 @@ export interface ActivityOptions {
   readonly timelineSize?: number;
   /** Messages kept for reconnecting clients (Last-Event-ID). */
   readonly replaySize?: number;
+  /** Decision-log entries kept for /api/v1/decisions. */
+  readonly decisionsSize?: number;
   readonly clock?: () => number;
 }
 
@@ -38,6 +40,7 @@ export class Activity implements DaemonObserver {
   >();
   private readonly timeline: Ring<ApiTimelinePoint>;
   private readonly replay: Ring<LiveMessage>;
+  private readonly decisionLog: Ring<BatchDecision>;
   private readonly listeners = new Set<(message: LiveMessage) => void>();
   private readonly clock: () => number;
   private readonly rate: { t: number; records: number }[] = [];
@@ -51,6 +54,7 @@ export class Activity implements DaemonObserver {
   constructor(options: ActivityOptions = {}) {
     this.timeline = new Ring(options.timelineSize ?? 2000);
     this.replay = new Ring(options.replaySize ?? 1000);
+    this.decisionLog = new Ring(options.decisionsSize ?? 1000);
     this.clock = options.clock ?? Date.now;
     this.lastSummaryAt = this.clock();
   }
@@ -145,6 +149,17 @@ export class Activity implements DaemonObserver {
       meanConfidence: stats.routed === 0 ? null : stats.confidenceSum / stats.routed,
       lastSeen: stats.lastSeen,
     };
+  }
+
+  decided(decisions: readonly BatchDecision[]): void {
+    for (const decision of decisions) this.decisionLog.push(decision);
+  }
+
+  /** The last `limit` decision-log entries (of `partition` only, when given), oldest first. */
+  recentDecisions(limit: number, partition?: string): readonly BatchDecision[] {
+    const all = this.decisionLog.items();
+    const kept = partition === undefined ? all : all.filter((d) => d.partition === partition);
+    return kept.slice(Math.max(0, kept.length - limit));
   }
 
   timelinePoints(): readonly ApiTimelinePoint[] {

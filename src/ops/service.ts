@@ -216,6 +216,10 @@ export class SupsupService implements OpsViews {
     return this.activity.timelinePoints();
   }
 
+  decisions(limit: number, partition?: string) {
+    return this.activity.recentDecisions(limit, partition);
+  }
+
   subscribe(...args: Parameters<Activity['subscribe']>) {
     return this.activity.subscribe(...args);
   }

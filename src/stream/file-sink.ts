@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { encodeDeadLetterJson, encodeEvent, encodeResult } from '../codec/record-codec.js';
 import { errorMessage, SupsupError } from '../errors.js';
-import type { DaemonEvent, DeadLetter, ResultRecord, Sink } from './types.js';
+import type { BatchDecision, DaemonEvent, DeadLetter, ResultRecord, Sink } from './types.js';
 
 /** Appends JSON lines to one file; each write call is one write(2) loop plus fsync, serialized. */
 class AppendFile {
@@ -103,7 +103,7 @@ function jsonLines<T>(items: readonly T[], encode: (item: T) => Buffer): Buffer 
 }
 
 /**
- * Results, dead letters and events appended as JSON lines to three files. A write resolves after
+ * Results, dead letters, events and (where a path is given) the decision log appended as JSON lines to files. A write resolves after
  * the bytes were written and fsync'd, so an acknowledged write survives a crash.
  */
 export class JsonlFileSink implements Sink {
@@ -111,18 +111,30 @@ export class JsonlFileSink implements Sink {
   private readonly results: AppendFile;
   private readonly deadLetters: AppendFile;
   private readonly events: AppendFile;
+  private readonly decisions: AppendFile | null;
   private closing: Promise<void> | undefined;
 
-  constructor(resultsPath: string, deadLetterPath: string, eventsPath: string) {
+  /** `decisionsPath`: where the decision log goes (none: the sink keeps no decision log). */
+  constructor(resultsPath: string, deadLetterPath: string, eventsPath: string, decisionsPath?: string) {
     this.name = `file:${resultsPath}`;
     this.results = new AppendFile(resultsPath);
     this.deadLetters = new AppendFile(deadLetterPath);
     this.events = new AppendFile(eventsPath);
+    this.decisions = decisionsPath === undefined ? null : new AppendFile(decisionsPath);
+  }
+
+  private files(): AppendFile[] {
+    return [
+      this.results,
+      this.deadLetters,
+      this.events,
+      ...(this.decisions === null ? [] : [this.decisions]),
+    ];
   }
 
   /** Creates the files' directories and checks they are writable, before anything is learned. */
   async check(): Promise<void> {
-    for (const file of [this.results, this.deadLetters, this.events]) {
+    for (const file of this.files()) {
       const dir = dirname(file.path);
       try {
         await mkdir(dir, { recursive: true });
@@ -148,10 +160,14 @@ export class JsonlFileSink implements Sink {
     if (events.length > 0) await this.events.append(jsonLines(events, encodeEvent));
   }
 
+  async writeDecisions(decisions: readonly BatchDecision[]): Promise<void> {
+    if (decisions.length > 0 && this.decisions !== null) {
+      await this.decisions.append(jsonLines(decisions, (d) => Buffer.from(JSON.stringify(d))));
+    }
+  }
+
   close(): Promise<void> {
-    this.closing ??= Promise.all([this.results.close(), this.deadLetters.close(), this.events.close()]).then(
-      () => {},
-    );
+    this.closing ??= Promise.all(this.files().map((file) => file.close())).then(() => {});
     return this.closing;
   }
 }

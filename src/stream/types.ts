@@ -3,10 +3,11 @@
  * input record, dead letters for records that cannot be decoded, and daemon events.
  */
 
-import type { DaemonEvent, DeadLetter, RawRecord, ResultRecord } from '../records.js';
+import type { BatchDecision, DaemonEvent, DeadLetter, RawRecord, ResultRecord } from '../records.js';
 import type { StorePosition } from '../store/types.js';
 
 export type {
+  BatchDecision,
   DaemonEvent,
   DeadLetter,
   HeaderValue,
@@ -83,6 +84,8 @@ export interface Sink {
   writeResults(results: readonly ResultRecord[]): Promise<void>;
   writeDeadLetters(letters: readonly DeadLetter[]): Promise<void>;
   writeEvents(events: readonly DaemonEvent[]): Promise<void>;
+  /** Appends decision-log entries (docs/daemon.md, "Decision log"); sinks without a decision stream omit it. */
+  writeDecisions?(decisions: readonly BatchDecision[]): Promise<void>;
   /** Flushes and releases; idempotent. */
   close(): Promise<void>;
 }

@@ -7,7 +7,7 @@ import type { ApiStatus, ApiTask } from '../../src/ops/api-types.js';
 import { type OpsViews, opsRoutes } from '../../src/ops/http/routes.js';
 import { HttpServer } from '../../src/ops/http/server.js';
 import type { JobRun } from '../../src/ops/scheduler.js';
-import type { ResultRecord } from '../../src/records.js';
+import type { BatchDecision, ResultRecord } from '../../src/records.js';
 
 const TOKEN = 'correct-horse-battery-staple';
 const INPUTS = 4;
@@ -37,6 +37,7 @@ const views: OpsViews = {
     return { job: name, outcome: 'ok' } as JobRun;
   },
   eventLog: async () => [],
+  decisions: (limit, partition) => activity.recentDecisions(limit, partition),
   metrics: async () => ({ contentType: 'text/plain; version=0.0.4', text: 'supsupd_up 1\n' }),
 };
 
@@ -82,6 +83,40 @@ test('every answer carries the security headers; the page is served under a self
   const vendor = await fetch(`${base}/assets/vendor/uPlot.iife.min.js`);
   assert.equal(vendor.status, 200, 'uPlot comes from node_modules, not a CDN');
   assert.equal((await fetch(`${base}/assets/../../package.json`)).status, 404);
+});
+
+test('the decision log answers the last entries, of one partition when asked; a bad limit is 400', async () => {
+  const decision = (partition: string, commit: number): BatchDecision => ({
+    commit,
+    index: 0,
+    partition,
+    first: String(commit * 128),
+    last: String(commit * 128 + 127),
+    rows: 128,
+    labelled: 64,
+    tasks: [[0, 128]],
+    allocated: [],
+    versions: [[0, commit + 1]],
+    split: null,
+    decision: 'route',
+    reason: 'fits',
+    checked: false,
+    candidates: [[0, 0.5, 1.25]],
+  });
+  activity.decided([decision('in/0', 1), decision('in/1', 2), decision('in/0', 3), decision('in/0', 4)]);
+  const last = await fetch(`${base}/api/v1/decisions?limit=2&partition=in/0`);
+  assert.equal(last.status, 200);
+  assert.deepEqual(await last.json(), { decisions: [decision('in/0', 3), decision('in/0', 4)] });
+  const all = (await (await fetch(`${base}/api/v1/decisions`)).json()) as { decisions: BatchDecision[] };
+  assert.deepEqual(
+    all.decisions.map((d) => d.commit),
+    [1, 2, 3, 4],
+  );
+  for (const limit of ['0', '1001', 'x']) {
+    const bad = await fetch(`${base}/api/v1/decisions?limit=${limit}`);
+    assert.equal(bad.status, 400, limit);
+    assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'E_HTTP_BAD_LIMIT');
+  }
 });
 
 test('unknown routes are 404 and wrong methods 405, with a stable error code', async () => {

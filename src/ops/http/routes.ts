@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { BatchDecision } from '../../records.js';
 import { MAX_READ_EVENTS } from '../../store/events.js';
 import type { StoredEvent } from '../../store/types.js';
 import type { LiveMessage } from '../activity.js';
@@ -22,6 +23,8 @@ export interface OpsViews {
   infer(x: Float32Array, rows: number): ApiInferResponse;
   jobs(): readonly JobStatus[];
   runJob(name: string): Promise<JobRun>;
+  /** The last `limit` decision-log entries this process made (of `partition` only, when given), oldest first. */
+  decisions(limit: number, partition?: string): readonly BatchDecision[];
   /** The store's persistent event log, oldest first, after the event id `after`. */
   eventLog(after: string | undefined, limit: number): Promise<readonly StoredEvent[]>;
   metrics(): Promise<{ contentType: string; text: string }>;
@@ -37,6 +40,8 @@ export interface RouteOptions {
 }
 
 const STREAM_KEEPALIVE_MS = 15_000;
+/** Most decision-log entries one /api/v1/decisions answer carries (the process keeps the last 1,000). */
+const MAX_DECISIONS = 1000;
 
 /** The route table of the ops server. */
 export function opsRoutes(views: OpsViews, server: () => HttpServer, options: RouteOptions): Route[] {
@@ -103,6 +108,19 @@ export function opsRoutes(views: OpsViews, server: () => HttpServer, options: Ro
       method: 'GET',
       path: '/api/v1/timeline',
       handler: (_req, res) => sendJson(res, 200, { points: views.timeline() }),
+    },
+    {
+      method: 'GET',
+      path: '/api/v1/decisions',
+      handler: (req, res) => {
+        const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+        const limit = Number(query.get('limit') ?? 100);
+        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_DECISIONS) {
+          throw new HttpError('E_HTTP_BAD_LIMIT', `limit must be an integer in [1, ${MAX_DECISIONS}]`);
+        }
+        const partition = query.get('partition') ?? undefined;
+        sendJson(res, 200, { decisions: views.decisions(limit, partition) });
+      },
     },
     {
       method: 'GET',

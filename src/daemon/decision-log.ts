@@ -1,0 +1,59 @@
+/**
+ * The decision log (docs/daemon.md, "Decision log"): one compact entry per learned micro-batch, made from its
+ * outcome alone, kept with the commit that applied it (so a crash between the commit and the sink writes it again,
+ * like the events) and written to the sink's decision stream. No clock: the same records and configuration give
+ * the same log byte for byte.
+ */
+import type { BatchOutcome } from '../discovery/learner.js';
+import type { BatchDecision, InputRecord } from '../records.js';
+
+/** What the log keeps of a batch before the commit that applies it is known. */
+export type PendingDecision = Omit<BatchDecision, 'commit' | 'index'>;
+
+/** The decision entry of a learned micro-batch of `partition` (`topic/partition`). */
+export function decisionOf(
+  partition: string,
+  records: readonly InputRecord[],
+  outcome: BatchOutcome,
+  cutShort: boolean,
+): PendingDecision {
+  const tasks: [number, number][] = [];
+  const versions = new Map<number, number>();
+  const allocated = new Set<number>();
+  for (const result of outcome.results) {
+    const run = tasks[tasks.length - 1];
+    if (run !== undefined && run[0] === result.task) run[1]++;
+    else tasks.push([result.task, 1]);
+    versions.set(result.task, result.maskVersion);
+    if (result.newTask) allocated.add(result.task);
+  }
+  return {
+    partition,
+    first: records[0]?.position.offset ?? '',
+    last: records[records.length - 1]?.position.offset ?? '',
+    rows: records.length,
+    labelled: outcome.labelled,
+    tasks,
+    allocated: [...allocated].sort((a, b) => a - b),
+    versions: [...versions].sort(([a], [b]) => a - b),
+    split: outcome.split,
+    decision: outcome.decision.kind,
+    reason: outcome.decision.reason,
+    checked: outcome.checked,
+    candidates: outcome.candidates.map((c) => [
+      c.task,
+      round4(c.distance),
+      c.loss === null ? null : round4(c.loss),
+    ]),
+    ...(cutShort ? { cutShort: true as const } : {}),
+  };
+}
+
+/** The batches of one commit, numbered: the store sequence the commit will have, and their order in it. */
+export function numberDecisions(pending: readonly PendingDecision[], commit: number): BatchDecision[] {
+  return pending.map((decision, index) => ({ commit, index, ...decision }));
+}
+
+function round4(value: number): number {
+  return Number.isFinite(value) ? Number(value.toPrecision(4)) : value;
+}
