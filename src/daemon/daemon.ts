@@ -17,6 +17,7 @@ import { learnBatch } from './learn-batch.js';
 import { checkSourcePositions, RegressionGuard } from './regression.js';
 import { checkDurability, closeAfterFailedOpen } from './startup.js';
 import { buildCommit, restoreState } from './state.js';
+import { observeSource } from './telemetry.js';
 import { openStoreAsWriter, WriterLease } from './writer-lease.js';
 
 export { microBatches } from './batches.js';
@@ -184,8 +185,11 @@ export class Daemon {
                   error: errorMessage(error),
                 }),
             });
-    await source.start(handler);
-    await source.done();
+    const consume = async () => {
+      await source.start(handler);
+      await source.done();
+    };
+    await observeSource(this.options.observer, this.options.clock, () => this.draining, consume);
   }
 
   /** Idempotent, bounded stop: the source drains and commits, the sink flushes, the store closes. */

@@ -117,7 +117,7 @@ test('demo with HTTP: readiness follows the store, liveness does not; metrics an
     const metrics = parseMetrics(await response.text());
     assert.equal(sumOf(metrics, 'supsupd_records_in_total'), RECORDS);
     assert.equal(metrics.get('supsupd_records_out_total'), RECORDS);
-    assert.equal(sumOf(metrics, 'supsupd_records_dead_lettered_total'), 0);
+    assert.equal(sumOf(metrics, 'supsupd_dead_letters_total'), 0);
     assert.equal(metrics.get('supsupd_tasks'), status.tasks);
     assert.equal(sumOf(metrics, 'supsupd_allocations_total'), status.tasks, 'one allocation per task');
     assert.equal(metrics.get('supsupd_mask_bytes'), status.tasks * listed.tasks[0].maskBytes);
