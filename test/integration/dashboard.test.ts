@@ -149,6 +149,56 @@ async function checkFinishedStream(page: Page, status: ApiStatus, demo: DaemonCl
   );
 }
 
+/**
+ * What the demo cannot produce, rendered by the page all the same: /api/v1/status answered by the test
+ * with the real status changed to a failed source, two Kafka-like partitions with a known lag, dead
+ * letters of two reasons and failed commits.
+ */
+async function checkRenderedStatus(page: Page, status: ApiStatus, demo: DaemonCli): Promise<void> {
+  const changed: ApiStatus = {
+    ...status,
+    sourceState: { ...status.sourceState, state: 'failed' },
+    currentTasks: { 'orders/0': 2, 'orders/1': null },
+    consumerLag: { 'orders/0': 1234, 'orders/1': 0 },
+    records: {
+      ...status.records,
+      deadLettered: 4,
+      deadLetteredByReason: { ...status.records.deadLetteredByReason, E_RECORD_JSON: 3, E_RECORD_LABEL: 1 },
+    },
+    storeWrites: { ...status.storeWrites, failed: 2 },
+  };
+  await page.route('**/api/v1/status', (route) => route.fulfill({ json: changed }));
+  try {
+    await waitForDemo(
+      'the page to render the changed status',
+      async () => ((await page.locator('#live').getAttribute('data-state')) === 'failed' ? true : undefined),
+      10_000,
+      demo,
+    );
+    assert.equal(await page.locator('#live-label').textContent(), 'source failed');
+    assert.equal(await page.locator('#stream-end').getAttribute('data-state'), 'failed');
+    assert.match((await page.locator('#stream-end').textContent()) ?? '', /^Source failed at .*why\.$/);
+    const partitions = await page
+      .locator('#current-tasks li[data-partition]')
+      .evaluateAll((items) => items.map((item) => `${item.getAttribute('data-lag')}|${item.textContent}`));
+    assert.deepEqual(partitions, ['1234|orders/0 → task 2lag 1,234', '0|orders/1: no task yetlag 0']);
+    const reasons = await page
+      .locator('#dead-letter-reasons li[data-reason]')
+      .evaluateAll((items) =>
+        items.map((item) => `${item.getAttribute('data-reason')}=${item.getAttribute('data-count')}`),
+      );
+    assert.deepEqual(reasons, ['E_RECORD_JSON=3', 'E_RECORD_LABEL=1']);
+    const commits = page.locator('#stat-commits');
+    assert.equal(
+      await commits.textContent(),
+      `${numberFormat.format(status.storeWrites.applied)} (${status.storeWrites.fenced}, 2)`,
+    );
+    assert.equal(await commits.getAttribute('class'), 'warn', 'failed commits are shown as a problem');
+  } finally {
+    await page.unroute('**/api/v1/status');
+  }
+}
+
 /** The table's state column says `frozen` or `training`, as /api/v1/tasks's `frozen` is true or false. */
 async function checkTaskStates(page: Page, base: string, demo: DaemonCli): Promise<void> {
   const header = await page.locator('#task-table thead th').allTextContents();
@@ -300,6 +350,8 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
     await sleep(1500); // one more events summary, so the charts reach the end of the stream
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    await checkRenderedStatus(page, finished, demo);
 
     watch.stop();
     assert.deepEqual(watch.problems, [], 'no console errors or failed requests');
