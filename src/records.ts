@@ -2,6 +2,7 @@
  * The records that cross rooms: what a source yields, what the learner consumes and produces, and
  * what a sink writes. Types only; every room may import this file.
  */
+import type { RecordRejectReason } from './errors.js';
 
 /** Where a record came from. Offsets are decimal strings (Kafka offsets are int64). */
 export interface SourcePosition {
@@ -45,8 +46,8 @@ export interface ResultRecord {
 
 export interface DeadLetter {
   readonly source: SourcePosition;
-  /** Stable reason code, e.g. 'E_RECORD_JSON', 'E_RECORD_DIMENSION'. */
-  readonly reason: string;
+  /** Stable reason code, one of RECORD_REJECT_REASONS (src/errors.ts): 'E_RECORD_JSON', 'E_RECORD_DIMENSION', … */
+  readonly reason: RecordRejectReason;
   readonly detail: string;
   readonly key: Buffer | null;
   /** The original value, possibly truncated to a configured cap. */

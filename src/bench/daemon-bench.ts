@@ -100,6 +100,7 @@ export async function runDaemonBench(
       deadLettered: () => {},
       committed: () => {},
       events: () => {},
+      source: () => {},
     };
     const options: DaemonOptions = {
       sink: setup.sink,

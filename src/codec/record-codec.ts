@@ -200,7 +200,7 @@ export function headerText(headers: Readonly<Record<string, HeaderValue>>, name:
  * Builds a dead letter for a raw record: key and value copied and truncated to 64 KiB each, so a
  * dead letter always fits a Kafka message and never pins a large fetch buffer.
  */
-export function deadLetterFor(raw: RawRecord, reason: string, detail: string): DeadLetter {
+export function deadLetterFor(raw: RawRecord, reason: RecordRejectReason, detail: string): DeadLetter {
   return {
     source: raw.position,
     reason,

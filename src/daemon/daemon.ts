@@ -18,6 +18,7 @@ import { learnBatch } from './learn-batch.js';
 import { checkSourcePositions, RegressionGuard } from './regression.js';
 import { checkDurability, closeAfterFailedOpen, writeLastCommitAgain } from './startup.js';
 import { buildCommit, restoreState } from './state.js';
+import { logLettersAndEvents, observeSource } from './telemetry.js';
 import { openStoreAsWriter, WriterLease } from './writer-lease.js';
 
 export { microBatches } from './batches.js';
@@ -181,8 +182,11 @@ export class Daemon {
                   error: errorMessage(error),
                 }),
             });
-    await source.start(handler);
-    await source.done();
+    const consume = async () => {
+      await source.start(handler);
+      await source.done();
+    };
+    await observeSource(this.options.observer, this.options.clock, () => this.draining, consume);
   }
 
   /** Idempotent, bounded stop: the source drains and commits, the sink flushes, the store closes. */
@@ -362,14 +366,7 @@ export class Daemon {
     this.stats.resultsOut += results.length;
     this.stats.deadLetters += letters.length;
     this.stats.batches++;
-    for (const letter of letters) {
-      this.log.warn('record dead-lettered', {
-        ...letter.source,
-        reason: letter.reason,
-        detail: letter.detail,
-      });
-    }
-    for (const event of events) this.log.info(event.type, { ...event });
+    logLettersAndEvents(this.log, letters, events);
   }
 
   private async commitState(

@@ -28,6 +28,18 @@ export interface CommitObservation {
 }
 
 /**
+ * Where the daemon's source is: `running` once it started, then `finished` (a finite source delivered
+ * everything), `stopped` (stop() ended it first) or `failed` (it ended with an error).
+ */
+export type SourceState = 'running' | 'finished' | 'stopped' | 'failed';
+
+export interface SourceObservation {
+  readonly state: SourceState;
+  /** Epoch milliseconds of the change. */
+  readonly time: number;
+}
+
+/**
  * What the daemon reports as it works, for metrics, the API and the dashboard (src/ops). Calls are
  * synchronous and must not throw; an observer keeps its own bounded state.
  */
@@ -41,6 +53,8 @@ export interface DaemonObserver {
   events(events: readonly DaemonEvent[]): void;
   /** Decision-log entries of a commit, after the sink acknowledged them. */
   decided?(decisions: readonly BatchDecision[]): void;
+  /** The source started or ended. */
+  source(observation: SourceObservation): void;
 }
 
 /** Fans every call out to several observers. */
@@ -64,7 +78,45 @@ export function observers(...list: readonly DaemonObserver[]): DaemonObserver {
     decided: (decisions) => {
       for (const o of list) o.decided?.(decisions);
     },
+    source: (observation) => {
+      for (const o of list) o.source(observation);
+    },
   };
+}
+
+/**
+ * Runs a source from start to end (`consume`) and reports it to `observer`: `running` first, then
+ * `finished` when it ends by itself, `stopped` when `stopping()` says the daemon ended it, `failed`
+ * when it throws (the error is rethrown). Times come from `clock`, the system clock by default.
+ */
+export async function observeSource(
+  observer: DaemonObserver | undefined,
+  clock: (() => Date) | undefined,
+  stopping: () => boolean,
+  consume: () => Promise<void>,
+): Promise<void> {
+  const report = (state: SourceState) =>
+    observer?.source({ state, time: (clock?.() ?? new Date()).getTime() });
+  report('running');
+  try {
+    await consume();
+  } catch (error) {
+    report(stopping() ? 'stopped' : 'failed');
+    throw error;
+  }
+  report(stopping() ? 'stopped' : 'finished');
+}
+
+/** A warning per dead-lettered record and an info line per event of a handled batch. */
+export function logLettersAndEvents(
+  log: Logger,
+  letters: readonly DeadLetter[],
+  events: readonly DaemonEvent[],
+): void {
+  for (const letter of letters) {
+    log.warn('record dead-lettered', { ...letter.source, reason: letter.reason, detail: letter.detail });
+  }
+  for (const event of events) log.info(event.type, { ...event });
 }
 
 /** The debug log line of one micro-batch's decision (task and mask version of its stream afterwards). */

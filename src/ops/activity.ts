@@ -1,6 +1,14 @@
-import type { BatchObservation, CommitObservation, DaemonObserver } from '../daemon/telemetry.js';
+import type {
+  BatchObservation,
+  CommitObservation,
+  DaemonObserver,
+  SourceObservation,
+} from '../daemon/telemetry.js';
+import { RECORD_REJECT_REASONS, type RecordRejectReason } from '../errors.js';
 import type { BatchDecision, DaemonEvent, DeadLetter, SourcePosition } from '../records.js';
-import type { ApiDecisionsSummary, ApiTimelinePoint } from './api-types.js';
+import type { ApiDecisionsSummary, ApiStatus, ApiStoreWrites, ApiTimelinePoint } from './api-types.js';
+import { Ring } from './ring.js';
+import { StoreWrites } from './store-writes.js';
 
 /** What the API keeps per task since this process started. */
 export interface TaskActivity {
@@ -30,8 +38,10 @@ const RATE_WINDOW_MS = 10_000;
 
 /**
  * The daemon's recent activity for the API and the dashboard: per-task counters, a bounded timeline
- * of decisions, the records-per-second rate, and the live message stream (daemon events and a
- * periodic decisions summary) with a bounded replay ring. Memory is bounded by the options.
+ * of decisions, the records-per-second rate, dead letters by reason, each partition's consumer lag,
+ * state commits and their latency, the source's state, and the live message stream (daemon events
+ * and a periodic decisions summary) with a bounded replay ring. Memory is bounded by the options and
+ * by the source's partitions.
  */
 export class Activity implements DaemonObserver {
   private readonly tasks = new Map<
@@ -47,6 +57,12 @@ export class Activity implements DaemonObserver {
   private nextId = 1;
   private pending = emptyInterval();
   private lastSummaryAt: number;
+  private readonly lags = new Map<string, number | null>();
+  private readonly lettersByReason = new Map<RecordRejectReason, number>(
+    RECORD_REJECT_REASONS.map((reason) => [reason, 0]),
+  );
+  private readonly commits = new StoreWrites();
+  private sourceStatus: ApiStatus['sourceState'] = { state: 'not_started', startedAt: null, endedAt: null };
   recordsIn = 0;
   recordsOut = 0;
   deadLetters = 0;
@@ -59,8 +75,9 @@ export class Activity implements DaemonObserver {
     this.lastSummaryAt = this.clock();
   }
 
-  received(_partition: string, records: number): void {
+  received(partition: string, records: number, lag: number | null): void {
     this.recordsIn += records;
+    this.lags.set(partition, lag);
   }
 
   batch(observation: BatchObservation): void {
@@ -102,9 +119,40 @@ export class Activity implements DaemonObserver {
 
   deadLettered(letters: readonly DeadLetter[]): void {
     this.deadLetters += letters.length;
+    for (const { reason } of letters)
+      this.lettersByReason.set(reason, (this.lettersByReason.get(reason) ?? 0) + 1);
   }
 
-  committed(_observation: CommitObservation): void {}
+  committed(observation: CommitObservation): void {
+    this.commits.add(observation, this.clock());
+  }
+
+  source(observation: SourceObservation): void {
+    const time = new Date(observation.time).toISOString();
+    this.sourceStatus =
+      observation.state === 'running'
+        ? { state: 'running', startedAt: time, endedAt: null }
+        : { state: observation.state, startedAt: this.sourceStatus.startedAt, endedAt: time };
+  }
+
+  /** Where the source is, and since when. */
+  sourceState(): ApiStatus['sourceState'] {
+    return this.sourceStatus;
+  }
+
+  /** `topic/partition` → its consumer lag as of its last batch (null where the source knows no end). */
+  consumerLag(): Record<string, number | null> {
+    return Object.fromEntries(this.lags);
+  }
+
+  /** Reason code → records dead-lettered for it since start, every code of the fixed set. */
+  deadLettersByReason(): Record<string, number> {
+    return Object.fromEntries(this.lettersByReason);
+  }
+
+  storeWrites(): ApiStoreWrites {
+    return this.commits.view();
+  }
 
   events(events: readonly DaemonEvent[]): void {
     for (const event of events) this.publish(event.type, event);
@@ -215,27 +263,4 @@ function emptyInterval() {
     newTasks: 0,
     points: [] as ApiTimelinePoint[],
   };
-}
-
-/** A fixed-capacity ring: pushing beyond capacity drops the oldest. */
-export class Ring<T> {
-  private readonly buffer: T[] = [];
-  private start = 0;
-  private readonly capacity: number;
-
-  constructor(capacity: number) {
-    this.capacity = Math.max(1, capacity);
-  }
-
-  push(item: T): void {
-    if (this.buffer.length < this.capacity) this.buffer.push(item);
-    else {
-      this.buffer[this.start] = item;
-      this.start = (this.start + 1) % this.capacity;
-    }
-  }
-
-  items(): T[] {
-    return [...this.buffer.slice(this.start), ...this.buffer.slice(0, this.start)];
-  }
 }

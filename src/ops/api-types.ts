@@ -10,6 +10,32 @@ export interface ApiPosition {
   readonly offset: string;
 }
 
+/**
+ * Where the source is: `not_started` (state is restored, the source not yet started), `running`,
+ * `finished` (a finite source, a file or the demo stream, delivered everything), `stopped` (the
+ * daemon was stopped before the source ended) or `failed` (the source ended with an error).
+ */
+export type ApiSourceState = 'not_started' | 'running' | 'finished' | 'stopped' | 'failed';
+
+/** State commits to the mask store since this process started, and their latency. */
+export interface ApiStoreWrites {
+  readonly applied: number;
+  readonly fenced: number;
+  readonly failed: number;
+  /** Latency of the last commits (up to 256, any outcome), nearest-rank percentiles; null before the first. */
+  readonly recent: {
+    readonly commits: number;
+    readonly p50Seconds: number;
+    readonly p95Seconds: number;
+    readonly maxSeconds: number;
+  } | null;
+  readonly last: {
+    readonly seconds: number;
+    readonly outcome: 'applied' | 'fenced' | 'failed';
+    readonly time: string;
+  } | null;
+}
+
 /** `GET /api/v1/status` */
 export interface ApiStatus {
   readonly version: string;
@@ -20,7 +46,15 @@ export interface ApiStatus {
   readonly notReady: readonly string[];
   readonly draining: boolean;
   readonly backend: string;
+  /** The source's kind (`kafka`, `file`, `stdin`, `demo`). */
   readonly source: string;
+  readonly sourceState: {
+    readonly state: ApiSourceState;
+    /** When the source started; null before. */
+    readonly startedAt: string | null;
+    /** When it finished, was stopped or failed; null before and while it runs. */
+    readonly endedAt: string | null;
+  };
   readonly store: string;
   readonly arch: { readonly key: string; readonly outputs: number; readonly realClasses: number };
   readonly tasks: number;
@@ -28,13 +62,22 @@ export interface ApiStatus {
   readonly budget: number;
   /** `topic/partition` → the task that partition's stream is on now (null before the first mask). */
   readonly currentTasks: Readonly<Record<string, number | null>>;
+  /**
+   * `topic/partition` → records between its last handled batch and the partition's end (its high
+   * watermark), as of that batch; null where the source does not know the end (file, stdin, demo).
+   * Every partition a batch came from since start.
+   */
+  readonly consumerLag: Readonly<Record<string, number | null>>;
   readonly records: {
     readonly in: number;
     readonly out: number;
     readonly deadLettered: number;
+    /** Reason code → records dead-lettered for it, for every code of the fixed set (src/errors.ts). */
+    readonly deadLetteredByReason: Readonly<Record<string, number>>;
     /** Results per second over the last 10 s. */
     readonly perSecond: number;
   };
+  readonly storeWrites: ApiStoreWrites;
   /**
    * Why task assignments should not be trusted now: `inputs_unscaled` (standardisation is off and
    * the inputs have large magnitudes, offsets or mixed scales) or `no_usable_accuracy` (no task

@@ -1,5 +1,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { BatchObservation, CommitObservation, DaemonObserver } from '../daemon/telemetry.js';
+import type {
+  BatchObservation,
+  CommitObservation,
+  DaemonObserver,
+  SourceObservation,
+  SourceState,
+} from '../daemon/telemetry.js';
+import { RECORD_REJECT_REASONS } from '../errors.js';
 import type { DaemonEvent, DeadLetter } from '../records.js';
 
 /** The outcome of one scheduled job run, as the scheduler reports it. */
@@ -17,6 +24,17 @@ export interface MetricsViews {
   prequentialAccuracies(): readonly number[];
 }
 
+/** The labels of `supsupd_build_info`: what runs, read once at start. */
+export interface BuildInfo {
+  /** supsupd's version (package.json). */
+  readonly version: string;
+  /** Node's version (`process.version`). */
+  readonly node: string;
+  /** The tfjs backend in use (tensorflow, wasm, cpu). */
+  readonly backend: string;
+}
+
+const SOURCE_STATES: readonly SourceState[] = ['running', 'finished', 'stopped', 'failed'];
 const ENTROPY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5];
 const CONFIDENCE_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99];
 const ACCURACY_BOUNDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1];
@@ -24,8 +42,9 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 /**
  * The daemon's Prometheus metrics (prom-client). Labels are bounded: decision kinds and reasons, dead
- * letter reason codes, commit outcomes, job names and outcomes, partitions of the source — never task
- * ids, record ids or offsets.
+ * letter reason codes (the fixed set RECORD_REJECT_REASONS), commit outcomes, source states, job names
+ * and outcomes, partitions of the source (bounded by the topics' partition counts) — never task ids,
+ * record ids or offsets.
  */
 export class DaemonMetrics implements DaemonObserver {
   readonly registry = new Registry();
@@ -44,13 +63,20 @@ export class DaemonMetrics implements DaemonObserver {
   private readonly trainSeconds: Counter;
   private readonly storeWrite: Histogram<'outcome'>;
   private readonly lag: Gauge<'partition'>;
+  private readonly sourceState: Gauge<'state'>;
   private readonly eventsByType: Counter<'type'>;
   private readonly jobRuns: Counter<'job' | 'outcome'>;
   private readonly jobSeconds: Histogram<'job'>;
 
-  constructor(views: MetricsViews) {
+  constructor(views: MetricsViews, build: BuildInfo) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'supsupd_' });
+    new Gauge({
+      name: 'supsupd_build_info',
+      help: 'Always 1; the labels say which supsupd, Node and tfjs backend run.',
+      labelNames: ['version', 'node', 'backend'],
+      registers,
+    }).set({ version: build.version, node: build.node, backend: build.backend }, 1);
     this.recordsIn = new Counter({
       name: 'supsupd_records_in_total',
       help: 'Records received from the source, before decoding.',
@@ -63,11 +89,12 @@ export class DaemonMetrics implements DaemonObserver {
       registers,
     });
     this.deadLetters = new Counter({
-      name: 'supsupd_records_dead_lettered_total',
-      help: 'Records sent to the dead-letter destination, by reason code.',
+      name: 'supsupd_dead_letters_total',
+      help: 'Records sent to the dead-letter destination, by reason code (every code of the fixed set, from 0).',
       labelNames: ['reason'],
       registers,
     });
+    for (const reason of RECORD_REJECT_REASONS) this.deadLetters.inc({ reason }, 0);
     this.decisions = new Counter({
       name: 'supsupd_decisions_total',
       help: 'Micro-batch decisions of the discovery policy.',
@@ -133,8 +160,14 @@ export class DaemonMetrics implements DaemonObserver {
     });
     this.lag = new Gauge({
       name: 'supsupd_consumer_lag',
-      help: 'Records behind the end of each source partition, as of its last batch (Kafka).',
+      help: 'Records behind the end of each source partition, as of its last batch (Kafka; one series per partition of the topics consumed).',
       labelNames: ['partition'],
+      registers,
+    });
+    this.sourceState = new Gauge({
+      name: 'supsupd_source_state',
+      help: '1 for the state the source is in (running, finished, stopped, failed), 0 for the others; no series before it started.',
+      labelNames: ['state'],
       registers,
     });
     this.eventsByType = new Counter({
@@ -242,6 +275,10 @@ export class DaemonMetrics implements DaemonObserver {
 
   events(events: readonly DaemonEvent[]): void {
     for (const event of events) this.eventsByType.inc({ type: event.type });
+  }
+
+  source(observation: SourceObservation): void {
+    for (const state of SOURCE_STATES) this.sourceState.set({ state }, state === observation.state ? 1 : 0);
   }
 
   jobRun(run: JobRunObservation): void {

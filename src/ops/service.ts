@@ -30,6 +30,7 @@ export interface ServiceOptions {
   readonly jobs?: DaemonConfig['jobs'];
 }
 
+/** supsupd's version, read from package.json once. */
 const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 /**
@@ -61,11 +62,14 @@ export class SupsupService implements OpsViews {
   /** Opens the store and restores state, then starts HTTP and the jobs; the source starts in run(). */
   static async start(options: ServiceOptions): Promise<SupsupService> {
     let service: SupsupService | null = null;
-    const metrics = new DaemonMetrics({
-      tasks: () => service?.taskTotals() ?? { total: 0, frozen: 0, maskBytes: 0 },
-      ready: () => service?.lastReady ?? false,
-      prequentialAccuracies: () => service?.prequentialAccuracies() ?? [],
-    });
+    const metrics = new DaemonMetrics(
+      {
+        tasks: () => service?.taskTotals() ?? { total: 0, frozen: 0, maskBytes: 0 },
+        ready: () => service?.lastReady ?? false,
+        prequentialAccuracies: () => service?.prequentialAccuracies() ?? [],
+      },
+      { version: VERSION, node: process.version, backend: options.describe.backend },
+    );
     const activity = new Activity();
     const daemon = await Daemon.open({ ...options.daemon, observer: observers(metrics, activity) });
     service = new SupsupService(options, daemon, metrics, activity);
@@ -175,18 +179,22 @@ export class SupsupService implements OpsViews {
       draining: this.stopping !== null || this.daemon.draining,
       backend: this.options.describe.backend,
       source: this.options.describe.source,
+      sourceState: this.activity.sourceState(),
       store: this.options.daemon.store.kind,
       arch: { key: engine.archKey, outputs: engine.arch.outputs, realClasses: engine.arch.realClasses },
       tasks: tasks.length,
       frozenTasks: tasks.filter((t) => t.frozen).length,
       budget: this.options.daemon.learner.policy.budget,
       currentTasks,
+      consumerLag: this.activity.consumerLag(),
       records: {
         in: this.activity.recordsIn,
         out: this.activity.recordsOut,
         deadLettered: this.activity.deadLetters,
+        deadLetteredByReason: this.activity.deadLettersByReason(),
         perSecond: this.activity.perSecond(),
       },
+      storeWrites: this.activity.storeWrites(),
       warnings: this.daemon.warnings(),
     };
   }

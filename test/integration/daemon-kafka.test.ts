@@ -35,6 +35,8 @@ import type { Admin, IHeaders, Kafka as KafkaClient, Message, Producer } from 'k
 import kafkajs from 'kafkajs';
 import { adjustedRandIndex, scoreDiscovery } from '../../src/daemon/demo-report.ts';
 import { demoStream } from '../../src/daemon/demo-stream.ts';
+import { RECORD_REJECT_REASONS } from '../../src/errors.ts';
+import type { ApiStatus } from '../../src/ops/api-types.ts';
 import type { RawRecord } from '../../src/records.ts';
 import { redisKeys } from '../../src/store/redis-store.ts';
 import { requireKafkaOrSkip, startKafka } from '../harness/kafka.ts';
@@ -557,6 +559,16 @@ async function interleavedPartitions(ctx: Context, t: TestContext): Promise<void
   const metrics = await (await fetch(`${http}/metrics`)).text();
   const lagLines = metrics.split('\n').filter((line) => line.startsWith('supsupd_consumer_lag{'));
   assert.equal(lagLines.length, INPUT_PARTITIONS, `a lag gauge per partition:\n${lagLines.join('\n')}`);
+  // The API gives the same lag per partition (a number: Kafka knows each partition's end).
+  const status = (await (await fetch(`${http}/api/v1/status`)).json()) as ApiStatus;
+  const gauges = Object.fromEntries(
+    lagLines.map((line) => [
+      /partition="([^"]+)"/.exec(line)?.[1],
+      Number(line.slice(line.lastIndexOf(' ') + 1)),
+    ]),
+  );
+  assert.deepEqual(status.consumerLag, gauges, 'consumerLag of /api/v1/status is the gauges');
+  assert.equal(status.sourceState.state, 'running', 'a Kafka source never finishes by itself');
   const consumed = metrics
     .split('\n')
     .filter((line) => line.startsWith('supsupd_records_in_total{'))
@@ -570,6 +582,45 @@ async function interleavedPartitions(ctx: Context, t: TestContext): Promise<void
   await t.test('discovery across interleaved partitions: 5-6 masks, ARI ≥ 0.9', {}, () =>
     assertDiscovery(discovery),
   );
+}
+
+/** Reason code → count, from /api/v1/status and from supsupd_dead_letters_total. */
+async function deadLettersByReason(
+  http: string,
+): Promise<{ api: Record<string, number>; metric: Record<string, number> }> {
+  const status = (await (await fetch(`${http}/api/v1/status`)).json()) as ApiStatus;
+  const metrics = await (await fetch(`${http}/metrics`)).text();
+  const metric: Record<string, number> = {};
+  for (const line of metrics.split('\n')) {
+    const reason = /^supsupd_dead_letters_total\{reason="([^"]+)"\} /.exec(line)?.[1];
+    if (reason !== undefined) metric[reason] = Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return { api: { ...status.records.deadLetteredByReason }, metric };
+}
+
+/**
+ * /api/v1/status and supsupd_dead_letters_total both count `reasons` by code, and every other code at 0
+ * (waited for: a dead letter reaches the DLQ topic just before the daemon counts it).
+ */
+async function assertDeadLettersByReason(
+  daemon: DaemonCli,
+  http: string,
+  reasons: readonly string[],
+): Promise<void> {
+  const expected: Record<string, number> = Object.fromEntries(RECORD_REJECT_REASONS.map((code) => [code, 0]));
+  for (const reason of reasons) expected[reason] = (expected[reason] ?? 0) + 1;
+  let seen = await deadLettersByReason(http);
+  const matches = (counts: Record<string, number>) => JSON.stringify(counts) === JSON.stringify(expected);
+  await waitWhileRunning(
+    daemon,
+    async () => {
+      seen = await deadLettersByReason(http);
+      return matches(seen.api) && matches(seen.metric);
+    },
+    10_000,
+    () => `dead letters by reason ${JSON.stringify(expected)} (have ${JSON.stringify(seen)})`,
+  );
+  assert.deepEqual(seen, { api: expected, metric: expected });
 }
 
 async function crashAfterAllocation(ctx: Context, t: TestContext): Promise<void> {
@@ -684,7 +735,8 @@ async function poisonRecords(ctx: Context, t: TestContext): Promise<void> {
     results.set(key, (results.get(key) ?? 0) + 1);
   });
   const dlqCollector = await ctx.collect(s.dlq);
-  const daemon = ctx.daemon('poison', s);
+  const httpPort = await freePort();
+  const daemon = ctx.daemon('poison', s, { SUPSUPD_HTTP_PORT: String(httpPort) });
   const coveredValid = (): number => [...validOffsets].filter((o) => results.has(`${s.input}/0/${o}`)).length;
   await waitWhileRunning(
     daemon,
@@ -694,6 +746,7 @@ async function poisonRecords(ctx: Context, t: TestContext): Promise<void> {
       `results for ${validOffsets.size} valid records (have ${coveredValid()}) and ${poison.length} dead ` +
       `letters (have ${dlqCollector.messages.length})`,
   );
+  await assertDeadLettersByReason(daemon, `http://127.0.0.1:${httpPort}`, [...expectedReasons.values()]);
   const stopMs = await stopGracefully(daemon);
   await assertCommittedAtEnd(ctx.admin, s);
 

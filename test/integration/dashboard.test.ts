@@ -2,7 +2,10 @@
  * The live dashboard in a real browser: the real `supsupd demo --http-port … --hold` serves it, Debian's
  * chromium (driven by playwright-core) opens it. The page must load without console errors or failed
  * requests, list the demo's tasks as /api/v1/tasks does, add a task row when the daemon discovers a task
- * (live, over the events stream, without a reload), and draw at least two tasks on the timeline.
+ * (live, over the events stream, without a reload), and draw at least two tasks on the timeline. Once
+ * the finite stream has been consumed it must say so (with when and the totals), and show each
+ * partition's lag, the dead letters by reason, the store writes and each task's state in words as the
+ * API gives them.
  * The screenshot lands in test/artifacts/dashboard.png.
  */
 import assert from 'node:assert/strict';
@@ -95,6 +98,131 @@ function watchPage(page: Page): { problems: string[]; navigations: () => number;
   };
 }
 
+const numberFormat = new Intl.NumberFormat('en');
+
+/** A latency as the page writes it (stream-status.js, formatSeconds). */
+function formatSeconds(seconds: number): string {
+  return seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(2)} s`;
+}
+
+/**
+ * Once the source has finished: the live indicator and the banner say so, with the totals; each
+ * partition shows its lag, the dead letters by reason and the store writes match /api/v1/status.
+ */
+async function checkFinishedStream(page: Page, status: ApiStatus, demo: DaemonCli): Promise<void> {
+  await waitForDemo(
+    'the page to say the stream finished',
+    async () => ((await page.locator('#live').getAttribute('data-state')) === 'finished' ? true : undefined),
+    10_000,
+    demo,
+  );
+  assert.equal(await page.locator('#live-label').textContent(), 'stream finished');
+  assert.equal(await page.locator('#stat-source').textContent(), 'finished');
+  const banner = page.locator('#stream-end');
+  assert.equal(await banner.isVisible(), true);
+  assert.equal(await banner.getAttribute('data-state'), 'finished');
+  const text = (await banner.textContent()) ?? '';
+  const { records } = status;
+  const totals = `${numberFormat.format(records.in)} records in, ${numberFormat.format(records.out)} out, ${numberFormat.format(records.deadLettered)} dead-lettered; ${status.tasks} tasks (${status.frozenTasks} frozen)`;
+  assert.match(text, /^Stream finished at \d\d:\d\d:\d\d \(/, text);
+  assert.ok(text.includes(totals), `${text} has ${totals}`);
+
+  assert.deepEqual(status.consumerLag, { 'demo/0': null }, 'the demo stream has no high watermark');
+  const partition = page.locator('#current-tasks li[data-partition="demo/0"]');
+  assert.equal(await partition.getAttribute('data-lag'), '');
+  assert.equal(await partition.locator('.lag').textContent(), 'lag –');
+
+  const reasons = Object.entries(status.records.deadLetteredByReason).filter(([, n]) => n > 0);
+  assert.deepEqual(reasons, [], 'the demo stream has no bad record');
+  assert.equal(await page.locator('#dead-letter-reasons li[data-reason]').count(), 0);
+  assert.equal(await page.locator('#dead-letter-reasons').textContent(), 'none');
+
+  const writes = status.storeWrites;
+  assert.ok(writes.recent !== null && writes.applied > 0, JSON.stringify(writes));
+  assert.equal(
+    await page.locator('#stat-store-latency').textContent(),
+    `${formatSeconds(writes.recent.p50Seconds)} / ${formatSeconds(writes.recent.p95Seconds)}`,
+  );
+  assert.equal(
+    await page.locator('#stat-commits').textContent(),
+    `${numberFormat.format(writes.applied)} (${writes.fenced}, ${writes.failed})`,
+  );
+}
+
+/**
+ * What the demo cannot produce, rendered by the page all the same: /api/v1/status answered by the test
+ * with the real status changed to a failed source, two Kafka-like partitions with a known lag, dead
+ * letters of two reasons and failed commits.
+ */
+async function checkRenderedStatus(page: Page, status: ApiStatus, demo: DaemonCli): Promise<void> {
+  const changed: ApiStatus = {
+    ...status,
+    sourceState: { ...status.sourceState, state: 'failed' },
+    currentTasks: { 'orders/0': 2, 'orders/1': null },
+    consumerLag: { 'orders/0': 1234, 'orders/1': 0 },
+    records: {
+      ...status.records,
+      deadLettered: 4,
+      deadLetteredByReason: { ...status.records.deadLetteredByReason, E_RECORD_JSON: 3, E_RECORD_LABEL: 1 },
+    },
+    storeWrites: { ...status.storeWrites, failed: 2 },
+  };
+  await page.route('**/api/v1/status', (route) => route.fulfill({ json: changed }));
+  try {
+    await waitForDemo(
+      'the page to render the changed status',
+      async () => ((await page.locator('#live').getAttribute('data-state')) === 'failed' ? true : undefined),
+      10_000,
+      demo,
+    );
+    assert.equal(await page.locator('#live-label').textContent(), 'source failed');
+    assert.equal(await page.locator('#stream-end').getAttribute('data-state'), 'failed');
+    assert.match((await page.locator('#stream-end').textContent()) ?? '', /^Source failed at .*why\.$/);
+    const partitions = await page
+      .locator('#current-tasks li[data-partition]')
+      .evaluateAll((items) => items.map((item) => `${item.getAttribute('data-lag')}|${item.textContent}`));
+    assert.deepEqual(partitions, ['1234|orders/0 → task 2lag 1,234', '0|orders/1: no task yetlag 0']);
+    const reasons = await page
+      .locator('#dead-letter-reasons li[data-reason]')
+      .evaluateAll((items) =>
+        items.map((item) => `${item.getAttribute('data-reason')}=${item.getAttribute('data-count')}`),
+      );
+    assert.deepEqual(reasons, ['E_RECORD_JSON=3', 'E_RECORD_LABEL=1']);
+    const commits = page.locator('#stat-commits');
+    assert.equal(
+      await commits.textContent(),
+      `${numberFormat.format(status.storeWrites.applied)} (${status.storeWrites.fenced}, 2)`,
+    );
+    assert.equal(await commits.getAttribute('class'), 'warn', 'failed commits are shown as a problem');
+  } finally {
+    await page.unroute('**/api/v1/status');
+  }
+}
+
+/** The table's state column says `frozen` or `training`, as /api/v1/tasks's `frozen` is true or false. */
+async function checkTaskStates(page: Page, base: string, demo: DaemonCli): Promise<void> {
+  const header = await page.locator('#task-table thead th').allTextContents();
+  assert.ok(header.includes('state') && !header.includes('frozen'), header.join(' | '));
+  const tasks = (await getJson<ApiTasks>(base, '/api/v1/tasks')).tasks;
+  const expected = tasks.map((task) => `${task.task}:${task.frozen ? 'frozen' : 'training'}`).join(',');
+  const shown = await waitForDemo(
+    `the state column to read ${expected}`,
+    async () => {
+      const cells = await page
+        .locator('#task-table tbody tr[data-task]')
+        .evaluateAll((rows) =>
+          rows.map(
+            (row) => `${row.getAttribute('data-task')}:${row.querySelector('[data-col=state]')?.textContent}`,
+          ),
+        );
+      return cells.join(',') === expected ? cells : undefined;
+    },
+    10_000,
+    demo,
+  );
+  assert.equal(shown.length, tasks.length);
+}
+
 test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task live, draws the timeline', {
   timeout: 300_000,
 }, async (t) => {
@@ -151,6 +279,16 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
       statusAtFirstRows.records.in < DEMO_RECORDS,
       `the demo's stream had ended (${statusAtFirstRows.records.in} records) before the page showed tasks ${firstRows.join(', ')}: no live discovery left to observe`,
     );
+    assert.equal(statusAtFirstRows.sourceState.state, 'running');
+    await waitForDemo(
+      'the page to show the source running',
+      async () =>
+        (await page.locator('#stat-source').getAttribute('data-state')) === 'running' ? true : undefined,
+      10_000,
+      demo,
+    );
+    assert.equal(await page.locator('#live').getAttribute('data-state'), 'live');
+    assert.equal(await page.locator('#stream-end').isHidden(), true, 'no stream-end banner while it runs');
     const grown = await waitForDemo(
       `a task row added live (the page first showed tasks ${firstRows.join(', ')})`,
       async () => {
@@ -172,15 +310,17 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
     );
 
     // Let the stream finish, then the table must list exactly the tasks of /api/v1/tasks.
-    await waitForDemo(
+    const finished = await waitForDemo(
       'the demo stream to finish',
       async () => {
         const status = await getJson<ApiStatus>(base, '/api/v1/status');
-        return status.records.out >= DEMO_RECORDS ? status : undefined;
+        return status.sourceState.state === 'finished' ? status : undefined;
       },
       180_000,
       demo,
     );
+    assert.equal(finished.records.out, DEMO_RECORDS);
+    await checkFinishedStream(page, finished, demo);
     const api = await getJson<ApiTasks>(base, '/api/v1/tasks');
     const apiTasks = api.tasks.map((task) => task.task).sort((a, b) => a - b);
     assert.ok(apiTasks.length >= 2, `the demo discovers several tasks: ${apiTasks.join(', ')}`);
@@ -203,12 +343,15 @@ test('dashboard: loads in chromium, lists the demo tasks, adds a discovered task
         `task ${task.task} born at ${task.bornAt.offset}: ${bornAt}`,
       );
     }
+    await checkTaskStates(page, base, demo);
     assert.ok((await timelineTasks(page)).length >= 2);
     assert.equal(await page.locator('[data-testid=status]').getAttribute('data-ready'), 'true');
 
     await sleep(1500); // one more events summary, so the charts reach the end of the stream
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    await checkRenderedStatus(page, finished, demo);
 
     watch.stop();
     assert.deepEqual(watch.problems, [], 'no console errors or failed requests');

@@ -5,16 +5,20 @@
  * 200, and no record may be lost through the outage. /metrics and /api/v1/tasks must describe the run.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { ApiStatus, ApiTasks } from '../../src/ops/api-types.ts';
 import { freePort } from '../harness/ports.ts';
 import { makeServiceDir, removeServiceDir } from '../harness/proc.ts';
 import { requireRedisServerOrSkip, respCommand, startRedis } from '../harness/redis.ts';
-import { startCli } from '../support/daemon-cli.ts';
+import { REPO_ROOT, startCli } from '../support/daemon-cli.ts';
 import { parseMetrics, sumOf } from '../support/metrics.ts';
 import { waitFor } from '../support/wait.ts';
 
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
 const SEGMENT = 2000;
 const RECORDS = 6 * SEGMENT;
 
@@ -95,6 +99,14 @@ test('demo with HTTP: readiness follows the store, liveness does not; metrics an
     assert.equal(status.records.in, RECORDS);
     assert.equal(status.records.out, RECORDS, 'no record lost or answered twice through the outage');
     assert.ok(status.tasks >= 2, `tasks ${status.tasks}`);
+    const finished = await waitFor('the source to finish', 30_000, async () => {
+      const { body } = await getJson<ApiStatus>(base, '/api/v1/status');
+      return body.sourceState.state === 'finished' ? body : undefined;
+    });
+    assert.ok(
+      finished.storeWrites.failed >= 1,
+      `commits failed in the outage: ${JSON.stringify(finished.storeWrites)}`,
+    );
 
     const { body: listed } = await getJson<ApiTasks>(base, '/api/v1/tasks');
     assert.equal(listed.tasks.length, status.tasks);
@@ -114,10 +126,23 @@ test('demo with HTTP: readiness follows the store, liveness does not; metrics an
 
     const response = await fetch(`${base}/metrics`);
     assert.match(response.headers.get('content-type') ?? '', /^text\/plain/);
-    const metrics = parseMetrics(await response.text());
+    const text = await response.text();
+    const metrics = parseMetrics(text);
+    const build = text.split('\n').filter((line) => line.startsWith('supsupd_build_info'));
+    assert.deepEqual(build, [
+      `supsupd_build_info{version="${PACKAGE_VERSION}",node="${process.version}",backend="${finished.backend}"} 1`,
+    ]);
+    assert.equal(metrics.get('supsupd_source_state{state="finished"}'), 1);
+    for (const outcome of ['applied', 'fenced', 'failed'] as const) {
+      assert.equal(
+        metrics.get(`supsupd_store_write_seconds_count{outcome="${outcome}"}`) ?? 0,
+        finished.storeWrites[outcome],
+        `${outcome} commits: the API and the histogram agree`,
+      );
+    }
     assert.equal(sumOf(metrics, 'supsupd_records_in_total'), RECORDS);
     assert.equal(metrics.get('supsupd_records_out_total'), RECORDS);
-    assert.equal(sumOf(metrics, 'supsupd_records_dead_lettered_total'), 0);
+    assert.equal(sumOf(metrics, 'supsupd_dead_letters_total'), 0);
     assert.equal(metrics.get('supsupd_tasks'), status.tasks);
     assert.equal(sumOf(metrics, 'supsupd_allocations_total'), status.tasks, 'one allocation per task');
     assert.equal(metrics.get('supsupd_mask_bytes'), status.tasks * listed.tasks[0].maskBytes);

@@ -64,7 +64,7 @@ test('an entry run-length encodes the rows tasks, names the allocated ones, roun
     labelled: 4,
     candidates: [
       { task: 0, distance: 1.234567, loss: null },
-      { task: 1, distance: 0.000123456, loss: 2.718281 },
+      { task: 1, distance: 0.000123456, loss: 2.345678 },
     ],
   } as unknown as BatchOutcome;
   const pending = decisionOf('in/3', records, outcome, true);
@@ -76,7 +76,7 @@ test('an entry run-length encodes the rows tasks, names the allocated ones, roun
     JSON.stringify(pending),
     '{"partition":"in/3","first":"10","last":"14","rows":5,"labelled":4,"tasks":[[1,2],[2,2],[1,1]],' +
       '"allocated":[2],"versions":[[1,7],[2,2]],"split":2,"decision":"allocate","reason":"uncertain",' +
-      '"checked":true,"candidates":[[0,1.235,null],[1,0.0001235,2.718]],"cutShort":true}',
+      '"checked":true,"candidates":[[0,1.235,null],[1,0.0001235,2.346]],"cutShort":true}',
   );
   assert.equal('cutShort' in decisionOf('in/3', records, outcome, false), false);
 });

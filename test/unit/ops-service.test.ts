@@ -77,6 +77,10 @@ test('service: one start order and one stop order; readiness goes false first; s
 
   const before = await service.readiness();
   assert.deepEqual(before, { ready: false, reasons: ['source not started'] });
+  const notStarted = await service.status();
+  assert.deepEqual(notStarted.sourceState, { state: 'not_started', startedAt: null, endedAt: null });
+  assert.deepEqual(notStarted.consumerLag, {});
+  assert.equal(notStarted.storeWrites.recent, null);
   assert.deepEqual(
     service.jobs().map((job) => job.name),
     ['integrity', 'eventRetention'],
@@ -96,7 +100,35 @@ test('service: one start order and one stop order; readiness goes false first; s
     const accuracy = task.prequentialAccuracy;
     assert.ok(accuracy !== null && accuracy >= 0 && accuracy <= 1, `task ${task.task}: ${accuracy}`);
   }
-  assert.deepEqual((await service.status()).warnings, [], 'standardised inputs, usable accuracy');
+  const finished = await service.status();
+  assert.deepEqual(finished.warnings, [], 'standardised inputs, usable accuracy');
+  // The finite source delivered everything: finished, with when it started and ended, and the totals.
+  const { state, startedAt, endedAt } = finished.sourceState;
+  assert.equal(state, 'finished');
+  assert.ok(
+    startedAt !== null && endedAt !== null && startedAt <= endedAt,
+    JSON.stringify(finished.sourceState),
+  );
+  assert.deepEqual(
+    { in: finished.records.in, out: finished.records.out, deadLettered: finished.records.deadLettered },
+    { in: 512, out: 512, deadLettered: 0 },
+  );
+  assert.deepEqual(
+    Object.values(finished.records.deadLetteredByReason).filter((count) => count !== 0),
+    [],
+  );
+  assert.equal(Object.keys(finished.records.deadLetteredByReason).length, 10, 'every reason code');
+  assert.deepEqual(finished.consumerLag, { 'demo/0': null }, 'the demo stream has no high watermark');
+  // Two source batches of 256 records: one state commit each.
+  assert.deepEqual(
+    {
+      applied: finished.storeWrites.applied,
+      fenced: finished.storeWrites.fenced,
+      failed: finished.storeWrites.failed,
+      commits: finished.storeWrites.recent?.commits,
+    },
+    { applied: 2, fenced: 0, failed: 0, commits: 2 },
+  );
 
   const first = service.stop();
   const second = service.stop();
@@ -106,6 +138,11 @@ test('service: one start order and one stop order; readiness goes false first; s
   assert.ok(during.reasons.includes('draining'), JSON.stringify(during));
   await first;
   await service.stop();
+  assert.equal(
+    (await service.status()).sourceState.state,
+    'finished',
+    'stopping after the end keeps finished',
+  );
   assert.deepEqual(steps, ['sink closed', 'store closing; livez 200; readyz 503']);
   assert.deepEqual(flushed, ['logs flushed; http closed'], 'logs are flushed last, after HTTP closed');
 });

@@ -6,7 +6,7 @@
 
 import { createQualityChart, createThroughputChart, refreshCharts, resizeCharts } from './charts.js';
 import { byId, formatPosition, messageOf, query, setText } from './format.js';
-import { markNewTask, renderStatus, renderTasks, renderUnreachable, setLiveState } from './panels.js';
+import { markNewTask, renderStatus, renderTasks, renderUnreachable, setConnection } from './panels.js';
 import { appendPoints, appendThroughput, throughputFromPoints } from './series.js';
 import {
   createState,
@@ -127,17 +127,21 @@ function connectEvents(state) {
   let wasDisconnected = false;
   source.addEventListener('open', () => {
     state.reconnectDelayMs = 1000;
-    setLiveState('live', 'live');
+    setConnection(state, 'live', 'live');
     if (wasDisconnected) void loadSnapshot(state).catch(() => {});
   });
   source.addEventListener('error', () => {
     wasDisconnected = true;
     if (source.readyState === EventSource.CLOSED) {
-      setLiveState('down', `disconnected, retrying in ${Math.round(state.reconnectDelayMs / 1000)} s`);
+      setConnection(
+        state,
+        'down',
+        `disconnected, retrying in ${Math.round(state.reconnectDelayMs / 1000)} s`,
+      );
       setTimeout(() => reconnectEvents(state), state.reconnectDelayMs);
       state.reconnectDelayMs = Math.min(MAX_RECONNECT_DELAY_MS, state.reconnectDelayMs * 2);
     } else {
-      setLiveState('reconnecting', 'reconnecting…');
+      setConnection(state, 'reconnecting', 'reconnecting…');
     }
   });
   listen(

@@ -1,5 +1,5 @@
 // @ts-check
-// The page's header (health, counters, the task each partition is on) and the task table.
+// The page's header (health, counters; the stream's side in stream-status.js) and the task table.
 
 import {
   byId,
@@ -13,6 +13,13 @@ import {
   swatch,
 } from './format.js';
 import { NEW_TASK_HIGHLIGHT_MS } from './state.js';
+import {
+  renderDeadLetterReasons,
+  renderLive,
+  renderPartitions,
+  renderSourceState,
+  renderStoreWrites,
+} from './stream-status.js';
 import { scheduleTimelineDraw } from './timeline.js';
 
 /** @typedef {import('./state.js').DashboardState} DashboardState */
@@ -39,7 +46,11 @@ export function renderStatus(state, status) {
   byId('stat-dead').classList.toggle('warn', status.records.deadLettered > 0);
   setText('stat-rate', numberFormat.format(Math.round(status.records.perSecond)));
   setText('stat-tasks', `${status.tasks} (${status.frozenTasks}) / ${status.budget}`);
-  renderCurrentTasks(status.currentTasks);
+  renderSourceState(status);
+  renderLive(state);
+  renderPartitions(status);
+  renderDeadLetterReasons(status);
+  renderStoreWrites(status.storeWrites);
   const warnings = byId('warnings');
   warnings.hidden = status.warnings.length === 0;
   warnings.textContent = status.warnings.map((w) => w.message).join(' · ');
@@ -54,33 +65,15 @@ export function renderUnreachable(reason) {
   setText('not-ready-reasons', reason);
 }
 
-/** @param {ApiStatus['currentTasks']} currentTasks */
-function renderCurrentTasks(currentTasks) {
-  const list = byId('current-tasks');
-  const items = Object.entries(currentTasks).map(([partition, task]) => {
-    const item = document.createElement('li');
-    item.dataset.partition = partition;
-    item.dataset.task = task === null ? '' : String(task);
-    const label = document.createElement('span');
-    label.textContent = task === null ? `${partition}: no task yet` : `${partition} → task ${task}`;
-    if (task !== null) item.append(swatch(task));
-    item.append(label);
-    return item;
-  });
-  if (items.length === 0) {
-    const item = document.createElement('li');
-    item.className = 'muted';
-    item.textContent = 'no partition assigned';
-    items.push(item);
-  }
-  list.replaceChildren(...items);
-}
-
-/** @param {string} liveState @param {string} label */
-export function setLiveState(liveState, label) {
-  const live = byId('live');
-  live.dataset.state = liveState;
-  setText('live-label', label);
+/**
+ * The events stream's connection as the live indicator shows it (see renderLive).
+ * @param {DashboardState} state
+ * @param {import('./state.js').ConnectionState} connection
+ * @param {string} label
+ */
+export function setConnection(state, connection, label) {
+  state.connection = { state: connection, label };
+  renderLive(state);
 }
 
 // ---------------------------------------------------------------- task table
@@ -130,7 +123,7 @@ const TASK_COLUMNS = [
   'meanConfidence',
   'prequentialAccuracy',
   'lastSeen',
-  'frozen',
+  'state',
   'trainSteps',
   'maskKB',
   'density',
@@ -185,8 +178,10 @@ function fillTaskRow(state, row, task) {
     task.prequentialAccuracy === null ? '–' : task.prequentialAccuracy.toFixed(3);
   cell('lastSeen').textContent = task.lastSeen === null ? '–' : formatAgo(task.lastSeen.time);
   cell('lastSeen').title = task.lastSeen === null ? '' : formatPosition(task.lastSeen.at);
-  cell('frozen').textContent = task.frozen ? 'frozen' : 'training';
-  cell('frozen').className = task.frozen ? 'frozen' : 'training';
+  // The mask's state in words: frozen (finished training, no longer changes) or training.
+  const maskState = task.frozen ? 'frozen' : 'training';
+  cell('state').textContent = maskState;
+  cell('state').className = maskState;
   cell('trainSteps').textContent = numberFormat.format(task.trainSteps);
   cell('maskKB').textContent = (task.maskBytes / 1024).toFixed(1);
   cell('density').textContent = `${(task.density * 100).toFixed(1)} %`;

@@ -7,6 +7,7 @@
 /** @typedef {import('../api-types.js').ApiTimelinePoint} ApiTimelinePoint */
 
 /** @typedef {'time' | 'offset'} TimelineAxis */
+/** The events stream's connection. @typedef {'connecting' | 'live' | 'reconnecting' | 'down'} ConnectionState */
 /** @typedef {{ t: number[], perSecond: number[] }} ThroughputSeries */
 
 /**
@@ -38,6 +39,7 @@
  * @property {TimelineAxis} timelineAxis
  * @property {{ quality: uPlot | null, throughput: uPlot | null }} charts
  * @property {EventSource | null} events
+ * @property {{ state: ConnectionState, label: string }} connection what the live indicator says of the events stream
  * @property {number} reconnectDelayMs
  * @property {boolean} drawScheduled
  * @property {TimelineView | null} timelineView
@@ -65,6 +67,7 @@ export function createState() {
     timelineAxis: 'time',
     charts: { quality: null, throughput: null },
     events: null,
+    connection: { state: 'connecting', label: 'connecting' },
     reconnectDelayMs: 1000,
     drawScheduled: false,
     timelineView: null,
