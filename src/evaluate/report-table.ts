@@ -1,0 +1,74 @@
+/** The readable form of an evaluation report (what `supsupd evaluate` prints without --json). */
+import type { EvaluationReport } from './evaluate.js';
+
+const percent = (value: number | null): string => (value === null ? '–' : `${(value * 100).toFixed(1)} %`);
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)))
+      .join('  ');
+  return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)];
+}
+
+export function evaluationTable(report: EvaluationReport): string {
+  const found = report.tasks.map((t) => String(t.task));
+  const confusion = table(
+    ['true \\ discovered', ...found],
+    report.true_task_names.map((name) => [
+      name,
+      ...found.map((f) => String(report.confusion[name]?.[f] ?? '')),
+    ]),
+  );
+  const tasks = table(
+    ['discovered task', 'records', 'mostly true task', 'scored', 'accuracy (live)'],
+    report.tasks.map((t) => [
+      String(t.task),
+      String(t.records),
+      t.mostly,
+      String(t.scored),
+      percent(t.accuracy),
+    ]),
+  );
+  const changes = table(
+    ['change at record', 'true task', 'detection delay'],
+    report.changes.map((c) => [
+      String(c.at),
+      `${c.from} → ${c.to}`,
+      c.detected ? `${c.delay} records` : `not detected (${c.delay} records)`,
+    ]),
+  );
+  const forgetting = table(
+    ['true task', 'mask', 'scored', 'live', 'final masks', 'forgetting'],
+    report.forgetting.map((f) => [
+      f.true_task,
+      String(f.mask),
+      String(f.scored),
+      percent(f.live_accuracy),
+      percent(f.final_accuracy),
+      f.forgetting === null ? '–' : `${(f.forgetting * 100).toFixed(1)} pt`,
+    ]),
+  );
+  const lines = [
+    `supsupd evaluate: ${report.input} (truth field '${report.truth_field}'${report.label_field === null ? '' : `, class field '${report.label_field}'`})`,
+    '',
+    `records in / scored     ${report.records_in} / ${report.records} (${report.dead_letters} dead-lettered)`,
+    `tasks true / discovered ${report.true_tasks} / ${report.discovered_tasks} (spurious allocations: ${report.spurious_allocations})`,
+    `ARI / NMI               ${report.ari.toFixed(4)} / ${report.nmi.toFixed(4)}`,
+    `accuracy live / final   ${percent(report.live_accuracy)} / ${percent(report.final_accuracy)}`,
+    `allocations at record   ${report.allocations.map((a) => `${a.at} (task ${a.task})`).join(', ') || '–'}`,
+    `time                    ${report.seconds.toFixed(1)} s`,
+    '',
+    'Confusion (records):',
+    ...confusion,
+    '',
+    ...tasks,
+    '',
+    ...(report.changes.length === 0 ? ['No true task change.'] : changes),
+    '',
+    'Forgetting (each record re-classified under its assigned mask as it finally is):',
+    ...forgetting,
+  ];
+  return `${lines.join('\n')}\n`;
+}
