@@ -11,6 +11,7 @@ import path from 'node:path';
 import { type DaemonConfig, parseConfig } from '../config.js';
 import { buildComponents } from '../daemon/components.js';
 import { Daemon } from '../daemon/daemon.js';
+import { SupsupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { DaemonEvent, ResultRecord } from '../records.js';
 import { fileLines, type LabelledRecords, stripLabelledFile } from './labelled-file.js';
@@ -41,6 +42,8 @@ export interface EvaluationReport extends EvaluationScores {
   readonly label_field: string | null;
   readonly records_in: number;
   readonly dead_letters: number;
+  /** Dead letters by reason code (records the daemon refused, e.g. a field it does not know). */
+  readonly dead_letter_reasons: Readonly<Record<string, number>>;
   readonly true_task_names: readonly string[];
   readonly allocations: readonly Allocation[];
   readonly seconds: number;
@@ -87,31 +90,59 @@ export async function evaluateFile(
     const daemon = await Daemon.open(components.options);
     let results: Map<number, ResultRecord>;
     let final: Map<number, number>;
+    let deadLetters: DeadLetterLine[];
     try {
       const total = labelled.offsets.length;
       const source = new ProgressSource(await components.makeSource(), (n) => options.onProgress?.(n, total));
       await daemon.run(source);
       results = await readResults(path.join(out, 'results.jsonl'));
+      deadLetters = await readJsonLines<DeadLetterLine>(path.join(out, 'dead-letters.jsonl'));
+      if (results.size === 0) throw nothingLearned(options.input, deadLetters);
       final = await reclassify(daemon, stripped, labelled, results);
     } finally {
       await daemon.stop();
     }
     const seconds = (performance.now() - started) / 1000;
     const events = await readJsonLines<DaemonEvent>(path.join(out, 'events.jsonl'));
-    return assemble(options, labelled, results, final, events, seconds);
+    return assemble(options, labelled, { results, final, events, deadLetters }, seconds);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
+/** What the run left: results and re-classified predictions by line offset, events, dead letters. */
+interface RunOutcome {
+  readonly results: ReadonlyMap<number, ResultRecord>;
+  readonly final: ReadonlyMap<number, number>;
+  readonly events: readonly DaemonEvent[];
+  readonly deadLetters: readonly DeadLetterLine[];
+}
+
+/** The fields of a dead-letters.jsonl line that an evaluation reads. */
+interface DeadLetterLine {
+  readonly reason: string;
+  readonly detail: string;
+  readonly source: { readonly offset: string };
+}
+
+function nothingLearned(input: string, letters: readonly DeadLetterLine[]): SupsupError {
+  const first = letters[0];
+  const why =
+    first === undefined
+      ? ''
+      : `: all ${letters.length} were dead-lettered, the first (line ${Number(first.source.offset) + 1}) with ${first.reason}: ${first.detail}`;
+  return new SupsupError('E_BAD_ARGUMENT', `no record of ${input} reached the learner${why}`, {
+    details: { file: input, deadLetters: letters.length },
+  });
+}
+
 function assemble(
   options: EvaluateOptions,
   labelled: LabelledRecords,
-  results: ReadonlyMap<number, ResultRecord>,
-  final: ReadonlyMap<number, number>,
-  events: readonly DaemonEvent[],
+  outcome: RunOutcome,
   seconds: number,
 ): { report: EvaluationReport; timeline: Timeline } {
+  const { results, final, events } = outcome;
   const input = { truth: [] as number[], found: [] as number[], classes: [] as number[] };
   const predictions = { live: [] as number[], final: [] as number[] };
   const ordinal = new Map<number, number>();
@@ -139,6 +170,7 @@ function assemble(
     label_field: options.labelField ?? null,
     records_in: labelled.offsets.length,
     dead_letters: labelled.offsets.length - scores.records,
+    dead_letter_reasons: reasonCounts(outcome.deadLetters),
     true_task_names: labelled.trueTaskNames,
     ...scores,
     allocations,
@@ -204,6 +236,12 @@ async function reclassify(
   }
   for (const task of pending.keys()) flush(task);
   return predictions;
+}
+
+function reasonCounts(letters: readonly DeadLetterLine[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const letter of letters) counts[letter.reason] = (counts[letter.reason] ?? 0) + 1;
+  return counts;
 }
 
 /** The file sink's results by line offset (the file source's offsets are line numbers). */

@@ -12,6 +12,11 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   return [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)];
 }
 
+function deadLetterReasons(report: EvaluationReport): string {
+  const reasons = Object.entries(report.dead_letter_reasons);
+  return reasons.length === 0 ? '' : `: ${reasons.map(([reason, n]) => `${n} ${reason}`).join(', ')}`;
+}
+
 export function evaluationTable(report: EvaluationReport): string {
   const found = report.tasks.map((t) => String(t.task));
   const confusion = table(
@@ -53,7 +58,7 @@ export function evaluationTable(report: EvaluationReport): string {
   const lines = [
     `supsupd evaluate: ${report.input} (truth field '${report.truth_field}'${report.label_field === null ? '' : `, class field '${report.label_field}'`})`,
     '',
-    `records in / scored     ${report.records_in} / ${report.records} (${report.dead_letters} dead-lettered)`,
+    `records in / scored     ${report.records_in} / ${report.records} (${report.dead_letters} dead-lettered${deadLetterReasons(report)})`,
     `tasks true / discovered ${report.true_tasks} / ${report.discovered_tasks} (spurious allocations: ${report.spurious_allocations})`,
     `ARI / NMI               ${report.ari.toFixed(4)} / ${report.nmi.toFixed(4)}`,
     `accuracy live / final   ${percent(report.live_accuracy)} / ${percent(report.final_accuracy)}`,

@@ -88,6 +88,7 @@ export function scoreEvaluation(input: EvaluationInput): EvaluationScores {
   ) {
     throw new RangeError('evaluation inputs differ in length');
   }
+  if (n === 0) throw new RangeError('no records to score');
   const changes = trueChanges(truth);
   const base = scoreDiscovery({ truth, found }, [0, ...changes]);
   const name = (t: number) => trueTaskNames[t] ?? String(t);
@@ -99,7 +100,7 @@ export function scoreEvaluation(input: EvaluationInput): EvaluationScores {
     true_tasks: base.true_tasks,
     discovered_tasks: base.discovered_tasks,
     ari: base.adjusted_rand_index,
-    nmi: n === 0 ? 1 : normalisedMutualInformation(truth, found),
+    nmi: normalisedMutualInformation(truth, found),
     spurious_allocations: base.spurious_allocations,
     confusion,
     tasks: discoveredTaskScores(input, name),

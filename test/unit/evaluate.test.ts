@@ -109,7 +109,9 @@ test('scoreEvaluation: a true task never routed to its mask is an undetected cha
       [6, 0, true],
     ],
   );
-  assert.throws(() => scoreEvaluation({ ...HAND_MADE, final: [1] }), RangeError);
+  assert.throws(() => scoreEvaluation({ ...HAND_MADE, final: [1] }), /differ in length/);
+  const none = { truth: [], found: [], classes: [], live: [], final: [], trueTaskNames: [] };
+  assert.throws(() => scoreEvaluation(none), /no records to score/);
 });
 
 test('trueChanges, runsOf and ticksOf', () => {
