@@ -38,7 +38,8 @@ export async function evaluate(raw: Readonly<Record<string, unknown>>): Promise<
   const config = evaluationConfig(document, { input: 'unused.jsonl', dir: tmpdir() });
   const backend = await selectBackend(config.backend);
   const logger = createLogger({ level: args.level, stream: 'stderr' });
-  const progress = new Progress();
+  // Made at the first batch, so its rate and time left leave out writing and reading the file.
+  let progress: Progress | undefined;
   const scratch = args.demo ? await mkdtemp(path.join(tmpdir(), 'supsupd-evaluate-demo-')) : undefined;
   let outcome: { report: EvaluationReport; timeline: Timeline };
   try {
@@ -51,16 +52,22 @@ export async function evaluate(raw: Readonly<Record<string, unknown>>): Promise<
       );
       await writeDemoFile(input, stream);
     }
+    process.stderr.write(
+      `reading ${input} (truth field '${args.truthField}'), then the daemon learns from it\n`,
+    );
     outcome = await evaluateFile({
       input,
       truthField: args.truthField,
       ...(args.labelField === undefined ? {} : { labelField: args.labelField }),
       config: document,
       logger,
-      onProgress: (n, total) => progress.update(n, total, `records ${n}/${total}`),
+      onProgress: (n, total) => {
+        progress ??= new Progress();
+        progress.update(n, total, `records ${n}/${total}`);
+      },
     });
   } finally {
-    progress.done();
+    progress?.done();
     await logger.flush();
     if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
   }

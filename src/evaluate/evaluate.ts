@@ -143,7 +143,12 @@ function assemble(
   seconds: number,
 ): { report: EvaluationReport; timeline: Timeline } {
   const { results, final, events } = outcome;
-  const input = { truth: [] as number[], found: [] as number[], classes: [] as number[] };
+  const input = {
+    truth: [] as number[],
+    found: [] as number[],
+    classes: [] as number[],
+    labelled: [] as boolean[],
+  };
   const predictions = { live: [] as number[], final: [] as number[] };
   const ordinal = new Map<number, number>();
   labelled.offsets.forEach((offset, i) => {
@@ -153,6 +158,7 @@ function assemble(
     input.truth.push(labelled.truth[i] as number);
     input.found.push(result.task);
     input.classes.push(labelled.classes[i] as number);
+    input.labelled.push(labelled.labelled[i] === true);
     predictions.live.push(result.prediction);
     predictions.final.push(final.get(offset) ?? -1);
   });

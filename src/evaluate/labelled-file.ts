@@ -30,6 +30,8 @@ export interface LabelledRecords {
   readonly trueTaskNames: readonly string[];
   /** Each record's class: its `y`, else its label field, else −1. */
   readonly classes: readonly number[];
+  /** Whether each record carries its label `y` (the daemon trains on it). */
+  readonly labelled: readonly boolean[];
 }
 
 const NEWLINE = 0x0a;
@@ -64,7 +66,12 @@ export async function stripLabelledFile(options: LabelledFileOptions): Promise<L
   });
   failed.catch(() => {});
   const names = new Map<string, number>();
-  const records = { offsets: [] as number[], truth: [] as number[], classes: [] as number[] };
+  const records = {
+    offsets: [] as number[],
+    truth: [] as number[],
+    classes: [] as number[],
+    labelled: [] as boolean[],
+  };
   let line = -1;
   try {
     for await (const bytes of fileLines(input)) {
@@ -83,6 +90,7 @@ export async function stripLabelledFile(options: LabelledFileOptions): Promise<L
       records.offsets.push(line);
       records.truth.push(names.get(name) as number);
       records.classes.push(classOf(record.y, label, labelField, input, line));
+      records.labelled.push(record.y !== undefined && record.y !== null);
       await write(out, `${JSON.stringify(record)}\n`);
     }
   } finally {

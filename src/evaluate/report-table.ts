@@ -44,15 +44,31 @@ export function evaluationTable(report: EvaluationReport): string {
       c.detected ? `${c.delay} records` : `not detected (${c.delay} records)`,
     ]),
   );
+  const points = (value: number | null) => (value === null ? '–' : `${(value * 100).toFixed(1)} pt`);
   const forgetting = table(
-    ['true task', 'mask', 'scored', 'live', 'final masks', 'forgetting'],
+    [
+      'true task',
+      'mask',
+      'scored',
+      'live',
+      'final',
+      'forgetting',
+      'unlabelled',
+      'live',
+      'final',
+      'forgetting',
+    ],
     report.forgetting.map((f) => [
       f.true_task,
       String(f.mask),
-      String(f.scored),
-      percent(f.live_accuracy),
-      percent(f.final_accuracy),
-      f.forgetting === null ? '–' : `${(f.forgetting * 100).toFixed(1)} pt`,
+      String(f.all.scored),
+      percent(f.all.live_accuracy),
+      percent(f.all.final_accuracy),
+      points(f.all.forgetting),
+      String(f.unlabelled.scored),
+      percent(f.unlabelled.live_accuracy),
+      percent(f.unlabelled.final_accuracy),
+      points(f.unlabelled.forgetting),
     ]),
   );
   const lines = [
@@ -72,7 +88,8 @@ export function evaluationTable(report: EvaluationReport): string {
     '',
     ...(report.changes.length === 0 ? ['No true task change.'] : changes),
     '',
-    'Forgetting (each record re-classified under its assigned mask as it finally is):',
+    'Forgetting: each record re-classified under its assigned mask as it finally is, against its live',
+    'prediction; all records with a known class, then those sent without y (never trained on):',
     ...forgetting,
   ];
   return `${lines.join('\n')}\n`;

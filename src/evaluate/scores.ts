@@ -13,6 +13,8 @@ export interface EvaluationInput {
   readonly found: readonly number[];
   /** The record's class (its `y`, or the scoring-only label field), or −1. */
   readonly classes: readonly number[];
+  /** Whether the record carried its label `y` (the daemon trained on it) rather than only a scoring class. */
+  readonly labelled: readonly boolean[];
   /** The class the daemon predicted live (the result record's `prediction`). */
   readonly live: readonly number[];
   /** The class predicted at the end under the record's assigned mask as it finally is (−1: not re-classified). */
@@ -41,16 +43,23 @@ export interface DiscoveredTaskScore {
   readonly mostly: string;
 }
 
+/** Accuracy on a set of records with a known class: live, with the final masks, and the drop between. */
+export interface LiveAndFinal {
+  readonly scored: number;
+  readonly live_accuracy: number | null;
+  readonly final_accuracy: number | null;
+  /** live − final: positive when the final masks do worse on the records than seen live. */
+  readonly forgetting: number | null;
+}
+
 export interface ForgettingScore {
   readonly true_task: string;
   /** The discovered task most of its records went to. */
   readonly mask: number;
-  /** Records with a known class (each re-classified under the mask it was assigned to). */
-  readonly scored: number;
-  readonly live_accuracy: number | null;
-  readonly final_accuracy: number | null;
-  /** live − final: positive when the final masks do worse on the task's records than seen live. */
-  readonly forgetting: number | null;
+  /** Every record of the task with a known class (each re-classified under the mask it was assigned to). */
+  readonly all: LiveAndFinal;
+  /** Those sent without `y`: records the daemon never trained on. */
+  readonly unlabelled: LiveAndFinal;
 }
 
 export interface EvaluationScores {
@@ -83,6 +92,7 @@ export function scoreEvaluation(input: EvaluationInput): EvaluationScores {
   if (
     found.length !== n ||
     input.classes.length !== n ||
+    input.labelled.length !== n ||
     input.live.length !== n ||
     input.final.length !== n
   ) {
@@ -164,16 +174,23 @@ function forgettingScores(
   const order = [...new Set(input.truth)];
   return order.map((t) => {
     const mine = (i: number) => input.truth[i] === t;
-    const scored = input.classes.filter((c, i) => c >= 0 && mine(i)).length;
-    const live = accuracyOver(input, input.live, mine);
-    const final = accuracyOver(input, input.final, mine);
     return {
       true_task: name(t),
       mask: dominant[t] as number,
-      scored,
-      live_accuracy: live,
-      final_accuracy: final,
-      forgetting: live === null || final === null ? null : live - final,
+      all: liveAndFinal(input, mine),
+      unlabelled: liveAndFinal(input, (i) => mine(i) && input.labelled[i] !== true),
     };
   });
+}
+
+function liveAndFinal(input: EvaluationInput, keep: (i: number) => boolean): LiveAndFinal {
+  const scored = input.classes.filter((c, i) => c >= 0 && keep(i)).length;
+  const live = accuracyOver(input, input.live, keep);
+  const final = accuracyOver(input, input.final, keep);
+  return {
+    scored,
+    live_accuracy: live,
+    final_accuracy: final,
+    forgetting: live === null || final === null ? null : live - final,
+  };
 }

@@ -29,7 +29,11 @@ interface Report {
   tasks: { task: number; records: number; accuracy: number | null }[];
   changes: { at: number; delay: number; detected: boolean }[];
   allocations: { task: number; at: number }[];
-  forgetting: { true_task: string; live_accuracy: number | null; final_accuracy: number | null }[];
+  forgetting: {
+    true_task: string;
+    all: { scored: number; live_accuracy: number | null; final_accuracy: number | null };
+    unlabelled: { scored: number; live_accuracy: number | null; final_accuracy: number | null };
+  }[];
   plot: string | null;
 }
 
@@ -128,11 +132,17 @@ test('evaluate --demo: the metrics of a short demo run and its timeline as PNG; 
     ['0', '1', '2', '3', '4'],
   );
   for (const f of report.forgetting) {
-    assert.ok(
-      f.live_accuracy !== null && f.final_accuracy !== null && f.final_accuracy > 0.2,
-      JSON.stringify(f),
-    );
+    for (const part of [f.all, f.unlabelled]) {
+      assert.ok(part.live_accuracy !== null && part.final_accuracy !== null, JSON.stringify(f));
+      assert.ok(part.final_accuracy > 0.2, JSON.stringify(f));
+    }
+    // The demo sends about 10 % of its records without y; all of them carry a scoring class.
+    assert.ok(f.unlabelled.scored > 0 && f.unlabelled.scored < f.all.scored / 4, JSON.stringify(f));
   }
+  assert.equal(
+    report.forgetting.reduce((s, f) => s + f.all.scored, 0),
+    1800,
+  );
   assert.equal(report.plot, png);
   const image = checkPng(await readFile(png));
   assert.deepEqual(image.types, ['IHDR', 'IDAT', 'IEND']);

@@ -37,6 +37,8 @@ const HAND_MADE = {
   classes: [1, 2, 3, -1, 1, 2, 3, 4, 5, 5],
   live: [1, 2, 0, 7, 1, 2, 3, 0, 5, 0],
   final: [1, 0, 0, -1, 1, 2, 3, 4, 5, 0],
+  // Records 1, 6 and 9 were sent without y (their class is a scoring-only field).
+  labelled: [true, false, true, false, true, true, false, true, true, false],
   trueTaskNames: ['a', 'b'],
 };
 
@@ -58,12 +60,16 @@ test('scoreEvaluation: confusion, per-task accuracy, delays and forgetting of a 
     {
       true_task: 'a',
       mask: 0,
-      scored: 5,
-      live_accuracy: 3 / 5,
-      final_accuracy: 2 / 5,
-      forgetting: 3 / 5 - 2 / 5,
+      all: { scored: 5, live_accuracy: 3 / 5, final_accuracy: 2 / 5, forgetting: 3 / 5 - 2 / 5 },
+      // records 1 (live right, final wrong) and 9 (wrong both times)
+      unlabelled: { scored: 2, live_accuracy: 1 / 2, final_accuracy: 0, forgetting: 1 / 2 },
     },
-    { true_task: 'b', mask: 1, scored: 4, live_accuracy: 3 / 4, final_accuracy: 1, forgetting: 3 / 4 - 1 },
+    {
+      true_task: 'b',
+      mask: 1,
+      all: { scored: 4, live_accuracy: 3 / 4, final_accuracy: 1, forgetting: 3 / 4 - 1 },
+      unlabelled: { scored: 1, live_accuracy: 1, final_accuracy: 1, forgetting: 0 },
+    },
   ]);
   assert.equal(scores.live_accuracy, 6 / 9);
   assert.equal(scores.final_accuracy, 6 / 9);
@@ -83,6 +89,7 @@ test('scoreEvaluation: a true task never routed to its mask is an undetected cha
     classes: [-1, -1, -1, -1, -1],
     live: [0, 0, 0, 0, 0],
     final: [-1, -1, -1, -1, -1],
+    labelled: [false, false, false, false, false],
     trueTaskNames: ['x', 'y'],
   });
   // y's dominant mask is 0, which its first record already has: delay 0; no record with a class.
@@ -90,7 +97,7 @@ test('scoreEvaluation: a true task never routed to its mask is an undetected cha
   assert.equal(scores.ari, 0);
   assert.equal(scores.live_accuracy, null);
   assert.deepEqual(
-    scores.forgetting.map((f) => f.forgetting),
+    scores.forgetting.map((f) => f.all.forgetting),
     [null, null],
   );
   const late = scoreEvaluation({
@@ -99,6 +106,7 @@ test('scoreEvaluation: a true task never routed to its mask is an undetected cha
     classes: Array(9).fill(-1),
     live: Array(9).fill(0),
     final: Array(9).fill(-1),
+    labelled: Array(9).fill(false),
     trueTaskNames: ['x', 'y'],
   });
   assert.deepEqual(
@@ -110,7 +118,7 @@ test('scoreEvaluation: a true task never routed to its mask is an undetected cha
     ],
   );
   assert.throws(() => scoreEvaluation({ ...HAND_MADE, final: [1] }), /differ in length/);
-  const none = { truth: [], found: [], classes: [], live: [], final: [], trueTaskNames: [] };
+  const none = { truth: [], found: [], classes: [], labelled: [], live: [], final: [], trueTaskNames: [] };
   assert.throws(() => scoreEvaluation(none), /no records to score/);
 });
 
@@ -234,6 +242,7 @@ test('stripLabelledFile: removes the truth and class fields line for line and re
       offsets: [0, 2, 3],
       truth: [0, 1, 0],
       classes: [1, 2, -1],
+      labelled: [true, false, false],
       trueTaskNames: ['p', '7'],
     });
     assert.equal(await readFile(output, 'utf8'), '{"x":[1,2],"y":1}\n\n{"x":[3,4]}\n{"id":"r","x":[5,6]}\n');
