@@ -200,7 +200,7 @@ function timelineOf(truth: readonly number[], found: readonly number[], report: 
     allocations: report.allocations.map(({ at, task }) => ({ at, task })),
     trueTaskNames: report.true_task_names,
     foundColour,
-    title: `${path.basename(report.input)}: ${report.records} records, ${report.true_tasks} true tasks, ${report.discovered_tasks} discovered, ARI ${report.ari.toFixed(3)}`,
+    title: `${path.basename(report.input)}: ${report.records} records, ${report.true_tasks} true tasks, ${report.discovered_tasks} discovered, ARI ${report.ari.toFixed(4)}`,
   };
 }
 

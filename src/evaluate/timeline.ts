@@ -114,7 +114,7 @@ export function timelineSvg(timeline: Timeline): string {
   ) => {
     for (const run of runs) {
       const x0 = xOf(run.start, n);
-      const w = Math.max(0.5, xOf(run.end, n) - x0);
+      const w = Math.max(1, xOf(run.end, n) - x0);
       out.push(
         `<rect x="${x0.toFixed(2)}" y="${top}" width="${w.toFixed(2)}" height="${band}" fill="${rgb(colourOf(colour(run.task)))}"><title>${escapeXml(label(run.task))}: records ${run.start}–${run.end - 1}</title></rect>`,
       );

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { inflateSync } from 'node:zlib';
 import { stripLabelledFile } from '../../src/evaluate/labelled-file.ts';
 import { encodePng, PNG_SIGNATURE } from '../../src/evaluate/png.ts';
+import { evaluationTable } from '../../src/evaluate/report-table.ts';
 import { scoreEvaluation, trueChanges } from '../../src/evaluate/scores.ts';
 import { runsOf, type Timeline, ticksOf, timelineSvg } from '../../src/evaluate/timeline.ts';
 import { timelinePng } from '../../src/evaluate/timeline-png.ts';
@@ -268,5 +269,39 @@ test('stripLabelledFile: removes the truth and class fields line for line and re
     await refused(null, /cannot read .*missing\.jsonl/);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('evaluationTable: the summary lines and the confusion table of the hand-made report', () => {
+  const text = evaluationTable({
+    ...scoreEvaluation(HAND_MADE),
+    input: 'hand.jsonl',
+    truth_field: 'task',
+    label_field: null,
+    records_in: 11,
+    dead_letters: 1,
+    dead_letter_reasons: { E_RECORD_DIMENSION: 1 },
+    true_task_names: ['a', 'b'],
+    allocations: [
+      { task: 0, at: 0, offset: 0 },
+      { task: 1, at: 5, offset: 6 },
+    ],
+    seconds: 1.25,
+  });
+  const lines = text.split('\n');
+  for (const line of [
+    "supsupd evaluate: hand.jsonl (truth field 'task')",
+    'records in / scored     11 / 10 (1 dead-lettered: 1 E_RECORD_DIMENSION)',
+    'tasks true / discovered 2 / 2 (spurious allocations: 0)',
+    `ARI / NMI               0.6018 / ${scoreEvaluation(HAND_MADE).nmi.toFixed(4)}`,
+    'accuracy live / final   66.7 % / 66.7 %',
+    'allocations at record   0 (task 0), 5 (task 1)',
+    'true \\ discovered  0  1',
+    'a                  6   ',
+    'b                  1  3',
+    '4                     a → b        1 records',
+    'a             0       5  60.0 %   40.0 %     20.0 pt           2   50.0 %    0.0 %     50.0 pt',
+  ]) {
+    assert.ok(lines.includes(line), `no line '${line}' in:\n${text}`);
   }
 });
