@@ -46,7 +46,32 @@ export interface EvaluationReport extends EvaluationScores {
   readonly dead_letter_reasons: Readonly<Record<string, number>>;
   readonly true_task_names: readonly string[];
   readonly allocations: readonly Allocation[];
+  /** The learning settings the daemon ran with (from the configuration). */
+  readonly configuration: EvaluatedConfiguration;
   readonly seconds: number;
+}
+
+export interface EvaluatedConfiguration {
+  readonly rule: string;
+  readonly micro_batch: number;
+  readonly network: string;
+  readonly outputs: number;
+  readonly seed: number;
+  readonly standardise: string;
+}
+
+function configurationOf(config: DaemonConfig): EvaluatedConfiguration {
+  const { model } = config;
+  const standardise = model.input.standardise;
+  return {
+    rule: config.discovery.rule,
+    micro_batch: config.batch.size,
+    network:
+      model.hidden === undefined ? (model.arch ?? 'lenet') : `${model.inputs}-${model.hidden.join('-')}`,
+    outputs: model.outputs,
+    seed: model.seed,
+    standardise: typeof standardise === 'string' ? standardise : 'given',
+  };
 }
 
 /**
@@ -93,6 +118,7 @@ export async function evaluateFile(
     let deadLetters: DeadLetterLine[];
     try {
       const total = labelled.offsets.length;
+      options.onProgress?.(0, total);
       const source = new ProgressSource(await components.makeSource(), (n) => options.onProgress?.(n, total));
       await daemon.run(source);
       results = await readResults(path.join(out, 'results.jsonl'));
@@ -104,7 +130,8 @@ export async function evaluateFile(
     }
     const seconds = (performance.now() - started) / 1000;
     const events = await readJsonLines<DaemonEvent>(path.join(out, 'events.jsonl'));
-    return assemble(options, labelled, { results, final, events, deadLetters }, seconds);
+    const run = { results, final, events, deadLetters, configuration: configurationOf(config), seconds };
+    return assemble(options, labelled, run);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -116,6 +143,8 @@ interface RunOutcome {
   readonly final: ReadonlyMap<number, number>;
   readonly events: readonly DaemonEvent[];
   readonly deadLetters: readonly DeadLetterLine[];
+  readonly configuration: EvaluatedConfiguration;
+  readonly seconds: number;
 }
 
 /** The fields of a dead-letters.jsonl line that an evaluation reads. */
@@ -140,7 +169,6 @@ function assemble(
   options: EvaluateOptions,
   labelled: LabelledRecords,
   outcome: RunOutcome,
-  seconds: number,
 ): { report: EvaluationReport; timeline: Timeline } {
   const { results, final, events } = outcome;
   const input = {
@@ -180,7 +208,8 @@ function assemble(
     true_task_names: labelled.trueTaskNames,
     ...scores,
     allocations,
-    seconds,
+    configuration: outcome.configuration,
+    seconds: outcome.seconds,
   };
   return { report, timeline: timelineOf(input.truth, input.found, report) };
 }

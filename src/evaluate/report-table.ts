@@ -18,6 +18,7 @@ function deadLetterReasons(report: EvaluationReport): string {
 }
 
 export function evaluationTable(report: EvaluationReport): string {
+  const c = report.configuration;
   const found = report.tasks.map((t) => String(t.task));
   const confusion = table(
     ['true \\ discovered', ...found],
@@ -79,6 +80,7 @@ export function evaluationTable(report: EvaluationReport): string {
     `ARI / NMI               ${report.ari.toFixed(4)} / ${report.nmi.toFixed(4)}`,
     `accuracy live / final   ${percent(report.live_accuracy)} / ${percent(report.final_accuracy)}`,
     `allocations at record   ${report.allocations.map((a) => `${a.at} (task ${a.task})`).join(', ') || '–'}`,
+    `configuration           rule ${c.rule}, micro-batch ${c.micro_batch}, ${c.network} with ${c.outputs} outputs, seed ${c.seed}, standardise ${c.standardise}`,
     `time                    ${report.seconds.toFixed(1)} s`,
     '',
     'Confusion (records):',

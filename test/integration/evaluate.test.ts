@@ -35,6 +35,7 @@ interface Report {
     unlabelled: { scored: number; live_accuracy: number | null; final_accuracy: number | null };
   }[];
   plot: string | null;
+  configuration: { rule: string; micro_batch: number; network: string };
 }
 
 function evaluate(args: readonly string[]) {
@@ -171,6 +172,41 @@ test('evaluate --demo: the metrics of a short demo run and its timeline as PNG; 
   assert.ok(text.startsWith('<svg xmlns="http://www.w3.org/2000/svg"') && text.trimEnd().endsWith('</svg>'));
   assert.equal((text.match(/<path /g) ?? []).length, report.allocations.length);
 
+  assert.deepEqual(
+    [report.configuration.rule, report.configuration.micro_batch, report.configuration.network],
+    ['evidence', 128, 'lenet'],
+  );
+  // --config as for run: its learning settings are used, its source, sink and store replaced.
+  const config = path.join(dir, 'daemon.json');
+  await writeFile(
+    config,
+    JSON.stringify({
+      source: { kind: 'kafka', brokers: ['127.0.0.1:1'], topic: 'in' },
+      sink: { kind: 'stdout' },
+      store: { kind: 'redis', url: 'redis://127.0.0.1:1/0' },
+      model: { hidden: [64], outputs: 20 },
+      discovery: { rule: 'paper' },
+      batch: { size: 64 },
+    }),
+  );
+  const configured = evaluate([
+    '--input',
+    demoFile,
+    '--truth-field',
+    'task',
+    '--label-field',
+    'class',
+    '--config',
+    config,
+    '--json',
+  ]);
+  assert.equal(configured.status, 0, configured.stderr);
+  const paper = reportOf(configured.stdout);
+  assert.deepEqual(
+    [paper.records, paper.configuration.rule, paper.configuration.micro_batch, paper.configuration.network],
+    [1800, 'paper', 64, '784-64'],
+  );
+
   const table = evaluate(['--input', demoFile, '--truth-field', 'task', '--label-field', 'class']);
   assert.equal(table.status, 0, table.stderr);
   assert.match(table.stdout, /tasks true \/ discovered 5 \/ 5/);
@@ -213,6 +249,12 @@ test('evaluate refuses bad input with exit code 2 and writes nothing', async () 
     refused.stderr,
     /reached the learner: all 2 were dead-lettered, the first \(line 1\) with E_RECORD_SCHEMA/,
   );
+  assert.equal(existsSync(plot), false);
+  const badConfig = path.join(dir, 'bad-config.json');
+  await writeFile(badConfig, '{"batch":{"size":0}}');
+  const refusedConfig = evaluate(['--demo', '--config', badConfig, '--plot', plot]);
+  assert.equal(refusedConfig.status, 2);
+  assert.match(refusedConfig.stderr, /batch\.size: Too small/);
   assert.equal(existsSync(plot), false);
   const wrongExtension = evaluate([
     '--input',

@@ -286,6 +286,14 @@ test('evaluationTable: the summary lines and the confusion table of the hand-mad
       { task: 0, at: 0, offset: 0 },
       { task: 1, at: 5, offset: 6 },
     ],
+    configuration: {
+      rule: 'evidence',
+      micro_batch: 128,
+      network: 'lenet',
+      outputs: 100,
+      seed: 1,
+      standardise: 'auto',
+    },
     seconds: 1.25,
   });
   const lines = text.split('\n');
@@ -296,6 +304,7 @@ test('evaluationTable: the summary lines and the confusion table of the hand-mad
     `ARI / NMI               0.6018 / ${scoreEvaluation(HAND_MADE).nmi.toFixed(4)}`,
     'accuracy live / final   66.7 % / 66.7 %',
     'allocations at record   0 (task 0), 5 (task 1)',
+    'configuration           rule evidence, micro-batch 128, lenet with 100 outputs, seed 1, standardise auto',
     'true \\ discovered  0  1',
     'a                  6   ',
     'b                  1  3',
