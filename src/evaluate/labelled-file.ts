@@ -78,7 +78,7 @@ export async function stripLabelledFile(options: LabelledFileOptions): Promise<L
       line++;
       const text = bytes.toString('utf8');
       if (text.trim() === '') {
-        await write(out, '\n');
+        await write(out, '\n', failed);
         continue;
       }
       const record = parseRecord(text, input, line);
@@ -91,7 +91,7 @@ export async function stripLabelledFile(options: LabelledFileOptions): Promise<L
       records.truth.push(names.get(name) as number);
       records.classes.push(classOf(record.y, label, labelField, input, line));
       records.labelled.push(record.y !== undefined && record.y !== null);
-      await write(out, `${JSON.stringify(record)}\n`);
+      await write(out, `${JSON.stringify(record)}\n`, failed);
     }
   } finally {
     out.end();
@@ -112,8 +112,9 @@ async function assertReadable(file: string): Promise<void> {
   }
 }
 
-async function write(out: NodeJS.WritableStream, text: string): Promise<void> {
-  if (!out.write(text)) await once(out, 'drain');
+/** Writes, waiting for the stream to drain; rejects with the stream's error (`failed`) instead of waiting for ever. */
+async function write(out: NodeJS.WritableStream, text: string, failed: Promise<never>): Promise<void> {
+  if (!out.write(text)) await Promise.race([once(out, 'drain'), failed]);
 }
 
 function parseRecord(text: string, file: string, line: number): Record<string, unknown> {
