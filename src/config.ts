@@ -289,9 +289,14 @@ export function loadConfig(
 ): DaemonConfig {
   const env = options.env ?? process.env;
   const file = options.path ?? env[ENVIRONMENT.config];
-  const base: Json = file === undefined ? {} : readJsonFile(file);
+  const base: Json = file === undefined ? {} : readConfigFile(file);
   const merged = merge(merge(base, fromEnvironment(env, base)), options.overrides ?? {});
-  const parsed = configSchema.safeParse(merged);
+  return parseConfig(merged);
+}
+
+/** Validates a configuration document; throws one E_CONFIG error listing every problem. */
+export function parseConfig(document: Readonly<Record<string, unknown>>): DaemonConfig {
+  const parsed = configSchema.safeParse(document);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map(
     (issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`,
@@ -305,7 +310,8 @@ export function loadConfig(
   );
 }
 
-function readJsonFile(file: string): Json {
+/** A configuration file's JSON object, unvalidated; E_CONFIG when it cannot be read or is not an object. */
+export function readConfigFile(file: string): Json {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -4,6 +4,7 @@ import { errorMessage, isSupsupError } from '../errors.js';
 import { benchColdStart, benchDaemon, benchOneShot, benchProtocol, benchTrain } from './bench.js';
 import { benchDiscovery } from './bench-discovery.js';
 import { demo } from './demo.js';
+import { evaluate } from './evaluate.js';
 import { info } from './info.js';
 import { enableRelaxedSimd } from './relaxed-simd.js';
 import { run } from './run.js';
@@ -79,6 +80,33 @@ function buildProgram(): Command {
     .option('--backend <name>', BACKEND_HELP, 'auto')
     .option('--json', 'print one JSON object as the last line of stdout')
     .action((options: Record<string, unknown>) => demo(options));
+
+  program
+    .command('evaluate')
+    .description(
+      'a labelled JSONL file (or the demo stream) through the daemon, scored against its truth field: accuracy per discovered task, confusion, ARI, NMI, detection delays, spurious allocations, forgetting; see docs/discovery.md',
+    )
+    .option('--input <file>', 'JSONL records in the daemon format, each with a truth field')
+    .option(
+      '--truth-field <name>',
+      "the record field holding the true task (removed before the daemon reads it; --demo: 'task')",
+    )
+    .option(
+      '--label-field <name>',
+      "a scoring-only class field for records sent without y (removed likewise; --demo: 'class')",
+    )
+    .option('--demo', 'evaluate the built-in demo stream (PermutedMNIST, true tasks 0 1 2 3 4 1)')
+    .option('--segment <n>', 'with --demo: records per true-task segment (default 6000)')
+    .option('--demo-out <file>', 'with --demo: keep the labelled demo stream in this file')
+    .option(
+      '--config <file>',
+      'daemon configuration as for run (default: $SUPSUPD_CONFIG); source, sink, store, http and jobs are replaced',
+    )
+    .option('--plot <file>', 'write the task timeline: .png or .svg')
+    .option('--log-level <level>', 'error|warn|info|debug', 'warn')
+    .option('--backend <name>', BACKEND_HELP)
+    .option('--json', 'print one JSON object as the last line of stdout')
+    .action((options: Record<string, unknown>) => evaluate(options));
 
   const bench = program.command('bench').description('reproduce the paper and measure speed');
   protocolCommand(bench, 'permuted', 'PermutedMNIST: each task a fixed pixel permutation');

@@ -257,6 +257,11 @@ export class Daemon {
     return this.learner.infer(x, rows);
   }
 
+  /** Classification of `rows` inputs under the mask of `task` as it is now; changes nothing. */
+  classifyUnder(x: Float32Array, rows: number, task: number) {
+    return this.learner.classifyUnder(x, rows, task);
+  }
+
   private async shutdown(): Promise<void> {
     const deadline = this.options.stopTimeoutMs ?? 20_000;
     const steps: [string, () => Promise<void>][] = [

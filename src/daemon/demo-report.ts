@@ -1,6 +1,7 @@
 /**
  * Scoring of a discovery run against the true task of each record: the contingency table, the
- * adjusted Rand index (Hubert & Arabie 1985), spurious allocations and detection delays.
+ * adjusted Rand index (Hubert & Arabie 1985), the normalised mutual information, spurious allocations
+ * and detection delays. The demo, `supsupd evaluate` and the discovery benchmark share these.
  */
 export interface DemoAssignment {
   /** True task per record, in stream order. */
@@ -67,10 +68,7 @@ export function scoreDiscovery(assignment: DemoAssignment, segmentStarts: readon
   const discovered = new Set(found).size;
   const delays = segmentStarts.slice(1).map((start, s) => {
     const end = segmentStarts[s + 2] ?? truth.length;
-    const target = dominant[truth[start] as number];
-    let i = start;
-    while (i < end && found[i] !== target) i++;
-    return i - start;
+    return firstAssignedAfter(found, start, end, dominant[truth[start] as number]) - start;
   });
   return {
     true_tasks: trueTasks,
@@ -81,4 +79,42 @@ export function scoreDiscovery(assignment: DemoAssignment, segmentStarts: readon
     contingency,
     dominant,
   };
+}
+
+/** The first index in [start, end) whose record went to `target`, or `end` when none did. */
+export function firstAssignedAfter(
+  found: readonly number[],
+  start: number,
+  end: number,
+  target: number | undefined,
+): number {
+  let i = start;
+  while (i < end && found[i] !== target) i++;
+  return i;
+}
+
+/** NMI with the arithmetic mean of the two entropies (scikit-learn's default). */
+export function normalisedMutualInformation(a: readonly number[], b: readonly number[]): number {
+  const n = a.length;
+  const joint = new Map<string, number>();
+  const pa = new Map<number, number>();
+  const pb = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const x = a[i] as number;
+    const y = b[i] as number;
+    joint.set(`${x},${y}`, (joint.get(`${x},${y}`) ?? 0) + 1);
+    pa.set(x, (pa.get(x) ?? 0) + 1);
+    pb.set(y, (pb.get(y) ?? 0) + 1);
+  }
+  const entropy = (m: Map<number, number>) =>
+    [...m.values()].reduce((h, c) => h - (c / n) * Math.log(c / n), 0);
+  let mi = 0;
+  for (const [key, c] of joint) {
+    const [x, y] = key.split(',').map(Number) as [number, number];
+    mi += (c / n) * Math.log((c * n) / ((pa.get(x) as number) * (pb.get(y) as number)));
+  }
+  const ha = entropy(pa);
+  const hb = entropy(pb);
+  if (ha === 0 && hb === 0) return 1;
+  return (2 * mi) / (ha + hb);
 }

@@ -7,8 +7,8 @@ import type { RawRecord } from '../records.js';
  * The built-in demo stream: PermutedMNIST tasks one after another, each segment `recordsPerSegment`
  * long (not a multiple of the micro-batch, so task changes fall inside batches), one task coming back
  * at the end. Records are binary float32 with the label in a header; a fraction carry no label
- * (inference only). The true task travels in the `x-true-task` header for scoring the demo: the
- * daemon never reads it.
+ * (inference only). The true task travels in the `x-true-task` header and every record's class in
+ * `x-true-class`, for scoring the demo and `supsupd evaluate --demo`: the daemon never reads them.
  */
 export interface DemoStreamConfig {
   /** True task of each segment, e.g. [0, 1, 2, 3, 4, 1]. */
@@ -52,6 +52,7 @@ export function* demoStream(config: DemoStreamConfig): Generator<RawRecord> {
       const headers: Record<string, string> = {
         'content-type': 'application/x-float32',
         'x-true-task': String(truth),
+        'x-true-class': String(task.train.label(index)),
         id: `demo-${offset}`,
       };
       if (labelled) headers.y = String(task.train.label(index));

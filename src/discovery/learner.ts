@@ -1,3 +1,4 @@
+import { SupsupError } from '../errors.js';
 import type { SupermaskEngine } from '../model/engine.js';
 import type { Classification } from '../model/network/classification.js';
 import type { Objective } from '../model/training/objectives.js';
@@ -431,6 +432,19 @@ export class StreamLearner {
     const x = Float32Array.from(raw.subarray(0, rows * this.engine.arch.inputs));
     this.transform.apply(x, rows);
     return this.inferTransformed(x, rows);
+  }
+
+  /**
+   * Classification of `rows` raw inputs under the mask of `task` as it is now, through the input
+   * transform, changing nothing (re-scoring records with the final masks).
+   */
+  classifyUnder(raw: Float32Array, rows: number, task: number): Classification {
+    if (!Number.isInteger(task) || task < 0 || task >= this.trainers.tasks.length) {
+      throw new SupsupError('E_BAD_ARGUMENT', `no task ${task} (${this.trainers.tasks.length} learned)`);
+    }
+    const x = Float32Array.from(raw.subarray(0, rows * this.engine.arch.inputs));
+    this.transform.apply(x, rows);
+    return this.engine.classify(x, task);
   }
 
   private inferTransformed(

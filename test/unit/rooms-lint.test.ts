@@ -42,6 +42,9 @@ const FILES: Readonly<Record<string, string>> = {
   // ops: telemetry allowed, state refused (line 2), daemon.js refused outside service.ts (line 3)
   'src/ops/metrics.ts':
     "import { t } from '../daemon/telemetry.js';\nimport { s } from '../daemon/state.js';\nimport { d } from '../daemon/daemon.js';\nexport const o = [t, s, d];\n",
+  // evaluate: the daemon and the stream's types allowed; ops (line 3) and a store (line 4) refused
+  'src/evaluate/uses.ts':
+    "import { d } from '../daemon/daemon.js';\nimport type { T } from '../stream/types.js';\nimport { t } from '../ops/metrics.js';\nimport { openStore } from '../store/index.js';\nexport type V = T;\nexport const v = [d, t, openStore];\n",
   'src/ops/service.ts':
     "import { d } from '../daemon/daemon.js';\nimport { t } from '../daemon/telemetry.js';\nexport const o = [t, d];\n",
 };
@@ -88,6 +91,8 @@ test('Biome refuses imports across the rooms and import cycles, and only those',
     'src/daemon/uses-store.ts:2 noRestrictedImports',
     'src/daemon/uses-store.ts:3 noRestrictedImports',
     'src/daemon/uses-store.ts:5 noRestrictedImports',
+    'src/evaluate/uses.ts:3 noRestrictedImports',
+    'src/evaluate/uses.ts:4 noRestrictedImports',
     'src/model/bank/cycle-a.ts:1 noImportCycles',
     'src/model/bank/cycle-b.ts:1 noImportCycles',
     'src/model/bank/uses-store.ts:1 noRestrictedImports',

@@ -6,6 +6,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { float32Text } from '../../codec/float-text.js';
 import { configSchema } from '../../config.js';
 import { buildComponents } from '../../daemon/components.js';
 import { Daemon } from '../../daemon/daemon.js';
@@ -155,14 +156,4 @@ export async function writeStream(stream: GeneratedStream, file: string): Promis
   }
   out.end();
   await done;
-}
-
-/** The shortest decimal that reads back as the same float32 (what the record decoder does). */
-export function float32Text(value: number): string {
-  if (Number.isInteger(value)) return String(value);
-  for (let digits = 1; digits < 9; digits++) {
-    const text = value.toPrecision(digits);
-    if (Math.fround(Number(text)) === value) return String(Number(text));
-  }
-  return String(value);
 }

@@ -1,7 +1,11 @@
 /**
  * Per-record scores of a discovery run against the true tasks of a generated stream.
  */
-import { adjustedRandIndex } from '../../daemon/demo-report.js';
+import {
+  adjustedRandIndex,
+  firstAssignedAfter,
+  normalisedMutualInformation,
+} from '../../daemon/demo-report.js';
 import type { RunOutput } from './run.js';
 import type { GeneratedStream } from './streams.js';
 
@@ -124,9 +128,7 @@ function detectionDelays(
     const start = starts[s] as number;
     const end = starts[s + 1] as number;
     const target = dominant.get(stream.spec.schedule[s] as number);
-    let i = start;
-    while (i < end && found[i] !== target) i++;
-    delays.push(i - start);
+    delays.push(firstAssignedAfter(found, start, end, target) - start);
   }
   return delays;
 }
@@ -149,30 +151,4 @@ function returningReused(stream: GeneratedStream, found: readonly number[]): boo
     }
   });
   return returns ? ok : null;
-}
-
-/** NMI with the arithmetic mean of the two entropies (scikit-learn's default). */
-export function normalisedMutualInformation(a: readonly number[], b: readonly number[]): number {
-  const n = a.length;
-  const joint = new Map<string, number>();
-  const pa = new Map<number, number>();
-  const pb = new Map<number, number>();
-  for (let i = 0; i < n; i++) {
-    const x = a[i] as number;
-    const y = b[i] as number;
-    joint.set(`${x},${y}`, (joint.get(`${x},${y}`) ?? 0) + 1);
-    pa.set(x, (pa.get(x) ?? 0) + 1);
-    pb.set(y, (pb.get(y) ?? 0) + 1);
-  }
-  const entropy = (m: Map<number, number>) =>
-    [...m.values()].reduce((h, c) => h - (c / n) * Math.log(c / n), 0);
-  let mi = 0;
-  for (const [key, c] of joint) {
-    const [x, y] = key.split(',').map(Number) as [number, number];
-    mi += (c / n) * Math.log((c * n) / ((pa.get(x) as number) * (pb.get(y) as number)));
-  }
-  const ha = entropy(pa);
-  const hb = entropy(pb);
-  if (ha === 0 && hb === 0) return 1;
-  return (2 * mi) / (ha + hb);
 }
