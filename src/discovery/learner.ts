@@ -5,6 +5,7 @@ import type { Objective } from '../model/training/objectives.js';
 import type { LabelledBatch } from '../model/training/trainer.js';
 import type { TrainingState } from '../model/training/training-state.js';
 import type { DaemonEvent, InputRecord, ResultRecord } from '../records.js';
+import { type BatchOutcome, candidatesOf, effectiveDecision, meanEntropy, pick } from './batch-outcome.js';
 import { type BatchRows, batchRowsOf, groupRows, labelledBatch } from './batch-rows.js';
 import {
   DEFAULT_EVIDENCE,
@@ -20,7 +21,6 @@ import {
   decideByEvidence,
   type Group,
   range,
-  type TaskBatchEvidence,
   taskEvidence,
 } from './evidence-rule.js';
 import {
@@ -41,6 +41,7 @@ import {
 import { type LearnedTask, type ReplayChange, TaskTrainers, type TrainingSchedule } from './task-trainer.js';
 import { noUsableAccuracy, type StreamWarning, unscaledInputs } from './warnings.js';
 
+export type { BatchOutcome, Candidate } from './batch-outcome.js';
 export type { BatchRows } from './batch-rows.js';
 export type { LearnedTask, ReplayChange } from './task-trainer.js';
 export type { StreamWarning } from './warnings.js';
@@ -68,37 +69,6 @@ export const DEFAULT_LEARNER: Omit<LearnerConfig, 'policy'> = {
   freezeAfterSteps: 4000,
   standardise: DEFAULT_STANDARDISE,
 };
-
-export interface BatchOutcome {
-  readonly results: ResultRecord[];
-  readonly events: DaemonEvent[];
-  /** Tasks whose mask (and training state) changed in this batch. */
-  readonly changed: ReadonlySet<number>;
-  readonly decision: Decision;
-  /** Whether masks other than the stream's current one were examined. */
-  readonly checked: boolean;
-  /** First row of the batch's second group where it was divided between two tasks, or null. */
-  readonly split: number | null;
-  /** Labelled rows and how many of them the mask they went to predicted right, before training on them. */
-  readonly prequential: { readonly correct: number; readonly labelled: number };
-  /** Rows of the batch that carried a label. */
-  readonly labelled: number;
-  /** The tasks the rule examined, each with its mean row distance and mean labelled loss (null: no labels). */
-  readonly candidates: readonly Candidate[];
-  /** Where the time went (for metrics; decisions never depend on it). */
-  readonly work: {
-    readonly inferSeconds: number;
-    readonly trainSteps: number;
-    readonly trainSeconds: number;
-  };
-}
-
-/** A task the rule examined on a batch, and its evidence there (see BatchOutcome.candidates). */
-export interface Candidate {
-  readonly task: number;
-  readonly distance: number;
-  readonly loss: number | null;
-}
 
 /** Policy state of every stream, as persisted between runs. */
 export type StreamStates = Readonly<Record<string, PolicyState>>;
@@ -479,54 +449,4 @@ export class StreamLearner {
       work: { inferSeconds: inferred.inferSeconds, trainSteps: 0, trainSeconds: 0 },
     };
   }
-}
-
-/** A task's evidence on the batch, restricted to a group's rows. */
-function pick(evidence: TaskBatchEvidence, rows: readonly number[]) {
-  return {
-    distances: Float64Array.from(rows, (r) => evidence.distances[r] as number),
-    losses: Float64Array.from(rows, (r) => evidence.losses[r] as number),
-    correct: Float64Array.from(rows, (r) => evidence.correct[r] as number),
-  };
-}
-
-/** Each examined task's mean row distance and mean loss over the labelled rows, in task order. */
-function candidatesOf(
-  evidence: ReadonlyMap<number, TaskBatchEvidence>,
-  labels: ArrayLike<number>,
-): Candidate[] {
-  return [...evidence]
-    .sort(([a], [b]) => a - b)
-    .map(([task, e]) => {
-      let distance = 0;
-      let loss = 0;
-      let labelled = 0;
-      for (let r = 0; r < e.distances.length; r++) {
-        distance += e.distances[r] as number;
-        if ((labels[r] as number) < 0) continue;
-        loss += e.losses[r] as number;
-        labelled++;
-      }
-      return {
-        task,
-        distance: distance / Math.max(1, e.distances.length),
-        loss: labelled === 0 ? null : loss / labelled,
-      };
-    });
-}
-
-/** The decision as the stream's policy state records it: an allocation if any segment allocated. */
-function effectiveDecision(decision: Decision, allocated: boolean, lastTask: number): Decision {
-  if (allocated) {
-    return decision.kind === 'allocate'
-      ? decision
-      : { kind: 'allocate', confidence: decision.confidence, reason: 'uncertain' };
-  }
-  return decision.kind === 'route'
-    ? { ...decision, task: lastTask }
-    : { kind: 'route', task: lastTask, confidence: decision.confidence, reason: 'confident' };
-}
-
-function meanEntropy(results: readonly ResultRecord[]): number {
-  return results.reduce((sum, r) => sum + r.entropy, 0) / Math.max(results.length, 1);
 }
