@@ -7,6 +7,7 @@ import { demo } from './demo.js';
 import { evaluate } from './evaluate.js';
 import { info } from './info.js';
 import { enableRelaxedSimd } from './relaxed-simd.js';
+import { replayCommand } from './replay.js';
 import { run } from './run.js';
 
 const BACKEND_HELP = 'tfjs backend: auto|tensorflow|wasm|cpu';
@@ -62,6 +63,27 @@ function buildProgram(): Command {
     .option('--log-level <level>', 'error|warn|info|debug')
     .option('--backend <name>', BACKEND_HELP)
     .action((options: Record<string, unknown>) => run(options));
+
+  program
+    .command('replay')
+    .description(
+      'a JSONL file through the daemon from the configured store (or --from-empty) without touching it (--shadow), or into a new store (--apply); see docs/replay.md',
+    )
+    .option('--input <file>', 'the records, JSON lines as `supsupd run` reads them')
+    .option('--config <file>', 'JSON configuration file (default: $SUPSUPD_CONFIG): model, discovery, store')
+    .option('--shadow', 'write nothing to any store: learn on an in-memory copy of the starting state')
+    .option('--apply', 'rebuild the masks into a new, empty store (--namespace or --dir)')
+    .option('--namespace <ns>', 'with --apply: the new Redis namespace (on the configured server)')
+    .option('--dir <path>', 'with --apply: the new file-store directory')
+    .option('--from-empty', 'start from no masks instead of the configured store')
+    .option(
+      '--out <dir>',
+      "where the replay's results.jsonl and decisions.jsonl go (default: a fresh temp dir)",
+    )
+    .option('--diff <log>', 'a recorded decisions.jsonl: list every batch decided otherwise (exit 1 if any)')
+    .option('--rate <n>', 'at most n records per second')
+    .option('--json', 'print one JSON object as the last line of stdout')
+    .action((options: Record<string, unknown>) => replayCommand(options));
 
   program
     .command('demo')
