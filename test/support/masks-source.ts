@@ -21,6 +21,8 @@ export function daemonOptions(store: MaskStore, sink: MemorySink): DaemonOptions
   return {
     sink,
     store,
+    // The shared test Redis may persist nothing; these tests never restart it.
+    allowVolatileStore: true,
     model: {
       arch: SOURCE_ARCH,
       seed: SOURCE_SEED,
