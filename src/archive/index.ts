@@ -12,6 +12,7 @@ export {
   type StoreArchive,
 } from './format.js';
 export { StandaloneModel } from './model.js';
+export { type RemoveContext, removeLastTask, TOOLS_PARTITION } from './remove-task.js';
 export {
   effectiveTransform,
   modelArchiveOf,

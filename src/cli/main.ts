@@ -6,7 +6,7 @@ import { benchDiscovery } from './bench-discovery.js';
 import { demo } from './demo.js';
 import { infer } from './infer.js';
 import { info } from './info.js';
-import { masksDiff, masksExport, masksImport, masksList, masksShow } from './masks.js';
+import { masksDiff, masksExport, masksImport, masksList, masksRemove, masksShow } from './masks.js';
 import { enableRelaxedSimd } from './relaxed-simd.js';
 import { run } from './run.js';
 
@@ -221,7 +221,7 @@ function storeOptions(command: Command): Command {
 function masksCommands(program: Command): void {
   const masks = program
     .command('masks')
-    .description('list, show, export, import and compare the masks of a store (docs/masks.md)');
+    .description('list, show, export, import, remove and compare the masks of a store (docs/masks.md)');
   storeOptions(masks.command('list').description('the tasks of a store (or --archive FILE) as a table'))
     .option('--archive <file>', 'list an archive file instead of a store')
     .option('--json', 'print one JSON object')
@@ -247,6 +247,14 @@ function masksCommands(program: Command): void {
     .option('--lease-ms <ms>', "time to live of the namespace's writer lease taken for the write", '60000')
     .option('--json', 'print one JSON object')
     .action((file: string, options: Record<string, unknown>) => masksImport(file, options));
+  storeOptions(
+    masks
+      .command('rm <task>')
+      .description('remove the last task (ids stay 0..k-1: any other id is refused); export the store first'),
+  )
+    .option('--lease-ms <ms>', "time to live of the namespace's writer lease taken for the write", '60000')
+    .option('--json', 'print one JSON object')
+    .action((task: string, options: Record<string, unknown>) => masksRemove(task, options));
   masks
     .command('diff <a> <b>')
     .description(

@@ -3,7 +3,7 @@
  * detail, a store to an archive file (whole, or one task as a standalone model), an archive into an empty store,
  * and what differs between two stores or archives.
  */
-import { type MaskArchive, modelArchiveOf, writeStoreArchive } from '../archive/index.js';
+import { type MaskArchive, modelArchiveOf, removeLastTask, writeStoreArchive } from '../archive/index.js';
 import { SupsupError } from '../errors.js';
 import { maskLayout, popcount } from '../model/bank/mask-layout.js';
 import { architectureKey } from '../model/network/index.js';
@@ -13,6 +13,7 @@ import {
   configuredArch,
   describeStore,
   masksConfig,
+  openForRead,
   readArchiveFile,
   readConfiguredStore,
   readOperand,
@@ -189,6 +190,27 @@ export async function masksImport(file: string, raw: Raw): Promise<void> {
     const summary = { target, tasks: archive.tasks.length, commits };
     if (raw.json === true) say(JSON.stringify(summary));
     else say(`imported ${archive.tasks.length} task(s) from ${file} into ${target}`);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function masksRemove(id: string, raw: Raw): Promise<void> {
+  const r = new OptionReader({ ...raw, task: id });
+  const task = r.integer('task', 0, 0, 0xffffffff);
+  const leaseMs = r.integer('leaseMs', 60_000, 1000, 600_000);
+  r.finish('masks rm');
+  const config = masksConfig(raw as StoreFlags);
+  const target = describeStore(config);
+  const store = await openForRead(config);
+  try {
+    const { removed, remaining } = await removeLastTask(store, task, { target, leaseMs });
+    const summary = { target, removed: taskRow(removed), remaining };
+    if (raw.json === true) say(JSON.stringify(summary));
+    else
+      say(
+        `removed task ${task} (checksum ${hex(removed.checksum)}) from ${target}; ${remaining} task(s) left`,
+      );
   } finally {
     await store.close();
   }
