@@ -122,6 +122,17 @@ test('export, import into a new Redis namespace: the same tasks, the same predic
   const again = supsupd(['masks', 'import', archiveFile, '--namespace', namespace], { env: redisEnv });
   assert.equal(again.status, 2);
   assert.match(again.stderr, /is not empty/);
+
+  const last = delta.same - 1;
+  const removed = supsupd(['masks', 'rm', String(last), '--namespace', namespace], { env: redisEnv });
+  assert.equal(removed.status, 0, removed.stderr);
+  const listed = supsupd(['masks', 'list', '--namespace', namespace, '--json'], { env: redisEnv });
+  assert.equal((JSON.parse(listed.stdout) as { tasks: unknown[] }).tasks.length, last);
+  const served = await runDaemon(new RedisStore({ url: SHARED_REDIS.url, namespace }), records, 0, 1000);
+  assert.ok(
+    served.every((r) => r.task < last),
+    'a daemon serves the namespace without the removed task',
+  );
 });
 
 test("supsupd infer --model on one exported task gives the daemon's predictions for that task (stdin)", () => {
@@ -201,6 +212,27 @@ test('supsupd infer --http-port serves the same predictions over HTTP', async ()
   } finally {
     await cli.kill();
   }
+});
+
+test('masks rm: another task than the last is refused with exit 2, the last one goes', () => {
+  const copy = path.join(root, 'rm-copy');
+  assert.equal(supsupd(['masks', 'import', archiveFile, '--dir', copy]).status, 0);
+  const count = (
+    JSON.parse(supsupd(['masks', 'list', '--dir', copy, '--json']).stdout) as { tasks: unknown[] }
+  ).tasks.length;
+  const refused = supsupd(['masks', 'rm', '0', '--dir', copy]);
+  assert.equal(refused.status, 2);
+  assert.match(
+    refused.stderr,
+    new RegExp(`E_BAD_ARGUMENT: only the last task \\(${count - 1}\\) can be removed`),
+  );
+  const removed = supsupd(['masks', 'rm', String(count - 1), '--dir', copy, '--json']);
+  assert.equal(removed.status, 0, removed.stderr);
+  assert.equal((JSON.parse(removed.stdout) as { remaining: number }).remaining, count - 1);
+  const diff = supsupd(['masks', 'diff', archiveFile, copy, '--json']);
+  const delta = JSON.parse(diff.stdout) as { removed: number[]; same: number };
+  assert.deepEqual(delta.removed, [count - 1]);
+  assert.equal(delta.same, count - 1);
 });
 
 /** The archive file with byte `at` flipped, or its version field set to `version` (CRC made right again). */
