@@ -8,7 +8,7 @@
  */
 import { withoutLastTask, withoutReplayOf } from '../discovery/persisted.js';
 import { SupsupError } from '../errors.js';
-import type { MaskStore, Registry, StorePosition, TaskMeta } from '../store/types.js';
+import type { LoadedState, MaskStore, Registry, StorePosition, TaskMeta } from '../store/types.js';
 
 /** The partition key of the commits these tools make (never a source's: sources name `topic/partition`). */
 export const TOOLS_PARTITION = 'supsupd-masks/0';
@@ -24,6 +24,8 @@ export async function removeLastTask(
   task: number,
   context: RemoveContext,
 ): Promise<{ readonly removed: TaskMeta; readonly remaining: number }> {
+  // Checked before the lease is taken (taking it is a write), and again under it.
+  checkRemovable(await store.load(), task, context.target);
   const lease = await store.acquireWriter(context.leaseMs);
   if (lease === null) {
     throw new SupsupError(
@@ -32,21 +34,7 @@ export async function removeLastTask(
     );
   }
   try {
-    const loaded = await store.load();
-    if (loaded === null)
-      throw new SupsupError('E_BAD_ARGUMENT', `${context.target} holds no state (empty or unknown)`);
-    const { registry } = loaded;
-    const last = registry.tasks.length - 1;
-    const meta = registry.tasks.find((m) => m.task === task);
-    if (meta === undefined) {
-      throw new SupsupError('E_BAD_ARGUMENT', `${context.target} has no task ${task} (it has 0..${last})`);
-    }
-    if (task !== last) {
-      throw new SupsupError(
-        'E_BAD_ARGUMENT',
-        `only the last task (${last}) can be removed: task ids must stay 0..k-1, and renumbering task ${task + 1}.. would give their masks new ids under every reader of the store`,
-      );
-    }
+    const { registry, meta } = checkRemovable(await store.load(), task, context.target);
     await store.commit({
       ...toolsCommit(await store.position()),
       registry: {
@@ -69,6 +57,28 @@ export async function removeLastTask(
   } finally {
     await lease.release();
   }
+}
+
+/** The registry and the task's entry when `task` is the store's last task; E_BAD_ARGUMENT otherwise. */
+function checkRemovable(
+  loaded: LoadedState | null,
+  task: number,
+  target: string,
+): { readonly registry: Registry; readonly meta: TaskMeta } {
+  if (loaded === null) throw new SupsupError('E_BAD_ARGUMENT', `${target} holds no state (empty or unknown)`);
+  const { registry } = loaded;
+  const last = registry.tasks.length - 1;
+  const meta = registry.tasks.find((m) => m.task === task);
+  if (meta === undefined) {
+    throw new SupsupError('E_BAD_ARGUMENT', `${target} has no task ${task} (it has 0..${last})`);
+  }
+  if (task !== last) {
+    throw new SupsupError(
+      'E_BAD_ARGUMENT',
+      `only the last task (${last}) can be removed: task ids must stay 0..k-1, and renumbering task ${task + 1}.. would give their masks new ids under every reader of the store`,
+    );
+  }
+  return { registry, meta };
 }
 
 /** A commit at the next offset of the tools' partition, expecting the store exactly where it is. */
