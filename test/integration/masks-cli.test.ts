@@ -281,6 +281,16 @@ test('bad archives, another network, unknown stores: exit 2, a clear message, no
     ['masks', 'import', archiveFile, '--config', config],
     /E_ARCH_MISMATCH: .* says 784-1024-1024-100 seed 1/,
   ]);
+  const taskArchive = path.join(root, 'task-0-only.ssma');
+  assert.equal(
+    supsupd(['masks', 'export', '--dir', sourceDir, '--task', '0', '--out', taskArchive]).status,
+    0,
+  );
+  cases.push([
+    ['masks', 'import', taskArchive, '--dir', path.join(root, 't5')],
+    /import takes a whole-store archive/,
+  ]);
+  cases.push([['infer', '--model', archiveFile], /infer serves one task/]);
   const before = new Set(readdirSync(root));
   for (const [args, message] of cases) {
     const run = supsupd(args);
