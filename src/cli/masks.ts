@@ -24,7 +24,17 @@ import { OptionReader } from './options.js';
 
 type Raw = Readonly<Record<string, unknown>>;
 
+let stdoutGuarded = false;
+
+/** A line on stdout; a reader that went away (`masks list | head`) ends the command quietly. */
 function say(line: string): void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.exit(0);
+    });
+  }
   process.stdout.write(`${line}\n`);
 }
 
