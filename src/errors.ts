@@ -40,6 +40,11 @@ export const DAEMON_ERRORS = {
     retriable: false,
     meaning: 'Encoded bytes (mask, training state) are malformed or fail their CRC.',
   },
+  E_ARCHIVE: {
+    retriable: false,
+    meaning:
+      'A mask archive is not one, fails its CRC-32, has a newer format version, or holds inconsistent contents.',
+  },
   E_ARCH_MISMATCH: {
     retriable: false,
     meaning: 'A well-formed mask or state was made for another network (arch key or size differs).',

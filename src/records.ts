@@ -74,9 +74,12 @@ export type DaemonEvent =
  * the records and the model alone (no clock), so the same input gives the same log byte for byte.
  */
 export interface BatchDecision {
-  /** The store sequence of the commit that applied the batch, and the batch's place within that commit. */
-  readonly commit: number;
-  readonly index: number;
+  /**
+   * The batch's place among every learned micro-batch of the namespace, all partitions together (1, 2, …): the
+   * order in which partitions' batches were applied to the shared masks. Persisted with the learner's state, so a
+   * restart, a replay from a copy and an imported archive go on counting.
+   */
+  readonly seq: number;
   /** `topic/partition`, and the offsets of the batch's first and last record. */
   readonly partition: string;
   readonly first: string;

@@ -5,7 +5,9 @@ import { benchColdStart, benchDaemon, benchOneShot, benchProtocol, benchTrain } 
 import { benchDiscovery } from './bench-discovery.js';
 import { demo } from './demo.js';
 import { evaluate } from './evaluate.js';
+import { infer } from './infer.js';
 import { info } from './info.js';
+import { masksDiff, masksExport, masksImport, masksList, masksRemove, masksShow } from './masks.js';
 import { enableRelaxedSimd } from './relaxed-simd.js';
 import { replayCommand } from './replay.js';
 import { run } from './run.js';
@@ -129,6 +131,20 @@ function buildProgram(): Command {
     .option('--backend <name>', BACKEND_HELP)
     .option('--json', 'print one JSON object as the last line of stdout')
     .action((options: Record<string, unknown>) => evaluate(options));
+  masksCommands(program);
+  program
+    .command('infer')
+    .description(
+      'serve one exported task (masks export --task N) without the daemon: JSONL on stdin/stdout, or HTTP',
+    )
+    .option('--model <file>', 'the task archive written by supsupd masks export --task N --out FILE')
+    .option(
+      '--http-port <port>',
+      'serve POST /api/v1/infer on this port instead of stdin/stdout (0 = any free port)',
+    )
+    .option('--http-host <host>', 'address the HTTP server binds', '127.0.0.1')
+    .option('--backend <name>', BACKEND_HELP, 'auto')
+    .action((options: Record<string, unknown>) => infer(options));
 
   const bench = program.command('bench').description('reproduce the paper and measure speed');
   protocolCommand(bench, 'permuted', 'PermutedMNIST: each task a fixed pixel permutation');
@@ -238,6 +254,66 @@ function buildProgram(): Command {
   return program;
 }
 
+const STORE_HELP = {
+  config: 'JSON configuration file, as for supsupd run (default: $SUPSUPD_CONFIG)',
+  dir: 'a file store directory instead of the configured store',
+  namespace: 'a Redis namespace on the configured server instead of the configured one',
+};
+
+function storeOptions(command: Command): Command {
+  return command
+    .option('--config <file>', STORE_HELP.config)
+    .option('--dir <path>', STORE_HELP.dir)
+    .option('--namespace <name>', STORE_HELP.namespace);
+}
+
+function masksCommands(program: Command): void {
+  const masks = program
+    .command('masks')
+    .description('list, show, export, import, remove and compare the masks of a store (docs/masks.md)');
+  storeOptions(masks.command('list').description('the tasks of a store (or --archive FILE) as a table'))
+    .option('--archive <file>', 'list an archive file instead of a store')
+    .option('--json', 'print one JSON object')
+    .action((options: Record<string, unknown>) => masksList(options));
+  storeOptions(masks.command('show <task>').description('one task of a store (or --archive FILE) in detail'))
+    .option('--archive <file>', 'read an archive file instead of a store')
+    .option('--json', 'print one JSON object')
+    .action((task: string, options: Record<string, unknown>) => masksShow(task, options));
+  storeOptions(
+    masks
+      .command('export')
+      .description('the whole store, or one task as a standalone model (--task), to an archive file'),
+  )
+    .option('--out <file>', 'the archive file to write')
+    .option('--task <n>', 'export only this task, as a model for supsupd infer')
+    .option('--json', 'print one JSON object')
+    .action((options: Record<string, unknown>) => masksExport(options));
+  storeOptions(
+    masks
+      .command('import <file>')
+      .description('a whole-store archive into an empty store (--dir or --namespace, or the configured one)'),
+  )
+    .option('--lease-ms <ms>', "time to live of the namespace's writer lease taken for the write", '60000')
+    .option('--json', 'print one JSON object')
+    .action((file: string, options: Record<string, unknown>) => masksImport(file, options));
+  storeOptions(
+    masks
+      .command('rm <task>')
+      .description('remove the last task (ids stay 0..k-1: any other id is refused); export the store first'),
+  )
+    .option('--lease-ms <ms>', "time to live of the namespace's writer lease taken for the write", '60000')
+    .option('--json', 'print one JSON object')
+    .action((task: string, options: Record<string, unknown>) => masksRemove(task, options));
+  masks
+    .command('diff <a> <b>')
+    .description(
+      'tasks added, removed and changed (by checksum) from a to b; each an archive file, a file store directory or redis:NAMESPACE',
+    )
+    .option('--config <file>', STORE_HELP.config)
+    .option('--json', 'print one JSON object')
+    .action((a: string, b: string, options: Record<string, unknown>) => masksDiff(a, b, options));
+}
+
 async function main(): Promise<void> {
   try {
     enableRelaxedSimd();
@@ -259,7 +335,13 @@ const FORCED_EXIT_MS = 3_000;
 
 /** 2: the input or the state was refused (fix it, or choose store.onRegression); 1: anything else. */
 function exitCodeOf(error: unknown): number {
-  const refused: readonly string[] = ['E_BAD_ARGUMENT', 'E_CONFIG', 'E_STORE_REGRESSED'];
+  const refused: readonly string[] = [
+    'E_BAD_ARGUMENT',
+    'E_CONFIG',
+    'E_STORE_REGRESSED',
+    'E_ARCHIVE',
+    'E_ARCH_MISMATCH',
+  ];
   return isSupsupError(error) && refused.includes(error.code) ? 2 : 1;
 }
 

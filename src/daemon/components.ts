@@ -64,7 +64,8 @@ export function buildComponents(config: DaemonConfig, logger: Logger): Component
   return { options, makeSource: (context = NO_CONTEXT) => makeSource(config.source, logger, context) };
 }
 
-function standardiseConfig(input: DaemonConfig['model']['input']): StandardiseConfig {
+/** The learner's input standardisation as the configuration's `model.input` describes it. */
+export function standardiseConfig(input: DaemonConfig['model']['input']): StandardiseConfig {
   const { standardise, fitRecords, clip } = input;
   if (standardise === 'off') return { mode: 'off' };
   if (standardise === 'auto') return { mode: 'auto', fitRecords, clip };

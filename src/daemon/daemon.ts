@@ -11,7 +11,6 @@ import type { MaskStore, StorePosition } from '../store/types.js';
 import type { Source, SourceBatch } from '../stream/types.js';
 import { consumerLag } from './batches.js';
 import { type DaemonHealth, type DaemonOptions, type DaemonStats, DEFAULT_WRITER } from './daemon-options.js';
-import { numberDecisions } from './decision-log.js';
 import { failpoint } from './failpoints.js';
 import { STORE_PROBE_TIMEOUT_MS, StoreProbe, withTimeout } from './health.js';
 import { learnBatch } from './learn-batch.js';
@@ -347,8 +346,7 @@ export class Daemon {
     );
     const observer = this.options.observer;
     const last = batch.records[batch.records.length - 1];
-    // Numbered by the sequence this batch's commit gets: the order in which partitions' batches were applied.
-    const decided = numberDecisions(decisions, this.position.sequence + 1);
+    const decided = decisions;
     if (last !== undefined && (applied === undefined || compareOffsets(last.position.offset, applied) > 0)) {
       await this.commitState(key, last.position.offset, changed, events, decided);
       failpoint('after_state_commit');

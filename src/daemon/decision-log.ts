@@ -7,16 +7,13 @@
 import type { BatchOutcome } from '../discovery/learner.js';
 import type { BatchDecision, InputRecord } from '../records.js';
 
-/** What the log keeps of a batch before the commit that applies it is known. */
-export type PendingDecision = Omit<BatchDecision, 'commit' | 'index'>;
-
 /** The decision entry of a learned micro-batch of `partition` (`topic/partition`). */
 export function decisionOf(
   partition: string,
   records: readonly InputRecord[],
   outcome: BatchOutcome,
   cutShort: boolean,
-): PendingDecision {
+): BatchDecision {
   const tasks: [number, number][] = [];
   const versions = new Map<number, number>();
   const allocated = new Set<number>();
@@ -28,6 +25,7 @@ export function decisionOf(
     if (result.newTask) allocated.add(result.task);
   }
   return {
+    seq: outcome.sequence,
     partition,
     first: records[0]?.position.offset ?? '',
     last: records[records.length - 1]?.position.offset ?? '',
@@ -47,11 +45,6 @@ export function decisionOf(
     ]),
     ...(cutShort ? { cutShort: true as const } : {}),
   };
-}
-
-/** The batches of one commit, numbered: the store sequence the commit will have, and their order in it. */
-export function numberDecisions(pending: readonly PendingDecision[], commit: number): BatchDecision[] {
-  return pending.map((decision, index) => ({ commit, index, ...decision }));
 }
 
 function round4(value: number): number {

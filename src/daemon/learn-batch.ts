@@ -1,10 +1,10 @@
 import { type AlignedCopies, decodeRecord, type RecordLimits } from '../codec/record-codec.js';
 import type { StreamLearner } from '../discovery/learner.js';
 import type { Logger } from '../logger.js';
-import type { DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
+import type { BatchDecision, DaemonEvent, DeadLetter, InputRecord, ResultRecord } from '../records.js';
 import type { SourceBatch } from '../stream/types.js';
 import { microBatches } from './batches.js';
-import { decisionOf, type PendingDecision } from './decision-log.js';
+import { decisionOf } from './decision-log.js';
 import { type BatchObservation, logDecision } from './telemetry.js';
 
 /** What one source batch gave: everything the daemon commits, writes and reports for it. */
@@ -19,8 +19,8 @@ export interface LearnedBatch {
   readonly learned: boolean;
   /** One per micro-batch, reported once the batch is done (a batch handled again counts once). */
   readonly observations: BatchObservation[];
-  /** The decision-log entries of the learned micro-batches, in order (numbered by the commit). */
-  readonly decisions: PendingDecision[];
+  /** The decision-log entries of the learned micro-batches, in order. */
+  readonly decisions: BatchDecision[];
 }
 
 export interface LearnBatchContext {
@@ -61,7 +61,7 @@ export async function learnBatch(
   const results: ResultRecord[] = [];
   const events: DaemonEvent[] = [];
   const changed = new Set<number>();
-  const decisions: PendingDecision[] = [];
+  const decisions: BatchDecision[] = [];
   let learned = false;
   for (const group of microBatches(valid, context.microBatch, context.applied)) {
     const outcome = learner.process(group.records, { learn: group.learn, now: context.now(), stream: key });

@@ -68,8 +68,7 @@ const eventSchema = z.discriminatedUnion('type', [
 const pair = z.tuple([z.number().int().min(0), z.number().int().min(0)]);
 const decisionSchema = z
   .object({
-    commit: z.number().int().min(0),
-    index: z.number().int().min(0),
+    seq: z.number().int().min(1),
     partition: z.string(),
     first: z.string(),
     last: z.string(),

@@ -21,6 +21,8 @@ export interface BatchOutcome {
   readonly prequential: { readonly correct: number; readonly labelled: number };
   /** Rows of the batch that carried a label. */
   readonly labelled: number;
+  /** The batch's number among the learned micro-batches of every stream (1, 2, …; 0 for a batch only inferred). */
+  readonly sequence: number;
   /** The tasks the rule examined, each with its mean row distance and mean labelled loss (null: no labels). */
   readonly candidates: readonly Candidate[];
   /** Where the time went (for metrics; decisions never depend on it). */

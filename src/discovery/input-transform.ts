@@ -103,15 +103,12 @@ export class InputTransform {
   /** Transforms `rows` rows of x in place. */
   apply(x: Float32Array, rows: number): void {
     if (this.config.mode === 'off') return;
-    const clip = this.config.clip;
-    const d = this.features;
-    for (let r = 0; r < rows; r++) {
-      const base = r * d;
-      for (let j = 0; j < d; j++) {
-        const z = ((x[base + j] as number) - (this.centre[j] as number)) * (this.scale[j] as number);
-        x[base + j] = z > clip ? clip : Math.max(z, -clip);
-      }
-    }
+    standardiseRows(x, rows, this.centre, this.scale, this.config.clip);
+  }
+
+  /** The per-feature centre apply() subtracts (0 everywhere for `off`). */
+  get centres(): Float32Array {
+    return this.centre;
   }
 
   /** The per-feature factor apply() multiplies by (1 everywhere for `off`). */
@@ -185,5 +182,26 @@ export class InputTransform {
     this.mean.set(state.mean);
     this.m2.set(state.m2);
     if (this.count > 0) this.refresh();
+  }
+}
+
+/**
+ * x' = clamp((x − centre) · scale, ±clip) for `rows` rows of x in place: what InputTransform.apply does, also
+ * for a transform read back from an archive (the same arithmetic, so the same bits).
+ */
+export function standardiseRows(
+  x: Float32Array,
+  rows: number,
+  centre: ArrayLike<number>,
+  scale: ArrayLike<number>,
+  clip: number,
+): void {
+  const d = centre.length;
+  for (let r = 0; r < rows; r++) {
+    const base = r * d;
+    for (let j = 0; j < d; j++) {
+      const z = ((x[base + j] as number) - (centre[j] as number)) * (scale[j] as number);
+      x[base + j] = z > clip ? clip : Math.max(z, -clip);
+    }
   }
 }

@@ -16,13 +16,7 @@ import {
   shiftRatio,
   type TaskProfile,
 } from './evidence.js';
-import {
-  type Assignment,
-  decideByEvidence,
-  type Group,
-  range,
-  taskEvidence,
-} from './evidence-rule.js';
+import { type Assignment, decideByEvidence, type Group, range, taskEvidence } from './evidence-rule.js';
 import {
   DEFAULT_STANDARDISE,
   InputTransform,
@@ -80,6 +74,8 @@ export interface LearnerSnapshot {
   readonly inputTransform: InputTransformState | null;
   /** Tasks with a replay buffer, least recently trained first (the buffers themselves are stored beside). */
   readonly replayOrder: readonly number[];
+  /** Micro-batches learned so far, every stream together (numbers the decision log). */
+  readonly learnedBatches: number;
 }
 
 /**
@@ -95,6 +91,7 @@ export class StreamLearner {
   private readonly trainers: TaskTrainers;
   private readonly profiles: TaskProfile[];
   private readonly transform: InputTransform;
+  private learnedBatches: number;
 
   constructor(
     engine: SupermaskEngine,
@@ -114,6 +111,7 @@ export class StreamLearner {
     this.trainers = new TaskTrainers(engine, config, restored);
     const inputs = engine.arch.inputs;
     this.profiles = [...(restored?.snapshot.profiles ?? [])];
+    this.learnedBatches = restored?.snapshot.learnedBatches ?? 0;
     while (this.profiles.length < this.trainers.tasks.length) this.profiles.push(newProfile(inputs));
     const transformState = restored?.snapshot.inputTransform ?? undefined;
     this.transform = new InputTransform(config.standardise, inputs, transformState ?? undefined);
@@ -130,6 +128,7 @@ export class StreamLearner {
       profiles: this.profiles,
       inputTransform: this.transform.state(),
       replayOrder: this.trainers.replayOrder,
+      learnedBatches: this.learnedBatches,
     };
   }
 
@@ -196,6 +195,7 @@ export class StreamLearner {
       ...(this.streams.get(options.stream) ?? INITIAL_STATE),
       masks: this.trainers.tasks.length,
     };
+    this.learnedBatches++;
     const inferStarted = performance.now();
     const assignment = this.decide(state, batch);
     const inferSeconds = (performance.now() - inferStarted) / 1000;
@@ -212,6 +212,7 @@ export class StreamLearner {
     options: { readonly now: string },
   ): BatchOutcome {
     const batch = this.batchRows(records, true);
+    this.learnedBatches++;
     const state: PolicyState = { ...INITIAL_STATE, masks: this.trainers.tasks.length, current: task };
     const decision: Decision =
       task === null
@@ -326,6 +327,7 @@ export class StreamLearner {
       split: assignment.groups.length > 1 ? ((assignment.groups[1] as Group).rows[0] as number) : null,
       prequential,
       labelled: batch.labelled,
+      sequence: this.learnedBatches,
       candidates: candidatesOf(assignment.evidence, batch.labels),
       work: { inferSeconds, trainSteps, trainSeconds },
     };
@@ -445,6 +447,7 @@ export class StreamLearner {
       split: null,
       prequential: { correct: 0, labelled: 0 },
       labelled: batch.labelled,
+      sequence: 0,
       candidates: [],
       work: { inferSeconds: inferred.inferSeconds, trainSteps: 0, trainSeconds: 0 },
     };

@@ -9,6 +9,7 @@ import { SupsupError } from '../errors.js';
 import type { TaskProfile } from './evidence.js';
 import type { InputTransformState } from './input-transform.js';
 import type { LearnerSnapshot, StreamStates } from './learner.js';
+import { INITIAL_STATE } from './policy.js';
 
 const bandSchema = z.object({
   mean: z.number(),
@@ -45,6 +46,7 @@ const snapshotSchema = z.object({
   profiles: z.array(profileSchema).optional(),
   inputTransform: transformSchema.nullable().optional(),
   replayOrder: z.array(z.number().int().min(0)).optional(),
+  learnedBatches: z.number().int().min(0).optional(),
 });
 
 export type EncodedProfile = z.infer<typeof profileSchema>;
@@ -55,6 +57,7 @@ export interface LearnerSnapshotJson {
   readonly profiles?: readonly EncodedProfile[];
   readonly inputTransform?: InputTransformState | null;
   readonly replayOrder?: readonly number[];
+  readonly learnedBatches?: number;
 }
 
 export function encodeLearnerSnapshot(snapshot: LearnerSnapshot): LearnerSnapshotJson {
@@ -63,6 +66,7 @@ export function encodeLearnerSnapshot(snapshot: LearnerSnapshot): LearnerSnapsho
     profiles: snapshot.profiles.map(encodeProfile),
     inputTransform: snapshot.inputTransform,
     replayOrder: snapshot.replayOrder,
+    learnedBatches: snapshot.learnedBatches,
   };
 }
 
@@ -79,7 +83,7 @@ export function decodeLearnerSnapshot(
       `the registry's learner state is malformed: ${parsed.error.message}`,
     );
   }
-  const { streams, profiles, inputTransform, replayOrder } = parsed.data;
+  const { streams, profiles, inputTransform, replayOrder, learnedBatches } = parsed.data;
   if (replayOrder !== undefined) checkReplayOrder(replayOrder, tasks);
   for (const [stream, state] of Object.entries(streams)) {
     if (state.masks > tasks) {
@@ -100,6 +104,7 @@ export function decodeLearnerSnapshot(
     ...(profiles === undefined ? {} : { profiles: profiles.map((p, t) => decodeProfile(p, features, t)) }),
     ...(inputTransform === undefined ? {} : { inputTransform: inputTransform as InputTransformState | null }),
     ...(replayOrder === undefined ? {} : { replayOrder }),
+    ...(learnedBatches === undefined ? {} : { learnedBatches }),
   };
 }
 
@@ -151,4 +156,49 @@ function base64ToFloats(text: string): Float32Array {
   const out = new Float32Array(bytes.length / 4);
   new Uint8Array(out.buffer).set(bytes);
   return out;
+}
+
+/**
+ * The learner's persisted JSON without its last task (`tasks` − 1, the id a registry of 0..k-1 can lose): its
+ * profile and replay-order entry dropped, every stream's mask count lowered, and a stream whose current task it
+ * was left with none (and the entropy band of that task reset), so its next batch is checked against every task.
+ * Keys the learner does not own (the daemon's outbox) are kept. E_STORE_CORRUPT when the JSON is malformed.
+ */
+export function withoutLastTask(json: unknown, tasks: number): Record<string, unknown> {
+  const parsed = snapshotSchema.safeParse(json);
+  if (!parsed.success || tasks < 1) {
+    throw new SupsupError('E_STORE_CORRUPT', `the registry's learner state is malformed or has no task`);
+  }
+  const removed = tasks - 1;
+  const { streams, profiles, replayOrder } = parsed.data;
+  const next = Object.fromEntries(
+    Object.entries(streams).map(([stream, state]) => [
+      stream,
+      state.current === removed
+        ? {
+            ...state,
+            masks: Math.min(state.masks, removed),
+            current: null,
+            sinceCheck: 0,
+            band: INITIAL_STATE.band,
+          }
+        : { ...state, masks: Math.min(state.masks, removed) },
+    ]),
+  );
+  return {
+    ...(json as Record<string, unknown>),
+    streams: next,
+    ...(profiles === undefined ? {} : { profiles: profiles.slice(0, removed) }),
+    ...(replayOrder === undefined ? {} : { replayOrder: replayOrder.filter((task) => task !== removed) }),
+  };
+}
+
+/** The learner's persisted JSON with `task` taken out of the replay order (its log is about to be removed). */
+export function withoutReplayOf(json: unknown, task: number): Record<string, unknown> {
+  const parsed = snapshotSchema.safeParse(json);
+  if (!parsed.success) throw new SupsupError('E_STORE_CORRUPT', `the registry's learner state is malformed`);
+  const order = parsed.data.replayOrder;
+  return order === undefined
+    ? { ...(json as Record<string, unknown>) }
+    : { ...(json as Record<string, unknown>), replayOrder: order.filter((t) => t !== task) };
 }

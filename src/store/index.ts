@@ -64,3 +64,4 @@ export {
   redisKeys,
 } from './redis-store.js';
 export type * from './types.js';
+export { checkRegistry, ShapeError } from './validate.js';

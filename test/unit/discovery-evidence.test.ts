@@ -209,6 +209,7 @@ test('the learner snapshot round-trips through JSON and refuses a wrong width', 
     profiles: [profile],
     inputTransform: null,
     replayOrder: [0],
+    learnedBatches: 12,
   };
   const json = JSON.parse(JSON.stringify(encodeLearnerSnapshot(snapshot)));
   const decoded = decodeLearnerSnapshot(json, 8, 1);

@@ -86,17 +86,16 @@ test('every answer carries the security headers; the page is served under a self
 });
 
 test('the decision log answers the last entries, of one partition when asked; a bad limit is 400', async () => {
-  const decision = (partition: string, commit: number): BatchDecision => ({
-    commit,
-    index: 0,
+  const decision = (partition: string, seq: number): BatchDecision => ({
+    seq,
     partition,
-    first: String(commit * 128),
-    last: String(commit * 128 + 127),
+    first: String(seq * 128),
+    last: String(seq * 128 + 127),
     rows: 128,
     labelled: 64,
     tasks: [[0, 128]],
     allocated: [],
-    versions: [[0, commit + 1]],
+    versions: [[0, seq + 1]],
     split: null,
     decision: 'route',
     reason: 'fits',
@@ -109,7 +108,7 @@ test('the decision log answers the last entries, of one partition when asked; a 
   assert.deepEqual(await last.json(), { decisions: [decision('in/0', 3), decision('in/0', 4)] });
   const all = (await (await fetch(`${base}/api/v1/decisions`)).json()) as { decisions: BatchDecision[] };
   assert.deepEqual(
-    all.decisions.map((d) => d.commit),
+    all.decisions.map((d) => d.seq),
     [1, 2, 3, 4],
   );
   for (const limit of ['0', '1001', 'x']) {
