@@ -79,6 +79,10 @@ function buildProgram(): Command {
     .option('--dir <path>', 'with --apply: the new file-store directory')
     .option('--from-empty', 'start from no masks instead of the configured store')
     .option(
+      '--from-archive <file>',
+      'start from a store archive (supsupd masks export) instead of the configured store',
+    )
+    .option(
       '--out <dir>',
       "where the replay's results.jsonl and decisions.jsonl go (default: a fresh temp dir)",
     )

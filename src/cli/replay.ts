@@ -1,15 +1,18 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { writeStoreArchive } from '../archive/index.js';
 import { loadConfig } from '../config.js';
 import { buildComponents } from '../daemon/components.js';
 import { type Divergence, diffDecisions, readDecisionLog } from '../daemon/decision-diff.js';
 import { replay } from '../daemon/replay.js';
 import { errorMessage, SupsupError } from '../errors.js';
+import type { Architecture } from '../model/network/arch.js';
 import { selectBackend } from '../model/network/index.js';
 import { createLogger } from '../ops/logger.js';
 import { openStore } from '../store/index.js';
 import type { MaskStore } from '../store/types.js';
+import { readArchiveFile } from './masks-sources.js';
 import { OptionReader } from './options.js';
 import { Progress } from './progress.js';
 
@@ -27,6 +30,9 @@ export async function replayCommand(raw: Readonly<Record<string, unknown>>): Pro
   if (shadow === apply) r.problem('give exactly one of --shadow and --apply');
   const rate = raw.rate === undefined ? undefined : r.integer('rate', 0, 1, 10_000_000);
   const fromEmpty = raw.fromEmpty === true;
+  const archiveFile = typeof raw.fromArchive === 'string' ? raw.fromArchive : undefined;
+  if (fromEmpty && archiveFile !== undefined)
+    r.problem('give at most one of --from-empty and --from-archive');
   r.finish('replay');
   const config = replayConfig(typeof raw.config === 'string' ? raw.config : undefined);
   const logger = createLogger({ level: config.log.level, stream: 'stderr' });
@@ -36,7 +42,11 @@ export async function replayCommand(raw: Readonly<Record<string, unknown>>): Pro
   await selectBackend(config.backend);
   const out = typeof raw.out === 'string' ? raw.out : await mkdtemp(path.join(tmpdir(), 'supsupd-replay-'));
   const components = buildComponents(config, logger);
-  const from = fromEmpty ? null : openStore(toStoreConfig(config.store));
+  const from = fromEmpty
+    ? null
+    : archiveFile !== undefined
+      ? await archiveStore(archiveFile, components.options.model)
+      : openStore(toStoreConfig(config.store));
   await from?.open();
   const progress = new Progress({ quietMs: 5_000 });
   let report: Awaited<ReturnType<typeof replay>>;
@@ -90,6 +100,29 @@ function applyTarget(raw: Readonly<Record<string, unknown>>, store: StoreSection
   }
   if (typeof raw.dir === 'string') return openStore({ kind: 'file', dir: raw.dir });
   throw new SupsupError('E_BAD_ARGUMENT', '--apply needs --namespace NEW (Redis) or --dir NEW (file store)');
+}
+
+/** A whole-store archive (supsupd masks export) as a memory store to start from; E_ARCH_MISMATCH for another network. */
+async function archiveStore(
+  file: string,
+  model: { readonly arch: Architecture; readonly seed: number },
+): Promise<MaskStore> {
+  const archive = readArchiveFile(file);
+  if (archive.scope !== 'store') {
+    throw new SupsupError(
+      'E_BAD_ARGUMENT',
+      `${file} holds one task; --from-archive takes a whole-store archive`,
+    );
+  }
+  const store = openStore({ kind: 'memory' });
+  await store.open();
+  await writeStoreArchive(store, archive, {
+    target: file,
+    arch: model.arch,
+    seed: model.seed,
+    leaseMs: 60_000,
+  });
+  return store;
 }
 
 async function countLines(file: string): Promise<number> {

@@ -2,7 +2,8 @@
  * `supsupd replay` (docs/replay.md) on a file: a shadow run from an empty state reproduces the live run's decision
  * log (`--diff`: no divergence), a changed threshold lists exactly the batches that decide otherwise (those where
  * a live run with that threshold differs), a shadow run from the live store's final masks routes every batch after
- * the last allocation as the live run did and leaves the store as it was, `--apply` rebuilds the live masks into a
+ * the last allocation as the live run did and leaves the store as it was (and so does one from an archive of that
+ * store), `--apply` rebuilds the live masks into a
  * new store, and bad options are refused with exit 2.
  */
 import assert from 'node:assert/strict';
@@ -157,6 +158,31 @@ test('a shadow replay from the final masks routes as live after the last allocat
   for (const d of after) assert.deepEqual(replayed.get(d.first)?.tasks, d.tasks, `batch at ${d.first}`);
   assert.deepEqual(await storeMasks(liveStore()), untouched);
   assert.deepEqual(await readFile(path.join(live, 'store', 'registry.json')), registry);
+
+  // The same from an archive of the store (supsupd masks export): the same decisions, byte for byte.
+  const archive = path.join(root, 'live.ssma');
+  const exportLog = path.join(root, 'export.log');
+  const exported = startCli({
+    args: ['masks', 'export', '--config', liveConfig, '--out', archive],
+    logFile: exportLog,
+  });
+  assert.equal(await exitWithin({ cli: exported, logFile: exportLog }, 60_000), 0);
+  const fromArchive = await replayCli('from-archive', [
+    '--input',
+    input,
+    '--config',
+    liveConfig,
+    '--shadow',
+    '--from-archive',
+    archive,
+    '--out',
+    path.join(root, 'from-archive'),
+  ]);
+  assert.equal(fromArchive.code, 0, fromArchive.text);
+  assert.deepEqual(
+    await readFile(path.join(root, 'from-archive', 'decisions.jsonl')),
+    await readFile(path.join(root, 'shadow', 'decisions.jsonl')),
+  );
 });
 
 test('--apply rebuilds the live masks into a new store; bad options are refused with exit 2', async () => {
