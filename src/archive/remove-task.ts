@@ -9,6 +9,7 @@
 import { withoutLastTask, withoutReplayOf } from '../discovery/persisted.js';
 import { SupsupError } from '../errors.js';
 import type { LoadedState, MaskStore, Registry, StorePosition, TaskMeta } from '../store/types.js';
+import { withWriterLease } from './tool-lease.js';
 
 /** The partition key of the commits these tools make (never a source's: sources name `topic/partition`). */
 export const TOOLS_PARTITION = 'supsupd-masks/0';
@@ -26,14 +27,7 @@ export async function removeLastTask(
 ): Promise<{ readonly removed: TaskMeta; readonly remaining: number }> {
   // Checked before the lease is taken (taking it is a write), and again under it.
   checkRemovable(await store.load(), task, context.target);
-  const lease = await store.acquireWriter(context.leaseMs);
-  if (lease === null) {
-    throw new SupsupError(
-      'E_STORE_CONFLICT',
-      `${context.target} is held by a running daemon (its writer lease is taken); stop it first`,
-    );
-  }
-  try {
+  return withWriterLease(store, context.leaseMs, context.target, async () => {
     const { registry, meta } = checkRemovable(await store.load(), task, context.target);
     await store.commit({
       ...toolsCommit(await store.position()),
@@ -54,9 +48,7 @@ export async function removeLastTask(
     };
     await store.commit({ ...toolsCommit(await store.position()), registry: without, masks: [] });
     return { removed: meta, remaining: without.tasks.length };
-  } finally {
-    await lease.release();
-  }
+  });
 }
 
 /** The registry and the task's entry when `task` is the store's last task; E_BAD_ARGUMENT otherwise. */

@@ -11,6 +11,7 @@ import { SupsupError } from '../errors.js';
 import { type Architecture, architectureKey } from '../model/network/index.js';
 import type { LoadedState, MaskStore, StorePosition, TaskMeta } from '../store/types.js';
 import type { ArchivedTask, ArchivedTransform, ModelArchive, StoreArchive } from './format.js';
+import { withWriterLease } from './tool-lease.js';
 
 /** Reads taken again at most this often while a live writer keeps moving the store. */
 const READ_ATTEMPTS = 5;
@@ -177,14 +178,7 @@ export async function writeStoreArchive(
   const first = partitions[0];
   if (first === undefined) throw new SupsupError('E_ARCHIVE', 'the archive has no applied offsets');
   await refuseNonEmpty(store, context.target);
-  const lease = await store.acquireWriter(context.leaseMs);
-  if (lease === null) {
-    throw new SupsupError(
-      'E_STORE_CONFLICT',
-      `${context.target} is held by a running daemon (its writer lease is taken); stop it first`,
-    );
-  }
-  try {
+  return withWriterLease(store, context.leaseMs, context.target, async () => {
     await refuseNonEmpty(store, context.target);
     const outcome = await store.commit({
       partitionKey: first[0],
@@ -211,9 +205,7 @@ export async function writeStoreArchive(
       });
     }
     return { commits: partitions.length };
-  } finally {
-    await lease.release();
-  }
+  });
 }
 
 async function refuseNonEmpty(store: MaskStore, target: string): Promise<void> {

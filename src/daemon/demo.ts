@@ -164,7 +164,8 @@ function returningTaskRecognised(stream: DemoStreamConfig, found: ReadonlyMap<st
   });
 }
 
-async function readJsonLines<T>(file: string): Promise<T[]> {
+/** The JSON lines of a sink's file (none when it does not exist). */
+export async function readJsonLines<T>(file: string): Promise<T[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');

@@ -5,12 +5,13 @@
  * After the stream, before the daemon stops, every record with a known class is classified again
  * under the mask it was assigned to, as that mask finally is (forgetting). Then the scores.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type DaemonConfig, parseConfig } from '../config.js';
 import { buildComponents } from '../daemon/components.js';
 import { Daemon } from '../daemon/daemon.js';
+import { readJsonLines } from '../daemon/demo.js';
 import { SupsupError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { DaemonEvent, ResultRecord } from '../records.js';
@@ -285,17 +286,4 @@ async function readResults(file: string): Promise<Map<number, ResultRecord>> {
   for (const result of await readJsonLines<ResultRecord>(file))
     byOffset.set(Number(result.source.offset), result);
   return byOffset;
-}
-
-async function readJsonLines<T>(file: string): Promise<T[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as T);
 }
