@@ -1,15 +1,15 @@
 /**
  * Decisions that depend on the records alone (docs/daemon.md, "Restart-exact learning"): the same stream through
  * `supsupd run` from a file and from a one-partition Kafka topic ends with byte-identical masks and training
- * states, and so does the Kafka run SIGKILLed at three seeded random points and restarted each time (Redis store
- * with AOF). Chunks are cut from each partition's record sequence, not from the broker's fetches, and everything
- * training reads is in the store. Needs Java, Maven and redis-server (skips loudly without them).
+ * states, and so do the file run (file store) and the Kafka run (Redis store with AOF) SIGKILLed at three seeded
+ * random points and restarted each time. Chunks are cut from each partition's record sequence, not from the broker's fetches, and everything
+ * training reads is in the store. The Kafka case needs Java, Maven and redis-server (skips loudly without them).
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { requireKafkaOrSkip, startKafka } from '../harness/kafka.ts';
 import { requireRedisServerOrSkip, startRedis } from '../harness/redis.ts';
@@ -40,19 +40,48 @@ async function waitForAll(dir: string, run: ReturnType<typeof startRun>, atLeast
   assert.equal(run.cli.exited(), false, run.cli.tail());
 }
 
-test('file and Kafka give the same masks; so does Kafka SIGKILLed at three random points', {
-  timeout: 600_000,
-}, async (t) => {
-  if (!requireKafkaOrSkip(t) || !requireRedisServerOrSkip(t)) return;
-  const root = await mkdtemp(path.join(tmpdir(), 'supsupd-determinism-'));
-  const lines = streamLines(RECORDS, 7, { shift: 2 });
-  const input = path.join(root, 'stream.jsonl');
-  await writeLines(input, lines);
-  const subdir = async (name: string) => {
-    const dir = path.join(root, name);
-    await mkdir(dir, { recursive: true });
-    return dir;
+let root = '';
+let input = '';
+let lines: string[] = [];
+/** The masks of one uninterrupted run from the file (file store). */
+let reference: Masks;
+
+async function subdir(name: string): Promise<string> {
+  const dir = path.join(root, name);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** Three kill points drawn from a seeded generator, one in each third of the stream. */
+function killPoints(seed: number): number[] {
+  let state = seed;
+  const draw = (from: number, to: number) => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return from + (state % (to - from));
   };
+  const third = Math.floor(RECORDS / 3);
+  return [draw(64, third), draw(third, 2 * third), draw(2 * third, RECORDS - 40)];
+}
+
+/** Runs `options` to the end, SIGKILLed once it has given results for each of `points` records, restarted each time. */
+async function runWithKills(options: RunOptions, points: readonly number[]): Promise<void> {
+  for (const [i, point] of points.entries()) {
+    const attempt = startRun({ ...options, name: `${options.name}-${i}` });
+    await waitForAll(options.dir, attempt, point);
+    attempt.cli.signal('SIGKILL');
+    assert.notEqual(await exitWithin(attempt, 30_000), 0);
+  }
+  const last = startRun({ ...options, name: `${options.name}-last` });
+  await waitForAll(options.dir, last);
+  last.cli.signal('SIGTERM');
+  assert.equal(await exitWithin(last, 60_000), 0);
+}
+
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'supsupd-determinism-'));
+  lines = streamLines(RECORDS, 7, { shift: 2 });
+  input = path.join(root, 'stream.jsonl');
+  await writeLines(input, lines);
   const fileDir = await subdir('file');
   const fileStore = { kind: 'file', dir: path.join(fileDir, 'store') } as const;
   const fromFile = await runToExit({
@@ -62,9 +91,49 @@ test('file and Kafka give the same masks; so does Kafka SIGKILLed at three rando
     name: 'file',
   });
   assert.equal(fromFile.code, 0, fromFile.log.text());
-  const reference = await storeMasks(fileStore);
+  reference = await storeMasks(fileStore);
   assert.ok(reference.tasks.length >= 2, 'the regimes were found');
+});
+after(async () => {
+  if (root !== '') await rm(root, { recursive: true, force: true });
+});
 
+test('the file source SIGKILLed at three random commits ends with the masks of an uninterrupted run', async (t) => {
+  // A file is read to its end in seconds, too fast to kill from outside: the daemon kills itself (SIGKILL) at the
+  // n-th state commit or the n-th acknowledged results of each run, n seeded (docs/daemon.md, failpoints).
+  const dir = await subdir('file-killed');
+  // Each run ends at its n-th state commit (state durable, results not yet written) or its n-th acknowledged
+  // results (offsets not yet committed), n in 1..3 drawn from the seeded points: the three kills fall within the
+  // stream's 11 chunks.
+  const kills = killPoints(20261209).map((point, i) => ({
+    at: 1 + (point % 3),
+    name: i % 2 === 0 ? 'after_state_commit' : 'after_results',
+  }));
+  const options: RunOptions = {
+    dir,
+    store: { kind: 'file', dir: path.join(dir, 'store') },
+    source: { kind: 'file', path: input },
+    name: 'file-killed',
+  };
+  for (const [i, kill] of kills.entries()) {
+    const run = startRun({
+      ...options,
+      name: `file-killed-${i}`,
+      env: { SUPSUPD_FAILPOINT: `${kill.name}@${kill.at}` },
+    });
+    assert.equal(await exitWithin(run, 60_000), null, `killed by ${kill.name}@${kill.at}: ${run.cli.tail()}`);
+  }
+  const last = await runToExit({ ...options, name: 'file-killed-last' });
+  assert.equal(last.code, 0, last.log.text());
+  assert.equal(new Set(resultOffsets(dir)).size, RECORDS, 'every record has a result');
+  t.diagnostic(`SIGKILLs at ${kills.map((k) => `${k.name}@${k.at}`).join(', ')} (counted per run)`);
+  assert.deepEqual(await storeMasks(options.store), reference);
+});
+
+test('file and Kafka give the same masks; so does Kafka SIGKILLed at three random points', {
+  timeout: 600_000,
+}, async (t) => {
+  if (!requireKafkaOrSkip(t) || !requireRedisServerOrSkip(t)) return;
   const broker = await startKafka();
   const redis = await startRedis({ appendonly: true });
   const kafka = new Kafka({ brokers: broker.brokers, clientId: 'determinism', logLevel: logLevel.NOTHING });
@@ -107,25 +176,9 @@ test('file and Kafka give the same masks; so does Kafka SIGKILLed at three rando
       learned(reference),
     );
 
-    // Three kill points drawn from a seeded generator, one in each third of the stream.
     const killed = await subdir('killed');
-    let seed = 20261208;
-    const draw = (from: number, to: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return from + (seed % (to - from));
-    };
-    const third = Math.floor(RECORDS / 3);
-    const points = [draw(64, third), draw(third, 2 * third), draw(2 * third, RECORDS - 40)];
-    for (const [i, point] of points.entries()) {
-      const attempt = startRun({ ...kafkaRun('killed', killed), name: `killed-${i}` });
-      await waitForAll(killed, attempt, point);
-      attempt.cli.signal('SIGKILL');
-      assert.notEqual(await exitWithin(attempt, 30_000), 0);
-    }
-    const last = startRun({ ...kafkaRun('killed', killed), name: 'killed-last' });
-    await waitForAll(killed, last);
-    last.cli.signal('SIGTERM');
-    assert.equal(await exitWithin(last, 60_000), 0);
+    const points = killPoints(20261208);
+    await runWithKills(kafkaRun('killed', killed), points);
     t.diagnostic(`SIGKILLs after ${points.join(', ')} records`);
     assert.deepEqual(
       learned(await storeMasks(kafkaRun('killed', killed).store, redis.url)),
@@ -135,6 +188,5 @@ test('file and Kafka give the same masks; so does Kafka SIGKILLed at three rando
     await admin.disconnect().catch(() => {});
     await redis.stop();
     await broker.stop();
-    await rm(root, { recursive: true, force: true });
   }
 });

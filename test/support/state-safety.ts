@@ -91,6 +91,8 @@ export interface RunOptions {
   readonly sinkDir?: string;
   /** Names the log file (several runs share a directory). */
   readonly name: string;
+  /** Added to the CLI's environment (e.g. SUPSUPD_FAILPOINT). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface Run {
@@ -119,7 +121,10 @@ export function startRun(options: RunOptions): Run {
   const cli = startDaemonCli({
     configPath,
     logFile,
-    ...(options.redisUrl === undefined ? {} : { env: { SUPSUPD_REDIS_URL: options.redisUrl } }),
+    env: {
+      ...(options.redisUrl === undefined ? {} : { SUPSUPD_REDIS_URL: options.redisUrl }),
+      ...(options.env ?? {}),
+    },
     ...(source.kind === 'stdin' ? { stdinFile: source.input } : {}),
   });
   return { cli, logFile };
