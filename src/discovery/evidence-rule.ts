@@ -17,9 +17,11 @@ import {
   type Fit,
   fitOf,
   foreignRows,
+  lossForeignRows,
   type TaskProfile,
 } from './evidence.js';
 import { columnPrefixSums, logVarianceMean, rowDistances } from './input-model.js';
+import { likelierElsewhere, REFINE_ROUNDS } from './mixed-rows.js';
 import type { Decision, PolicyConfig, PolicyState, RouteReason } from './policy.js';
 import type { LearnedTask } from './task-trainer.js';
 
@@ -217,8 +219,8 @@ export function decideByEvidence(context: EvidenceContext): Assignment {
         true,
       );
     }
-    const mixed = mixture(context, view, current);
-    if (split !== null && (mixed === null || !gradual(mixed, split))) {
+    const mixed = mixedBatch(context, view, current, split);
+    if (split !== null && (mixed === null || !gradual(context, view, current, mixed, split))) {
       const tailRows = range(split, n);
       const tail = elsewhere(tailRows, current);
       return assign(
@@ -308,29 +310,92 @@ function splitAt(context: EvidenceContext, view: BatchView, current: number): nu
 const MIXED_SHARE = 0.2;
 
 /**
- * Whether foreign rows lie before the split as well as after it: a gradual change, divided row by
- * row. Only foreign rows before the cut count: the per-row test is strict (few false foreign rows)
- * and misses many changed rows, so own rows after the cut are no evidence against a cut.
+ * Whether a batch that also splits at `split` is rather mixed row by row (a gradual change): foreign
+ * rows lie before the split as well as after it, or, in a labelled batch, the rows after the split
+ * that the per-row test keeps (at least `minSplitRows`) fit the current task as a set. The per-row
+ * test misses changed rows, but the batch-mean test on the kept rows does not: after a true change
+ * they do not fit, while in the first batch of a mixing window (few foreign rows, most of them
+ * after the cut) they are the current task's and do.
  */
-function gradual(mixed: { foreign: readonly number[] }, split: number): boolean {
+function gradual(
+  context: EvidenceContext,
+  view: BatchView,
+  current: number,
+  mixed: { readonly own: readonly number[]; readonly foreign: readonly number[] },
+  split: number,
+): boolean {
   const foreignBefore = mixed.foreign.filter((r) => r < split).length;
-  return foreignBefore > MIXED_SHARE * mixed.foreign.length;
+  if (foreignBefore > MIXED_SHARE * mixed.foreign.length) return true;
+  if (context.batch.labelled === 0) return false;
+  const ownAfter = mixed.own.filter((r) => r >= split);
+  return ownAfter.length >= context.config.minSplitRows && view.fitRows(current, ownAfter).fits;
 }
 
-/** The current task's own rows and the foreign ones, if both are enough and the own rows fit. */
+/**
+ * The batch's division into the current task's rows and foreign ones (mixture()), if it has one.
+ * Where a labelled batch also splits, two more divisions are tried before the split is believed:
+ * one that starts from the rows after the split (the other task's model fitted on them), and one
+ * that allows fewer than `minSplitRows` foreign rows (the first batch of a mixing window); either
+ * counts only when the batch is gradual() under it.
+ */
+function mixedBatch(
+  context: EvidenceContext,
+  view: BatchView,
+  current: number,
+  split: number | null,
+): { own: number[]; foreign: number[] } | null {
+  const strict = mixture(context, view, current);
+  if (split === null || context.batch.labelled === 0) return strict;
+  const n = context.batch.rows;
+  const fromSplit = mixture(
+    context,
+    view,
+    current,
+    range(0, n).map((r) => r >= split),
+  );
+  if (fromSplit !== null && gradual(context, view, current, fromSplit, split)) return fromSplit;
+  if (strict !== null) return strict;
+  const few = mixture(context, view, current, undefined, 1);
+  return few !== null && gradual(context, view, current, few, split) ? few : null;
+}
+
+/**
+ * The current task's own rows and the foreign ones, if there are `minSplitRows` own rows and
+ * `minForeign` foreign ones and the own rows fit. Foreign: far from the task's inputs or, labelled,
+ * far above its loss (evidence.ts), or the rows of `seed`; in a labelled batch the rows are then
+ * divided between the current task's input model and one fitted on the foreign rows
+ * (mixed-rows.ts), and rows foreign by their loss stay foreign.
+ */
 function mixture(
   context: EvidenceContext,
   view: BatchView,
   current: number,
+  seed?: readonly boolean[],
+  minForeign = context.config.minSplitRows,
 ): { own: number[]; foreign: number[] } | null {
-  const foreign = foreignRows(view.profile(current), view.evidenceOf(current).distances, context.config);
+  const { batch, config } = context;
+  const profile = view.profile(current);
+  const evidence = view.evidenceOf(current);
+  const byLoss = lossForeignRows(profile, evidence.losses, config);
+  const first = (seed ?? foreignRows(profile, evidence.distances, config)).map(
+    (f, r) => f || (byLoss[r] as boolean),
+  );
+  const foreign =
+    batch.labelled === 0
+      ? first
+      : likelierElsewhere(
+          batch,
+          { distances: evidence.distances, logVariance: logVarianceMean(profile.input, batch.scale) },
+          first,
+          { minRows: config.minSplitRows, memory: config.inputMemory, rounds: REFINE_ROUNDS },
+        ).map((f, r) => f || (byLoss[r] as boolean));
   const own: number[] = [];
   const away: number[] = [];
   foreign.forEach((isForeign, r) => {
     (isForeign ? away : own).push(r);
   });
   const min = context.config.minSplitRows;
-  if (own.length < min || away.length < min) return null;
+  if (own.length < min || away.length < minForeign) return null;
   if (!view.fitRows(current, own).fits) return null;
   return { own, foreign: away };
 }

@@ -400,6 +400,27 @@ export function foreignRows(
   return out;
 }
 
+/**
+ * Which labelled rows are foreign to a task by their loss under its mask: far above the loss of the
+ * task's own rows (rowZ band deviations and rowEffect above the loss band's mean), once the loss
+ * band has settled. Rows without a label are never foreign by their loss.
+ */
+export function lossForeignRows(
+  profile: TaskProfile,
+  losses: ArrayLike<number>,
+  config: EvidenceConfig,
+): boolean[] {
+  const band = profile.lossBand;
+  const out = new Array<boolean>(losses.length).fill(false);
+  if (!lossSettled(profile, config)) return out;
+  const limit = Math.max(
+    band.mean + config.rowZ * Math.sqrt(band.variance),
+    band.mean * (1 + config.rowEffect),
+  );
+  for (let i = 0; i < losses.length; i++) out[i] = (losses[i] as number) > limit;
+  return out;
+}
+
 /** Pseudo-batches of the prior variance in a shift band. */
 const SHIFT_PRIOR_BATCHES = 4;
 

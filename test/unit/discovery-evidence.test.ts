@@ -6,6 +6,7 @@ import {
   distanceChangePoint,
   fitOf,
   learnRows,
+  lossForeignRows,
   lossSettled,
   newProfile,
   shiftExcess,
@@ -23,6 +24,7 @@ import {
   shiftStatistic,
 } from '../../src/discovery/input-model.ts';
 import { InputTransform } from '../../src/discovery/input-transform.ts';
+import { gatherRows, likelierElsewhere, REFINE_ROUNDS } from '../../src/discovery/mixed-rows.ts';
 import { decodeLearnerSnapshot, encodeLearnerSnapshot } from '../../src/discovery/persisted.ts';
 import { INITIAL_STATE } from '../../src/discovery/policy.ts';
 import { excess, meanAndVariance, observeRows } from '../../src/discovery/row-band.ts';
@@ -294,4 +296,40 @@ test('the distance change point finds where rows start to lie far from the task'
   const distances = rowDistances(profile.input, x, 128, scale);
   assert.equal(distanceChangePoint(profile, distances, 128, config), 80);
   assert.equal(distanceChangePoint(newProfile(d), distances, 128, config), null, 'no row band yet');
+});
+
+test('rows far above the loss band are foreign by their loss, once the band has settled', () => {
+  const { profile } = calibrated(8, 3);
+  assert.equal(lossSettled(profile, config), true);
+  const band = profile.lossBand;
+  const limit = Math.max(
+    band.mean + config.rowZ * Math.sqrt(band.variance),
+    band.mean * (1 + config.rowEffect),
+  );
+  const losses = [band.mean, limit - 0.01, limit + 0.01, 3, Number.NaN];
+  assert.deepEqual(lossForeignRows(profile, losses, config), [false, false, true, true, false]);
+  assert.deepEqual(lossForeignRows(newProfile(8), losses, config), [false, false, false, false, false]);
+});
+
+test('a mixed batch is divided between the task and a model of its foreign rows', () => {
+  const d = 32;
+  const { profile, draw } = calibrated(d, 11);
+  const scale = new Float32Array(d).fill(1);
+  // Every third row from inputs shifted by one standard unit, the rest the task's own.
+  const truth = Array.from({ length: 128 }, (_, r) => r % 3 === 0);
+  const raw = new Float32Array(128 * d);
+  truth.forEach((shifted, r) => {
+    raw.set(draw(1, shifted ? 1 : 0), r * d);
+  });
+  const distances = rowDistances(profile.input, raw, 128, scale);
+  const mine = { distances, logVariance: logVarianceMean(profile.input, scale) };
+  const batch = { raw, rows: 128, scale };
+  const options = { minRows: 8, memory: 4096, rounds: REFINE_ROUNDS };
+  // Seeded with the first ten shifted rows only, the division finds the others.
+  const seed = truth.map((shifted, r) => shifted && r < 30);
+  assert.deepEqual(likelierElsewhere(batch, mine, seed, options), truth);
+  // Too few seed rows to fit a model on: the seed as it was.
+  const few = truth.map((shifted, r) => shifted && r < 9);
+  assert.deepEqual(likelierElsewhere(batch, mine, few, options), few);
+  assert.deepEqual(Array.from(gatherRows(Float32Array.from([1, 2, 3, 4, 5, 6]), 2, [2, 0])), [5, 6, 1, 2]);
 });
