@@ -1,4 +1,5 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeStoreArchive } from '../archive/index.js';
@@ -125,16 +126,20 @@ async function archiveStore(
   return store;
 }
 
+/** The input's lines, counted as a stream (for the progress bar); E_BAD_ARGUMENT when it cannot be read or is empty. */
 async function countLines(file: string): Promise<number> {
-  let text: Buffer;
+  let lines = 0;
+  let bytes = 0;
   try {
-    text = await readFile(file);
+    for await (const chunk of createReadStream(file)) {
+      const buffer = chunk as Buffer;
+      bytes += buffer.length;
+      for (let at = buffer.indexOf(0x0a); at !== -1; at = buffer.indexOf(0x0a, at + 1)) lines++;
+    }
   } catch (error) {
     throw new SupsupError('E_BAD_ARGUMENT', `cannot read --input ${file}: ${errorMessage(error)}`);
   }
-  let lines = 0;
-  for (const byte of text) if (byte === 0x0a) lines++;
-  if (lines === 0 && text.length === 0) throw new SupsupError('E_BAD_ARGUMENT', `--input ${file} is empty`);
+  if (bytes === 0) throw new SupsupError('E_BAD_ARGUMENT', `--input ${file} is empty`);
   return Math.max(lines, 1);
 }
 

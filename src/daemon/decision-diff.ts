@@ -4,7 +4,8 @@
  * rows went to other tasks, it allocated other masks, or it was split elsewhere. Batches only one side has are
  * divergences too (the micro-batches were cut differently).
  */
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { errorMessage, SupsupError } from '../errors.js';
 import type { BatchDecision } from '../records.js';
 
@@ -25,26 +26,34 @@ export interface DecisionGist {
 
 /** The entries of a decision log file (JSON lines); an entry repeated after a crash is kept once. */
 export async function readDecisionLog(file: string): Promise<BatchDecision[]> {
-  let text: string;
+  const seen = new Map<string, BatchDecision>();
+  let number = 0;
   try {
-    text = await readFile(file, 'utf8');
+    for await (const line of createInterface({
+      input: createReadStream(file),
+      crlfDelay: Number.POSITIVE_INFINITY,
+    })) {
+      number++;
+      if (line.trim() === '') continue;
+      const entry = parseEntry(line, `${file}:${number}`);
+      seen.set(`${entry.partition} ${entry.first} ${entry.last}`, entry);
+    }
   } catch (error) {
+    if (error instanceof SupsupError) throw error;
     throw new SupsupError('E_BAD_ARGUMENT', `cannot read the decision log ${file}: ${errorMessage(error)}`);
   }
-  const seen = new Map<string, BatchDecision>();
-  text.split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    let entry: unknown;
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      throw new SupsupError('E_BAD_ARGUMENT', `${file}:${i + 1} is not JSON`);
-    }
-    if (!isDecision(entry))
-      throw new SupsupError('E_BAD_ARGUMENT', `${file}:${i + 1} is not a decision-log entry`);
-    seen.set(`${entry.partition} ${entry.first} ${entry.last}`, entry);
-  });
   return [...seen.values()];
+}
+
+function parseEntry(line: string, where: string): BatchDecision {
+  let entry: unknown;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    throw new SupsupError('E_BAD_ARGUMENT', `${where} is not JSON`);
+  }
+  if (!isDecision(entry)) throw new SupsupError('E_BAD_ARGUMENT', `${where} is not a decision-log entry`);
+  return entry;
 }
 
 function isDecision(value: unknown): value is BatchDecision {

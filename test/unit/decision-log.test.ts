@@ -3,16 +3,17 @@
  * stream run twice from scratch giving byte-identical logs and masks.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { diffDecisions, readDecisionLog } from '../../src/daemon/decision-diff.ts';
 import { decisionOf } from '../../src/daemon/decision-log.ts';
 import { runDemo } from '../../src/daemon/demo.ts';
 import { DEFAULT_DEMO_STREAM } from '../../src/daemon/demo-stream.ts';
 import type { BatchOutcome } from '../../src/discovery/learner.ts';
 import { silentLogger } from '../../src/logger.ts';
-import type { InputRecord, ResultRecord } from '../../src/records.ts';
+import type { BatchDecision, InputRecord, ResultRecord } from '../../src/records.ts';
 import { FileStore } from '../../src/store/index.ts';
 import { testBackend } from '../support/backend.ts';
 
@@ -119,4 +120,85 @@ test('the demo stream run twice from scratch gives byte-identical decision logs 
   assert.ok(first.log.length / lines.length < 400, `${first.log.length / lines.length} bytes per batch`);
   assert.ok(first.log.equals(second.log), 'the same decision log, byte for byte');
   assert.deepEqual(second.masks, first.masks);
+});
+
+test('a diff lists every batch decided otherwise, in offset order, and batches only one side has', async () => {
+  const entry = (
+    seq: number,
+    first: number,
+    tasks: [number, number][],
+    allocated: number[] = [],
+  ): BatchDecision => ({
+    seq,
+    partition: 'in/0',
+    first: String(first),
+    last: String(first + 127),
+    rows: 128,
+    labelled: 128,
+    tasks,
+    allocated,
+    versions: [],
+    split: null,
+    decision: allocated.length > 0 ? 'allocate' : 'route',
+    reason: 'fits',
+    checked: false,
+    candidates: [],
+  });
+  const recorded = [
+    entry(1, 0, [[0, 128]], [0]),
+    entry(2, 128, [[0, 128]]),
+    entry(
+      3,
+      256,
+      [
+        [0, 28],
+        [1, 100],
+      ],
+      [1],
+    ),
+    entry(4, 1000, [[1, 128]]),
+  ];
+  const replayed = [
+    entry(1, 0, [[0, 128]], [0]),
+    entry(2, 128, [[0, 128]]),
+    entry(3, 256, [[0, 128]]),
+    entry(4, 384, [[0, 128]]),
+  ];
+  assert.deepEqual(diffDecisions(recorded, recorded), []);
+  assert.deepEqual(diffDecisions(recorded, replayed), [
+    {
+      first: '256',
+      last: '383',
+      recorded: {
+        tasks: [
+          [0, 28],
+          [1, 100],
+        ],
+        allocated: [1],
+        split: null,
+      },
+      replayed: { tasks: [[0, 128]], allocated: [], split: null },
+    },
+    {
+      first: '384',
+      last: '511',
+      recorded: null,
+      replayed: { tasks: [[0, 128]], allocated: [], split: null },
+    },
+    {
+      first: '1000',
+      last: '1127',
+      recorded: { tasks: [[1, 128]], allocated: [], split: null },
+      replayed: null,
+    },
+  ]);
+  // Read back from a file: an entry repeated (written again after a crash) is kept once; damage is refused.
+  const dir = await mkdtemp(path.join(tmpdir(), 'supsupd-diff-'));
+  dirs.push(dir);
+  const file = path.join(dir, 'decisions.jsonl');
+  await writeFile(file, `${[...recorded, recorded[3]].map((d) => JSON.stringify(d)).join('\n')}\n`);
+  assert.deepEqual(await readDecisionLog(file), recorded);
+  await writeFile(file, `${JSON.stringify(recorded[0])}\n{"first":1}\n`);
+  await assert.rejects(readDecisionLog(file), /decisions.jsonl:2 is not a decision-log entry/);
+  await assert.rejects(readDecisionLog(path.join(dir, 'none.jsonl')), /cannot read the decision log/);
 });
