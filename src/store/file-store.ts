@@ -34,7 +34,6 @@
  */
 import { mkdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { crc32 } from '../codec/mask-codec.js';
 import { SupsupError } from '../errors.js';
 import type { DaemonEvent } from '../records.js';
 import { fsyncDir, writeDurably } from './durable-fs.js';
@@ -61,6 +60,7 @@ import {
 } from './file-events.js';
 import { acquireFileLock, type FileLock } from './file-lock.js';
 import { takeNamedLock } from './file-lock-files.js';
+import { Missing, readReferencedFile } from './file-reads.js';
 import {
   checkFiles,
   corrupt,
@@ -116,13 +116,6 @@ export type FileStoreFailpoint =
 export interface FileStoreOptions {
   /** Test hook for crash simulation; see {@link FileStoreFailpoint}. */
   readonly failpoint?: (point: FileStoreFailpoint) => void | Promise<void>;
-}
-
-/** A referenced file that is gone (maybe replaced by a commit meanwhile); `corrupt` is the error if it stays so. */
-class Missing extends Error {
-  constructor(readonly corrupt: SupsupError) {
-    super(corrupt.message);
-  }
 }
 
 class FailpointCrash {
@@ -460,27 +453,10 @@ export class FileStore implements MaskStore {
     }
   }
 
-  /** A referenced file's bytes, checked against its recorded size and CRC-32 (a missing one: {@link Missing}). */
-  private async readChecked(ref: FileRef, what: string, task: number): Promise<Uint8Array> {
-    const absolute = join(this.dir, ref.path);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(absolute);
-    } catch (error) {
-      if (errno(error) === 'ENOENT') {
-        throw new Missing(corrupt(`${what} is missing: ${absolute}`, absolute, { task }));
-      }
-      throw this.fsError(error, `read ${absolute}`);
-    }
-    if (bytes.byteLength !== ref.bytes || crc32(bytes) !== ref.crc) {
-      throw corrupt(
-        `${what} does not match registry.json ` +
-          `(${bytes.byteLength} bytes, expected ${ref.bytes}; or a CRC-32 mismatch): ${absolute}`,
-        absolute,
-        { task },
-      );
-    }
-    return new Uint8Array(bytes);
+  private readChecked(ref: FileRef, what: string, task: number): Promise<Uint8Array> {
+    return readReferencedFile(this.dir, ref, what, task, (error, operation) =>
+      this.fsError(error, operation),
+    );
   }
 
   private async readSnapshot(): Promise<Snapshot> {
