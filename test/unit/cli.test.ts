@@ -145,6 +145,10 @@ test('bench daemon --json: every record of the stream comes out of the real daem
     '600',
     '--masks',
     '3',
+    // The stream task's mask is trained this many steps first (default 300): on the plain-JS cpu backend those
+    // took most of the run, past the 120 s limit on a loaded machine.
+    '--train-steps',
+    '20',
     '--backend',
     'cpu',
     '--json',
