@@ -346,9 +346,8 @@ export class Daemon {
     );
     const observer = this.options.observer;
     const last = batch.records[batch.records.length - 1];
-    const decided = decisions;
     if (last !== undefined && (applied === undefined || compareOffsets(last.position.offset, applied) > 0)) {
-      await this.commitState(key, last.position.offset, changed, events, decided);
+      await this.commitState(key, last.position.offset, changed, events, decisions);
       failpoint('after_state_commit');
     } else if (learned) {
       throw new SupsupError('E_INTERNAL', 'learned from a batch that was already applied');
@@ -356,7 +355,7 @@ export class Daemon {
     if (results.length > 0) await this.options.sink.writeResults(results);
     if (letters.length > 0) await this.options.sink.writeDeadLetters(letters);
     if (events.length > 0) await this.options.sink.writeEvents(events);
-    if (decided.length > 0) await this.options.sink.writeDecisions?.(decided);
+    if (decisions.length > 0) await this.options.sink.writeDecisions?.(decisions);
     failpoint('after_results');
     // Counted once the batch is done: a batch delivered again after a failure is not counted twice.
     this.stats.recordsIn += batch.records.length;
@@ -365,7 +364,7 @@ export class Daemon {
     this.logNewWarnings();
     if (letters.length > 0) observer?.deadLettered(letters);
     if (events.length > 0) observer?.events(events);
-    if (decided.length > 0) observer?.decided?.(decided);
+    if (decisions.length > 0) observer?.decided?.(decisions);
     this.stats.resultsOut += results.length;
     this.stats.deadLetters += letters.length;
     this.stats.batches++;
