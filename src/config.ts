@@ -64,6 +64,8 @@ const sinkSchema = z.discriminatedUnion('kind', [
       resultsTopic: z.string().min(1),
       deadLetterTopic: z.string().min(1),
       eventsTopic: z.string().min(1),
+      /** Where the decision log goes (docs/daemon.md, "Decision log"); none when absent. */
+      decisionsTopic: z.string().min(1).optional(),
     })
     .strict(),
   z.object({ kind: z.literal('file'), dir: z.string().min(1) }).strict(),

@@ -125,6 +125,7 @@ function makeSink(config: DaemonConfig['sink'], logger: Logger): Sink {
         resultsTopic: config.resultsTopic,
         deadLetterTopic: config.deadLetterTopic,
         eventsTopic: config.eventsTopic,
+        ...(config.decisionsTopic === undefined ? {} : { decisionsTopic: config.decisionsTopic }),
         log: kafkaLog(logger),
       });
     case 'file':

@@ -72,6 +72,7 @@ interface Scenario {
   readonly results: string;
   readonly dlq: string;
   readonly events: string;
+  readonly decisions: string;
   readonly groupId: string;
   readonly namespace: string;
 }
@@ -84,6 +85,7 @@ function scenario(name: string): Scenario {
     results: `${name}-results-${suffix}`,
     dlq: `${name}-dlq-${suffix}`,
     events: `${name}-events-${suffix}`,
+    decisions: `${name}-decisions-${suffix}`,
     groupId: `${name}-group-${suffix}`,
     namespace: `it:${name}:${suffix}`,
   };
@@ -111,6 +113,7 @@ function daemonConfig(brokers: readonly string[], redisUrl: string, s: Scenario)
       resultsTopic: s.results,
       deadLetterTopic: s.dlq,
       eventsTopic: s.events,
+      decisionsTopic: s.decisions,
     },
     store: { kind: 'redis', url: redisUrl, namespace: s.namespace },
     model: { arch: 'lenet', outputs: 100, seed: 1 },
@@ -143,6 +146,7 @@ async function createTopics(
       { topic: s.results, numPartitions: 1, replicationFactor: 1 },
       { topic: s.dlq, numPartitions: 1, replicationFactor: 1 },
       { topic: s.events, numPartitions: 1, replicationFactor: 1 },
+      { topic: s.decisions, numPartitions: 1, replicationFactor: 1 },
     ],
   });
   assert.equal(created, true, `created the topics of ${s.name}`);
@@ -374,6 +378,8 @@ interface Discovery {
   readonly discovered: EventJson[];
   readonly resultTasks: number;
   readonly ari: number;
+  /** The decision log's entries on the decisions topic, one per seq (a repeated one kept once). */
+  readonly decisions: { seq: number; allocated: number[] }[];
 }
 
 /** Masks in Redis, task_discovered events, tasks in the results, and the ARI against the true tasks. */
@@ -390,6 +396,10 @@ async function discoveryOf(
     parseJson<EventJson>(m),
   );
   const discovered = events.filter((e) => e.type === 'task_discovered');
+  const decisionLog = (await (await ctx.collect(s.decisions)).caughtUp(ctx.admin, 30_000)).map((m) =>
+    parseJson<{ seq: number; allocated: number[] }>(m),
+  );
+  const decisions = [...new Map(decisionLog.map((d) => [d.seq, d])).values()].sort((a, b) => a.seq - b.seq);
   const resultTasks = new Set<number>();
   for (const list of index.byKey.values()) for (const r of list) resultTasks.add(r.task);
   // The first result of each input, in stream order.
@@ -412,6 +422,7 @@ async function discoveryOf(
     discovered,
     resultTasks: resultTasks.size,
     ari,
+    decisions,
   };
 }
 
@@ -430,6 +441,17 @@ function assertDiscovery(d: Discovery): void {
   assert.equal(d.resultTasks, d.masks, 'the results use every mask and name no other');
   assert.ok(d.masks >= 5 && d.masks <= 6, `5 true tasks: ${d.masks} masks (at most one spurious)`);
   assert.ok(d.ari >= MIN_ARI, `adjusted Rand index ${d.ari.toFixed(4)} ≥ ${MIN_ARI}`);
+  // The decision log on its topic: every learned micro-batch once by seq (1, 2, … with no gap, through crashes),
+  // and its allocations are exactly the discovered tasks.
+  assert.ok(d.decisions.length > 0, 'decision-log entries on the decisions topic');
+  assert.deepEqual(
+    d.decisions.map((e) => e.seq),
+    Array.from({ length: d.decisions.length }, (_, i) => i + 1),
+  );
+  assert.deepEqual(
+    d.decisions.flatMap((e) => e.allocated),
+    d.discovered.map((e) => e.task ?? -1).sort((a, b) => a - b),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import type { Message, Producer } from 'kafkajs';
 import { encodeDeadLetterHeaders, encodeEvent, positionKey, resultJson } from '../../codec/record-codec.js';
 import { SupsupError } from '../../errors.js';
 import { positiveInt } from '../checks.js';
-import type { DaemonEvent, DeadLetter, ResultRecord, Sink } from '../types.js';
+import type { BatchDecision, DaemonEvent, DeadLetter, ResultRecord, Sink } from '../types.js';
 import { createKafka, type KafkaClientOptions } from './client.js';
 import { toKafkaSupsupError } from './errors.js';
 import { fastDefaultPartitioner } from './partitioner.js';
@@ -16,6 +16,8 @@ export interface KafkaSinkOptions extends KafkaClientOptions {
   readonly resultsTopic: string;
   readonly deadLetterTopic: string;
   readonly eventsTopic: string;
+  /** The decision log's topic (one message per learned micro-batch, keyed by partition); none when absent. */
+  readonly decisionsTopic?: string;
   /** -1 (all in-sync replicas, default) or 1 (leader only). */
   readonly acks?: -1 | 1;
   /** Broker-side produce timeout in ms (default 30 s). */
@@ -89,8 +91,14 @@ export class KafkaSink implements Sink {
    * not retriable, names the missing topics.
    */
   async check(): Promise<void> {
+    const { resultsTopic, deadLetterTopic, eventsTopic, decisionsTopic } = this.options;
     const topics = [
-      ...new Set([this.options.resultsTopic, this.options.deadLetterTopic, this.options.eventsTopic]),
+      ...new Set([
+        resultsTopic,
+        deadLetterTopic,
+        eventsTopic,
+        ...(decisionsTopic === undefined ? [] : [decisionsTopic]),
+      ]),
     ];
     const admin = this.kafka.admin();
     let existing: Set<string>;
@@ -146,6 +154,19 @@ export class KafkaSink implements Sink {
       events.map((event) => ({
         key: event.type,
         value: encodeEvent(event),
+        headers: { 'content-type': 'application/json' },
+      })),
+    );
+  }
+
+  writeDecisions(decisions: readonly BatchDecision[]): Promise<void> {
+    const topic = this.options.decisionsTopic;
+    if (topic === undefined || decisions.length === 0) return Promise.resolve();
+    return this.send(
+      topic,
+      decisions.map((decision) => ({
+        key: decision.partition,
+        value: JSON.stringify(decision),
         headers: { 'content-type': 'application/json' },
       })),
     );
