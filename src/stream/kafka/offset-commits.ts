@@ -3,6 +3,12 @@
  * order through the eachBatch payload, offsets queued meanwhile merged (the later offset of a partition wins), so
  * at most one request is in flight and one waits. Offsets of an ended epoch are never sent. A retriable failure
  * is retried with the one retry policy (src/retry.ts); what still fails goes to `onError`.
+ *
+ * Why commits go through the eachBatch payload (`commitOffsetsIfNecessary(offsets)`), not
+ * `consumer.commitOffsets()`: the latter is silently skipped once kafkajs's runner stopped, so the batch in flight
+ * during stop() would never be committed; the payload's method commits the given offsets directly. Rebalance
+ * errors are never retried (they need a re-join first). stop() cuts a retry's backoff short and gives the commit
+ * up: its chunk stays uncommitted and is read again by the partition's next owner.
  */
 import type { EachBatchPayload } from 'kafkajs';
 import { errorMessage } from '../../errors.js';

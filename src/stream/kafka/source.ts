@@ -23,13 +23,7 @@
  * call, so kafkajs re-joins the group or retries as it would have. Work and commits of an earlier group
  * membership or of a failed one (an epoch: see `epoch`) are dropped, never sent under a newer generation;
  * the fetch position goes back to the first chunk not handled, which is then read again.
- *
- * Why commits go through the eachBatch payload (`commitOffsetsIfNecessary(offsets)`), not
- * `consumer.commitOffsets()`: the latter is silently skipped once kafkajs's runner stopped, so the batch
- * in flight during stop() would never be committed; the payload's method commits the given offsets
- * directly (offset-commits.ts). Commit failures are retried with retry() of src/retry.ts (retriable errors only; never
- * rebalance errors, which need a re-join first). stop() cuts a retry's backoff short and gives the commit
- * up: its chunk stays uncommitted and is read again by the partition's next owner.
+ * Offset commits: offset-commits.ts.
  */
 import { EventEmitter } from 'node:events';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
@@ -50,6 +44,7 @@ import {
   type KafkaSourceOptions,
   sourceSettings,
 } from './source-options.js';
+import { WorkChain } from './work-chain.js';
 
 export class KafkaSource implements Source {
   readonly name: string;
@@ -82,8 +77,8 @@ export class KafkaSource implements Source {
   private readonly finished: Promise<void>;
   private readonly settle: Settlement;
   private settled = false;
-  /** The batch being handled, outside kafkajs's eachBatch call (see onBatch); never rejects. */
-  private handling: Promise<void> = Promise.resolve();
+  /** The chunks being handled, outside kafkajs's eachBatch call (see onBatch), one piece of work at a time. */
+  private readonly handling = new WorkChain();
   /** Offset commits, queued after each handled chunk (offset-commits.ts). */
   private readonly commits: OffsetCommits;
   /**
@@ -193,7 +188,7 @@ export class KafkaSource implements Source {
       // Disconnecting while run() is still joining makes kafkajs crash and keep consuming (kafkajs#1639).
       if (this.starting) await this.starting.catch(() => {});
       // The chunk in flight finishes and the handling stops; its commit goes out before the group is left.
-      await this.handlingDone();
+      await this.handling.idle();
       await this.commits.idle();
       // Stops fetching (a batch fetched ahead is dropped), leaves the group, closes sockets.
       await this.consumer.disconnect();
@@ -264,7 +259,7 @@ export class KafkaSource implements Source {
         records: batch.messages.length,
       });
     }
-    await this.handlingDone();
+    await this.handling.idle();
     this.throwDeferredError();
     if (batch.messages.length === 0) return;
     // Fetched before a failure of this partition sought back (or before stop()): dropped, fetched again.
@@ -281,20 +276,10 @@ export class KafkaSource implements Source {
     // The fetch position moves past this batch now; a chunk that fails seeks back to its first offset.
     payload.resolveOffset((records[records.length - 1] as RawRecord).position.offset);
     const epoch = this.epoch;
-    this.handling = this.handleBatch(payload, placed.prepend, records, handler, epoch).catch(
-      (error: unknown) => {
-        this.deferError(error, epoch);
-      },
+    this.handling.queue(
+      () => this.handleBatch(payload, placed.prepend, records, handler, epoch),
+      (error) => this.deferError(error, epoch),
     );
-  }
-
-  /** Resolves once no handling is in flight, including handling chained while it waited. */
-  private async handlingDone(): Promise<void> {
-    let current: Promise<void>;
-    do {
-      current = this.handling;
-      await current;
-    } while (current !== this.handling);
   }
 
   /**
@@ -339,8 +324,8 @@ export class KafkaSource implements Source {
     const handler = this.handler;
     if (handler === undefined) return;
     const epoch = this.epoch;
-    this.handling = this.handling
-      .then(async () => {
+    this.handling.queue(
+      async () => {
         const tail = this.tails.peek(partition);
         if (tail === undefined || this.stopRequested || tail.epoch !== this.epoch) return;
         if (!tail.payload.isRunning()) return;
@@ -350,10 +335,9 @@ export class KafkaSource implements Source {
           highWatermark: tail.highWatermark,
           cutShort: true,
         });
-      })
-      .catch((error: unknown) => {
-        this.deferError(error, epoch);
-      });
+      },
+      (error) => this.deferError(error, epoch),
+    );
   }
 
   /** One chunk through the handler, then its commit queued; false when the handling must stop here. */
