@@ -2,18 +2,17 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { writeStoreArchive } from '../archive/index.js';
+import type { StoreArchive } from '../archive/index.js';
 import { loadConfig } from '../config.js';
 import { buildComponents } from '../daemon/components.js';
 import { type Divergence, diffDecisions, readDecisionLog } from '../daemon/decision-diff.js';
 import { replay } from '../daemon/replay.js';
 import { errorMessage, SupsupError } from '../errors.js';
-import type { Architecture } from '../model/network/arch.js';
 import { selectBackend } from '../model/network/index.js';
 import { createLogger } from '../ops/logger.js';
 import { openStore } from '../store/index.js';
 import type { MaskStore } from '../store/types.js';
-import { readArchiveFile } from './masks-sources.js';
+import { readArchiveFile, readConfiguredStore } from './masks-sources.js';
 import { OptionReader } from './options.js';
 import { Progress } from './progress.js';
 
@@ -43,28 +42,22 @@ export async function replayCommand(raw: Readonly<Record<string, unknown>>): Pro
   await selectBackend(config.backend);
   const out = typeof raw.out === 'string' ? raw.out : await mkdtemp(path.join(tmpdir(), 'supsupd-replay-'));
   const components = buildComponents(config, logger);
-  const from = fromEmpty
+  const start = fromEmpty
     ? null
     : archiveFile !== undefined
-      ? await archiveStore(archiveFile, components.options.model)
-      : openStore(toStoreConfig(config.store));
-  await from?.open();
+      ? storeArchiveFile(archiveFile)
+      : await readConfiguredStore(config);
   const progress = new Progress({ quietMs: 5_000 });
-  let report: Awaited<ReturnType<typeof replay>>;
-  try {
-    report = await replay({
-      daemon: components.options,
-      input,
-      out,
-      from,
-      target: target === null ? { kind: 'shadow' } : { kind: 'apply', store: target },
-      ...(rate === undefined ? {} : { rate }),
-      onProgress: (records, offset) =>
-        progress.update(records, total, `${records}/${total} records, offset ${offset}`),
-    });
-  } finally {
-    await from?.close();
-  }
+  const report = await replay({
+    daemon: components.options,
+    input,
+    out,
+    start,
+    target: target === null ? { kind: 'shadow' } : { kind: 'apply', store: target },
+    ...(rate === undefined ? {} : { rate }),
+    onProgress: (records, offset) =>
+      progress.update(records, total, `${records}/${total} records, offset ${offset}`),
+  });
   progress.done();
   const divergences =
     recorded === null ? null : diffDecisions(recorded, await readDecisionLog(report.decisionLog));
@@ -87,11 +80,6 @@ function replayConfig(file: string | undefined) {
   });
 }
 
-function toStoreConfig(store: StoreSection) {
-  if (store.kind === 'redis') return { kind: 'redis' as const, url: store.url, namespace: store.namespace };
-  return store.kind === 'file' ? { kind: 'file' as const, dir: store.dir } : { kind: 'memory' as const };
-}
-
 /** The store --apply rebuilds into: a new Redis namespace (of the configured server) or a new file-store directory. */
 function applyTarget(raw: Readonly<Record<string, unknown>>, store: StoreSection): MaskStore {
   if (typeof raw.namespace === 'string') {
@@ -103,11 +91,8 @@ function applyTarget(raw: Readonly<Record<string, unknown>>, store: StoreSection
   throw new SupsupError('E_BAD_ARGUMENT', '--apply needs --namespace NEW (Redis) or --dir NEW (file store)');
 }
 
-/** A whole-store archive (supsupd masks export) as a memory store to start from; E_ARCH_MISMATCH for another network. */
-async function archiveStore(
-  file: string,
-  model: { readonly arch: Architecture; readonly seed: number },
-): Promise<MaskStore> {
+/** A whole-store archive (supsupd masks export) to start from (its network is checked when it is written). */
+function storeArchiveFile(file: string): StoreArchive {
   const archive = readArchiveFile(file);
   if (archive.scope !== 'store') {
     throw new SupsupError(
@@ -115,15 +100,7 @@ async function archiveStore(
       `${file} holds one task; --from-archive takes a whole-store archive`,
     );
   }
-  const store = openStore({ kind: 'memory' });
-  await store.open();
-  await writeStoreArchive(store, archive, {
-    target: file,
-    arch: model.arch,
-    seed: model.seed,
-    leaseMs: 60_000,
-  });
-  return store;
+  return archive;
 }
 
 /** The input's lines, counted as a stream (for the progress bar); E_BAD_ARGUMENT when it cannot be read or is empty. */

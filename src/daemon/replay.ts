@@ -2,14 +2,16 @@
  * `supsupd replay` (docs/replay.md): a JSONL file through the real daemon, from a chosen starting state, with its
  * decision log as the product. `shadow` runs on an in-memory copy of the starting state and writes nothing to any
  * store or live topic (its results and decisions go to its own output directory); `apply` rebuilds the masks into
- * a fresh target store. The starting state is empty, or the masks, training states, replay buffers and learner
- * state of a store, copied once at start (the source store is then closed again).
+ * a fresh target store. The starting state is empty, or a store archive (src/archive: read from a store, or from
+ * an archive file): masks, training states, replay buffers and learner state, without its applied offsets.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { type StoreArchive, writeStoreArchive } from '../archive/index.js';
 import { SupsupError } from '../errors.js';
+import type { Architecture } from '../model/network/arch.js';
 import { openStore } from '../store/index.js';
-import type { MaskStore, MaskWrite, ReplayWrite } from '../store/types.js';
+import type { MaskStore } from '../store/types.js';
 import { JsonlFileSink, JsonlFileSource } from '../stream/file.js';
 import type { Source, SourceBatch } from '../stream/types.js';
 import { Daemon } from './daemon.js';
@@ -21,8 +23,8 @@ export interface ReplayOptions {
   readonly input: string;
   /** Where results.jsonl, decisions.jsonl, dead-letters.jsonl and events.jsonl of the replay go. */
   readonly out: string;
-  /** The state to start from: none, or a store whose state is copied. */
-  readonly from: MaskStore | null;
+  /** The state to start from: none, or a store's state as an archive. */
+  readonly start: StoreArchive | null;
   /** `shadow`: an in-memory copy; `apply`: this store, which must be empty. */
   readonly target: { readonly kind: 'shadow' } | { readonly kind: 'apply'; readonly store: MaskStore };
   /** Records per second at most (none: as fast as it goes). */
@@ -47,7 +49,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayReport> {
   await store.open();
   try {
     await ensureEmpty(store, options.target.kind === 'apply');
-    if (options.from !== null) await copyState(options.from, store);
+    if (options.start !== null) await writeStart(store, options.start, options.daemon.model);
   } catch (error) {
     await store.close();
     throw error;
@@ -101,32 +103,20 @@ async function ensureEmpty(store: MaskStore, required: boolean): Promise<void> {
   }
 }
 
-/**
- * Copies a store's state (registry with the learner's state, masks, training states, replay logs) into an empty
- * one, in one commit. Its applied offsets are not copied: the replay learns its input from the first record.
- */
-export async function copyState(from: MaskStore, to: MaskStore): Promise<void> {
-  const loaded = await from.load();
-  if (loaded === null)
-    throw new SupsupError('E_BAD_ARGUMENT', 'the starting store is empty: nothing to start from');
-  const masks: MaskWrite[] = [];
-  const replay: ReplayWrite[] = [];
-  for (const meta of loaded.registry.tasks) {
-    masks.push({
-      task: meta.task,
-      encodedMask: await from.loadMask(meta.task),
-      trainingState: meta.frozen ? null : await from.loadTrainingState(meta.task),
-    });
-    const log = await from.loadReplay(meta.task);
-    if (log.length > 0) replay.push({ task: meta.task, append: log, keep: log.length });
-  }
-  await to.commit({
-    partitionKey: 'replay-start/0',
-    appliedOffset: '0',
-    registry: loaded.registry,
-    masks,
-    replay,
-  });
+/** The applied offset the starting state is written with: none of a real source, so the input is learnt from its start. */
+const REPLAY_START = 'replay-start/0';
+
+/** Writes the starting state into the (empty) target: everything but the archive's applied offsets. */
+async function writeStart(
+  store: MaskStore,
+  start: StoreArchive,
+  model: { readonly arch: Architecture; readonly seed: number },
+): Promise<void> {
+  await writeStoreArchive(
+    store,
+    { ...start, applied: { [REPLAY_START]: '0' } },
+    { target: 'the replay store', arch: model.arch, seed: model.seed, leaseMs: 60_000 },
+  );
 }
 
 /** A source at most `rate` records per second (chunk by chunk), reporting each chunk once it was handled. */
