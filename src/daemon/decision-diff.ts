@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { errorMessage, SupsupError } from '../errors.js';
 import type { BatchDecision } from '../records.js';
+import { decisionSchema } from './decision-log.js';
 
 export interface Divergence {
   readonly first: string;
@@ -52,21 +53,9 @@ function parseEntry(line: string, where: string): BatchDecision {
   } catch {
     throw new SupsupError('E_BAD_ARGUMENT', `${where} is not JSON`);
   }
-  if (!isDecision(entry)) throw new SupsupError('E_BAD_ARGUMENT', `${where} is not a decision-log entry`);
-  return entry;
-}
-
-function isDecision(value: unknown): value is BatchDecision {
-  if (typeof value !== 'object' || value === null) return false;
-  const entry = value as Record<string, unknown>;
-  return (
-    typeof entry.first === 'string' &&
-    typeof entry.last === 'string' &&
-    typeof entry.partition === 'string' &&
-    Array.isArray(entry.tasks) &&
-    Array.isArray(entry.allocated) &&
-    (entry.split === null || typeof entry.split === 'number')
-  );
+  const parsed = decisionSchema.safeParse(entry);
+  if (!parsed.success) throw new SupsupError('E_BAD_ARGUMENT', `${where} is not a decision-log entry`);
+  return parsed.data as BatchDecision;
 }
 
 /** Every batch where the two logs differ, in offset order. */

@@ -4,6 +4,7 @@
  * like the events) and written to the sink's decision stream. No clock: the same records and configuration give
  * the same log byte for byte.
  */
+import { z } from 'zod';
 import type { BatchOutcome } from '../discovery/learner.js';
 import type { BatchDecision, InputRecord } from '../records.js';
 
@@ -50,3 +51,25 @@ export function decisionOf(
 function round4(value: number): number {
   return Number.isFinite(value) ? Number(value.toPrecision(4)) : value;
 }
+
+const pair = z.tuple([z.number().int().min(0), z.number().int().min(0)]);
+/** A decision-log entry as read back (the registry's last commit, a recorded log): exactly a BatchDecision. */
+export const decisionSchema = z
+  .object({
+    seq: z.number().int().min(1),
+    partition: z.string(),
+    first: z.string(),
+    last: z.string(),
+    rows: z.number().int().min(0),
+    labelled: z.number().int().min(0),
+    tasks: z.array(pair),
+    allocated: z.array(z.number().int().min(0)),
+    versions: z.array(pair),
+    split: z.number().int().min(0).nullable(),
+    decision: z.enum(['route', 'allocate']),
+    reason: z.string(),
+    checked: z.boolean(),
+    candidates: z.array(z.tuple([z.number().int().min(0), z.number().nullable(), z.number().nullable()])),
+    cutShort: z.literal(true).optional(),
+  })
+  .strict();

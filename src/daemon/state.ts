@@ -17,6 +17,7 @@ import {
 } from '../model/training/training-state.js';
 import type { BatchDecision, DaemonEvent } from '../records.js';
 import type { Commit, LoadedState, MaskStore, MaskWrite, Registry, TaskMeta } from '../store/types.js';
+import { decisionSchema } from './decision-log.js';
 
 /** Everything the learner needs to resume, read back from a store. */
 export interface RestoredState {
@@ -65,26 +66,6 @@ const eventSchema = z.discriminatedUnion('type', [
     time: z.string(),
   }),
 ]);
-const pair = z.tuple([z.number().int().min(0), z.number().int().min(0)]);
-const decisionSchema = z
-  .object({
-    seq: z.number().int().min(1),
-    partition: z.string(),
-    first: z.string(),
-    last: z.string(),
-    rows: z.number().int().min(0),
-    labelled: z.number().int().min(0),
-    tasks: z.array(pair),
-    allocated: z.array(z.number().int().min(0)),
-    versions: z.array(pair),
-    split: z.number().int().min(0).nullable(),
-    decision: z.enum(['route', 'allocate']),
-    reason: z.string(),
-    checked: z.boolean(),
-    candidates: z.array(z.tuple([z.number().int().min(0), z.number().nullable(), z.number().nullable()])),
-    cutShort: z.literal(true).optional(),
-  })
-  .strict();
 const snapshotSchema = z
   .object({ outbox: z.array(eventSchema), decisions: z.array(decisionSchema).optional() })
   .loose();
