@@ -7,7 +7,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type StoreArchive, writeStoreArchive } from '../archive/index.js';
+import { type StoreArchive, TOOLS_PARTITION, writeStoreArchive } from '../archive/index.js';
 import { SupsupError } from '../errors.js';
 import type { Architecture } from '../model/network/arch.js';
 import { openStore } from '../store/index.js';
@@ -103,9 +103,6 @@ async function ensureEmpty(store: MaskStore, required: boolean): Promise<void> {
   }
 }
 
-/** The applied offset the starting state is written with: none of a real source, so the input is learnt from its start. */
-const REPLAY_START = 'replay-start/0';
-
 /** Writes the starting state into the (empty) target: everything but the archive's applied offsets. */
 async function writeStart(
   store: MaskStore,
@@ -114,7 +111,8 @@ async function writeStart(
 ): Promise<void> {
   await writeStoreArchive(
     store,
-    { ...start, applied: { [REPLAY_START]: '0' } },
+    // Under the tools' partition key, not a source's: the replay learns its input from the first record.
+    { ...start, applied: { [TOOLS_PARTITION]: '0' } },
     { target: 'the replay store', arch: model.arch, seed: model.seed, leaseMs: 60_000 },
   );
 }
