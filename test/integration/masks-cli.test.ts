@@ -28,6 +28,11 @@ const sourceDir = path.join(root, 'source');
 const archiveFile = path.join(root, 'all.ssma');
 const namespace = uniquePrefix('masks').slice(0, 60);
 const sharedRedisUp = await ping(SHARED_REDIS.port);
+if (!sharedRedisUp && process.env.CI === 'true') {
+  throw new Error(
+    `the shared Redis on ${SHARED_REDIS.url} does not answer PING; CI=true, so this is a failure`,
+  );
+}
 /** The daemon's inference-only results on the first 1,000 records (all applied), from the source store. */
 let daemonResults: ResultRecord[] = [];
 
